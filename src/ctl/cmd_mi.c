@@ -1,0 +1,109 @@
+/* cmd_mi.c - ensemblectl mi: I(Y; X_S) of a named set over a CSV. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "ensembled/err.h"
+#include "ensembled/mi.h"
+#include "ensembled/select.h"
+
+static const char usage[] =
+    "usage: ensemblectl mi --csv FILE --models a,b,c [--estimator heldout|plugin|miller-madow]\n"
+    "Prints I(Y; X_S) in bits over the rows where every listed model was asked,\n"
+    "and the number of those rows.\n";
+
+/* Resolves a comma-separated list of model names; returns the count or -1. */
+static int parse_models(const ens_data_t *d, const char *list, size_t *out, size_t max)
+{
+    size_t n = 0;
+    char *copy = strdup(list);
+    int rc = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        int j = ens_data_find_model(d, tok);
+        if (j < 0) {
+            ctl_error("--models: unknown model '%s'", tok);
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (out[i] == (size_t)j) {
+                ctl_error("--models: '%s' listed twice", tok);
+                rc = -1;
+            }
+        }
+        if (rc < 0)
+            break;
+        if (n == max) {
+            ctl_error("--models: more than %zu models", max);
+            rc = -1;
+            break;
+        }
+        out[n++] = (size_t)j;
+    }
+    free(copy);
+    if (rc == 0 && n == 0) {
+        ctl_error("--models: no model given");
+        rc = -1;
+    }
+    return rc < 0 ? -1 : (int)n;
+}
+
+int ctl_mi(int argc, char **argv)
+{
+    static const struct option opts[] = {{"csv", required_argument, NULL, 'c'},
+                                         {"models", required_argument, NULL, 'm'},
+                                         {"estimator", required_argument, NULL, 'e'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *csv = NULL, *models = NULL;
+    ens_estimator_t est = ENS_EST_HELDOUT;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            csv = optarg;
+            break;
+        case 'm':
+            models = optarg;
+            break;
+        case 'e':
+            if (ens_estimator_parse(optarg, &est) < 0) {
+                ctl_error("--estimator: unknown estimator '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!csv || !models || optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    ens_data_t *d = ctl_load_csv(csv);
+    if (!d)
+        return 1;
+    size_t set[ENS_SELECT_MAX];
+    int k = parse_models(d, models, set, ENS_SELECT_MAX);
+    int rc = 1;
+    if (k > 0) {
+        double bits = 0;
+        size_t rows = 0;
+        int err = ens_mi(d, set, (size_t)k, est, &bits, &rows);
+        if (err < 0) {
+            ctl_error("%s: %s", csv,
+                      err == ENS_EEMPTY ? "no row has every listed model" : ens_strerror(err));
+        } else {
+            printf("mi_bits %.12f\nrows %zu\nestimator %s\n", bits, rows, ens_estimator_name(est));
+            rc = 0;
+        }
+    }
+    ens_data_destroy(&d);
+    return rc;
+}

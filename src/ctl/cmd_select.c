@@ -1,0 +1,274 @@
+/* cmd_select.c - ensemblectl select: offline selection and held-out scoring
+ * with every strategy, the same library code as the daemon. */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "ensembled/eval.h"
+#include "ensembled/select.h"
+
+static const char usage[] =
+    "usage: ensemblectl select --csv FILE --budget K [--strategy NAME|all]\n"
+    "          [--estimator heldout|plugin|miller-madow] [--min-gain-bits G]\n"
+    "          [--cost-budget C] [--no-prune] [--splits N] [--test-frac F] [--seed S]\n"
+    "          [--json]\n"
+    "Selects an ensemble of at most K models on all rows with each strategy and\n"
+    "prints its models with the cumulative information per step; then scores each\n"
+    "strategy held out: over N random splits (default 20) it selects and fits on\n"
+    "the training rows and measures accuracy on the held-out fraction F (default\n"
+    "0.5), for every combiner and for the one the daemon would publish.\n"
+    "--strategy all (default) runs greedy-mi, top-k, random, caruana, exhaustive\n"
+    "(when the pool is small enough) and greedy-cost (when --cost-budget is given).\n"
+    "The greedy keeps the prefix of its picks whose combiner predicts best held out\n"
+    "on the rows given; --no-prune keeps every pick (the paper's algorithm).\n";
+
+typedef struct {
+    const char *csv;
+    ens_select_opts_t sel;
+    int all;
+    int json;
+    size_t splits;
+    double test_frac;
+} args_t;
+
+typedef struct {
+    ens_strategy_t strategy;
+    int rc;        /* 0 or the ens_select error */
+    char err[256]; /* its message */
+    ens_selection_t sel;
+    ens_eval_t eval;
+} result_t;
+
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    static const struct option opts[] = {{"csv", required_argument, NULL, 'c'},
+                                         {"budget", required_argument, NULL, 'k'},
+                                         {"strategy", required_argument, NULL, 's'},
+                                         {"estimator", required_argument, NULL, 'e'},
+                                         {"min-gain-bits", required_argument, NULL, 'g'},
+                                         {"cost-budget", required_argument, NULL, 'C'},
+                                         {"splits", required_argument, NULL, 'n'},
+                                         {"test-frac", required_argument, NULL, 't'},
+                                         {"seed", required_argument, NULL, 'S'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"no-prune", no_argument, NULL, 'P'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    size_t seed;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            a->csv = optarg;
+            break;
+        case 'k':
+            if (ctl_parse_size("--budget", optarg, 1, ENS_SELECT_MAX, &a->sel.budget) < 0)
+                return 2;
+            break;
+        case 's':
+            a->all = strcmp(optarg, "all") == 0;
+            if (!a->all && ens_strategy_parse(optarg, &a->sel.strategy) < 0) {
+                ctl_error("--strategy: unknown strategy '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 'e':
+            if (ens_estimator_parse(optarg, &a->sel.estimator) < 0) {
+                ctl_error("--estimator: unknown estimator '%s'", optarg);
+                return 2;
+            }
+            break;
+        case 'g':
+            if (ctl_parse_double("--min-gain-bits", optarg, -1e9, 1e9, &a->sel.min_gain_bits) < 0)
+                return 2;
+            break;
+        case 'C':
+            if (ctl_parse_double("--cost-budget", optarg, 1e-9, 1e12, &a->sel.cost_budget) < 0)
+                return 2;
+            break;
+        case 'n':
+            if (ctl_parse_size("--splits", optarg, 0, 10000, &a->splits) < 0)
+                return 2;
+            break;
+        case 't':
+            if (ctl_parse_double("--test-frac", optarg, 0.01, 0.99, &a->test_frac) < 0)
+                return 2;
+            break;
+        case 'S':
+            if (ctl_parse_size("--seed", optarg, 0, SIZE_MAX, &seed) < 0)
+                return 2;
+            a->sel.seed = seed;
+            break;
+        case 'j':
+            a->json = 1;
+            break;
+        case 'P':
+            a->sel.prune = 0;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!a->csv || a->sel.budget == 0 || optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static void run_one(const ens_data_t *d, const args_t *a, result_t *r)
+{
+    ens_select_opts_t o = a->sel;
+    o.strategy = r->strategy;
+    r->rc = ens_select(d, &o, &r->sel, r->err, sizeof(r->err));
+    if (r->rc == 0 && a->splits > 0)
+        r->rc = ens_evaluate(d, &o, a->splits, a->test_frac, o.seed, &r->eval);
+}
+
+static void print_text(const ens_data_t *d, const args_t *a, const result_t *res, size_t n)
+{
+    printf("rows %zu, models %zu, labels %zu, estimator %s, budget %zu\n\n", d->nrows, d->nmodels,
+           d->nlabels, ens_estimator_name(a->sel.estimator), a->sel.budget);
+    for (size_t i = 0; i < n; i++) {
+        const result_t *r = &res[i];
+        printf("%s:", ens_strategy_name(r->strategy));
+        if (r->rc < 0) {
+            printf(" not run: %s\n\n", r->err);
+            continue;
+        }
+        printf(" %zu model%s\n", r->sel.n, r->sel.n == 1 ? "" : "s");
+        for (size_t s = 0; s < r->sel.n; s++)
+            printf("  %zu. %-40s mi %.4f bits  gain %+.4f  rows %zu\n", s + 1,
+                   d->model_names[r->sel.models[s]], r->sel.mi_bits[s], r->sel.gain_bits[s],
+                   r->sel.rows[s]);
+        printf("\n");
+    }
+    if (a->splits == 0)
+        return;
+    printf("held-out accuracy, mean ± sd over %zu splits (%.0f%% of rows held out):\n", a->splits,
+           a->test_frac * 100);
+    printf("%-12s %-15s %-15s %-15s %-15s %-15s %s\n", "strategy", "vote", "weighted", "table",
+           "pattern", "published", "models");
+    for (size_t i = 0; i < n; i++) {
+        const result_t *r = &res[i];
+        if (r->rc < 0)
+            continue;
+        printf("%-12s", ens_strategy_name(r->strategy));
+        for (size_t k = 0; k <= ENS_COMB_COUNT; k++)
+            printf(" %.4f±%.4f  ", r->eval.acc[k].mean, r->eval.acc[k].sd);
+        printf("%.1f\n", r->eval.size.mean);
+    }
+}
+
+static void print_json(const ens_data_t *d, const args_t *a, const result_t *res, size_t n)
+{
+    printf("{\"rows\":%zu,\"models\":%zu,\"labels\":%zu,\"estimator\":\"%s\",\"budget\":%zu,"
+           "\"splits\":%zu,\"test_frac\":%g,\"selections\":[",
+           d->nrows, d->nmodels, d->nlabels, ens_estimator_name(a->sel.estimator), a->sel.budget,
+           a->splits, a->test_frac);
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        const result_t *r = &res[i];
+        if (r->rc < 0)
+            continue;
+        printf("%s{\"strategy\":\"%s\",\"models\":[", first ? "" : ",",
+               ens_strategy_name(r->strategy));
+        first = 0;
+        for (size_t s = 0; s < r->sel.n; s++) {
+            printf("%s", s ? "," : "");
+            ctl_json_string(stdout, d->model_names[r->sel.models[s]]);
+        }
+        printf("],\"mi_bits\":[");
+        for (size_t s = 0; s < r->sel.n; s++)
+            printf("%s%.12g", s ? "," : "", r->sel.mi_bits[s]);
+        printf("],\"rows\":[");
+        for (size_t s = 0; s < r->sel.n; s++)
+            printf("%s%zu", s ? "," : "", r->sel.rows[s]);
+        printf("]}");
+    }
+    printf("],\"errors\":[");
+    first = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (res[i].rc >= 0)
+            continue;
+        printf("%s{\"strategy\":\"%s\",\"error\":", first ? "" : ",",
+               ens_strategy_name(res[i].strategy));
+        ctl_json_string(stdout, res[i].err);
+        printf("}");
+        first = 0;
+    }
+    printf("],\"evaluation\":[");
+    first = 1;
+    for (size_t i = 0; i < n && a->splits > 0; i++) {
+        const result_t *r = &res[i];
+        if (r->rc < 0)
+            continue;
+        for (size_t k = 0; k <= ENS_COMB_COUNT; k++) {
+            printf("%s{\"strategy\":\"%s\",\"budget\":%zu,\"combiner\":\"%s\","
+                   "\"accuracy_mean\":%.6f,\"accuracy_sd\":%.6f,\"models_mean\":%.3f}",
+                   first ? "" : ",", ens_strategy_name(r->strategy), a->sel.budget,
+                   k == ENS_COMB_COUNT ? "published" : ens_comb_name(k), r->eval.acc[k].mean,
+                   r->eval.acc[k].sd, r->eval.size.mean);
+            first = 0;
+        }
+    }
+    printf("]}\n");
+}
+
+int ctl_select(int argc, char **argv)
+{
+    args_t a = {.all = 1, .splits = 20, .test_frac = 0.5};
+    ens_select_opts_default(&a.sel);
+    a.sel.budget = 0;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+
+    ens_data_t *d = ctl_load_csv(a.csv);
+    if (!d)
+        return 1;
+    if (a.sel.budget > d->nmodels) {
+        ctl_error("--budget %zu is larger than the %zu models of %s", a.sel.budget, d->nmodels,
+                  a.csv);
+        ens_data_destroy(&d);
+        return 2;
+    }
+
+    result_t *res = calloc(ENS_STRAT_COUNT, sizeof(*res));
+    size_t n = 0;
+    if (a.all) {
+        static const ens_strategy_t order[] = {ENS_STRAT_GREEDY_MI,  ENS_STRAT_TOPK,
+                                               ENS_STRAT_RANDOM,     ENS_STRAT_CARUANA,
+                                               ENS_STRAT_EXHAUSTIVE, ENS_STRAT_GREEDY_COST};
+        for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+            if (order[i] != ENS_STRAT_GREEDY_COST || a.sel.cost_budget > 0)
+                res[n++].strategy = order[i];
+    } else {
+        res[n++].strategy = a.sel.strategy;
+    }
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        run_one(d, &a, &res[i]);
+        /* A strategy asked for by name must run; under "all", a refused one
+         * (exhaustive on a large pool) is reported and skipped. */
+        if (res[i].rc < 0 && !a.all) {
+            ctl_error("%s", res[i].err);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        if (a.json)
+            print_json(d, &a, res, n);
+        else
+            print_text(d, &a, res, n);
+    }
+    free(res);
+    ens_data_destroy(&d);
+    return rc;
+}

@@ -1,0 +1,30 @@
+/* ctl.h - ensemblectl: subcommands and the helpers they share. */
+#ifndef ENSEMBLECTL_CTL_H
+#define ENSEMBLECTL_CTL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "ensembled/data.h"
+
+/* Each subcommand takes argv after the subcommand name (argv[0] is the
+ * subcommand) and returns the process exit code. */
+int ctl_mi(int argc, char **argv);
+int ctl_select(int argc, char **argv);
+int ctl_simulate(int argc, char **argv);
+
+/* Prints "ensemblectl: <message>" on stderr. */
+void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Loads a wide CSV; prints one error line and returns NULL on failure. */
+ens_data_t *ctl_load_csv(const char *path);
+
+/* Parses a non-negative integer / a double in [lo, hi]; 0 or -1 (error
+ * printed, naming the option). */
+int ctl_parse_size(const char *opt, const char *s, size_t lo, size_t hi, size_t *out);
+int ctl_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+
+/* Writes s as a JSON string literal. */
+void ctl_json_string(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,45 @@
+/* main.c - ensemblectl: the operator's client and offline toolbox. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static const char usage[] =
+    "usage: ensemblectl COMMAND [OPTIONS]\n"
+    "\n"
+    "Offline commands over wide CSV files (item,label,<model_1>,...,<model_M>;\n"
+    "an empty cell: the model was not asked; '?': it abstained):\n"
+    "  mi        --csv FILE --models a,b,c [--estimator heldout|plugin|miller-madow]\n"
+    "            print I(Y; X_S) in bits and the rows used\n"
+    "  select    --csv FILE --budget K [--strategy NAME|all] [--estimator E]\n"
+    "            [--min-gain-bits G] [--cost-budget C] [--no-prune] [--splits N]\n"
+    "            [--test-frac F]\n"
+    "            [--seed S] [--json]\n"
+    "            select an ensemble with each strategy and score it held out\n"
+    "  simulate  --families name:count:acc:rho,... --rows N [--classes C]\n"
+    "            [--global-rho G] [--seed S] --csv OUT\n"
+    "            write a synthetic fleet with correlated families\n"
+    "\n"
+    "Strategies: greedy-mi (default), greedy-cost, top-k, random, caruana, exhaustive.\n"
+    "Run 'ensemblectl COMMAND --help' for the options of one command.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        puts("ensemblectl 0.1.0");
+        return 0;
+    }
+    if (strcmp(argv[1], "mi") == 0)
+        return ctl_mi(argc - 1, argv + 1);
+    if (strcmp(argv[1], "select") == 0)
+        return ctl_select(argc - 1, argv + 1);
+    if (strcmp(argv[1], "simulate") == 0)
+        return ctl_simulate(argc - 1, argv + 1);
+    ctl_error("unknown command '%s' (try --help)", argv[1]);
+    return 2;
+}

@@ -1,0 +1,105 @@
+/* util.c - helpers shared by the ensemblectl subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "ensembled/csv.h"
+#include "ensembled/xalloc.h"
+
+void ctl_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ensemblectl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Reads a whole file; NULL with errno set on failure. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = ens_xmalloc(cap);
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            buf = ens_xreallocarray(buf, cap, 1);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+ens_data_t *ctl_load_csv(const char *path)
+{
+    size_t len = 0;
+    char *buf = read_file(path, &len);
+    if (!buf) {
+        ctl_error("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char err[512];
+    ens_data_t *d = NULL;
+    if (ens_csv_parse(buf, len, &d, err, sizeof(err)) < 0)
+        ctl_error("%s: %s", path, err);
+    free(buf);
+    return d;
+}
+
+int ctl_parse_size(const char *opt, const char *s, size_t lo, size_t hi, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) {
+        ctl_error("%s: '%s' is not an integer in %zu..%zu", opt, s, lo, hi);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+int ctl_parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        ctl_error("%s: '%s' is not a number in [%g, %g]", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void ctl_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}

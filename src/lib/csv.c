@@ -1,0 +1,259 @@
+/* csv.c - parser of the wide prediction CSV (see csv.h).
+ *
+ * Fields are split on commas; a field may be double-quoted (with "" for a
+ * quote) so that names holding commas survive. Lines end in LF or CRLF. Blank
+ * lines are skipped. Every row must have exactly as many fields as the header.
+ */
+#include "ensembled/csv.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ensembled/dict.h"
+#include "ensembled/err.h"
+#include "ensembled/xalloc.h"
+
+typedef struct {
+    const char *p;   /* next byte */
+    const char *end; /* one past the last byte */
+    size_t line;     /* 1-based line of p */
+} cursor_t;
+
+typedef struct {
+    char *buf;  /* unquoted bytes of the current field */
+    size_t len; /* bytes in buf */
+    size_t cap; /* allocated bytes */
+} field_t;
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static void field_put(field_t *f, char c)
+{
+    if (f->len + 1 >= f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 64;
+        f->buf = ens_xreallocarray(f->buf, f->cap, 1);
+    }
+    f->buf[f->len++] = c;
+    f->buf[f->len] = '\0';
+}
+
+/* Reads one field into f. Returns 1 if a comma follows, 0 at end of line or
+ * input, ENS_EPARSE on an unterminated quote. */
+static int next_field(cursor_t *c, field_t *f)
+{
+    f->len = 0;
+    if (f->buf)
+        f->buf[0] = '\0';
+    if (c->p < c->end && *c->p == '"') {
+        c->p++;
+        for (;;) {
+            if (c->p >= c->end)
+                return ENS_EPARSE;
+            if (*c->p == '"') {
+                if (c->p + 1 < c->end && c->p[1] == '"') {
+                    field_put(f, '"');
+                    c->p += 2;
+                    continue;
+                }
+                c->p++;
+                break;
+            }
+            if (*c->p == '\n')
+                return ENS_EPARSE;
+            field_put(f, *c->p++);
+        }
+    } else {
+        while (c->p < c->end && *c->p != ',' && *c->p != '\n' && *c->p != '\r')
+            field_put(f, *c->p++);
+    }
+    if (c->p < c->end && *c->p == ',') {
+        c->p++;
+        return 1;
+    }
+    if (c->p < c->end && *c->p == '\r')
+        c->p++;
+    if (c->p < c->end && *c->p == '\n') {
+        c->p++;
+        c->line++;
+        return 0;
+    }
+    if (c->p < c->end)
+        return ENS_EPARSE; /* bytes after a closing quote */
+    return 0;
+}
+
+static void skip_blank_lines(cursor_t *c)
+{
+    while (c->p < c->end && (*c->p == '\n' || *c->p == '\r')) {
+        if (*c->p == '\n')
+            c->line++;
+        c->p++;
+    }
+}
+
+static size_t count_lines(const char *buf, size_t len)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += buf[i] == '\n';
+    return n;
+}
+
+/* Parses the header: item,label,<models...>. Fills names (owned) and *m. */
+static int parse_header(cursor_t *c, field_t *f, char ***names, size_t *m, char *err, size_t errlen)
+{
+    size_t col = 0, cap = 0;
+    int more;
+    ens_dict_t *seen = ens_dict_new(ENS_MAX_MODELS, ENS_MAX_NAME);
+    int rc = 0;
+    /* next_field moves past the newline ending the header; report line 1-based
+     * as it was when the header started. */
+    size_t line = c->line;
+    do {
+        more = next_field(c, f);
+        if (more < 0) {
+            rc = fail(err, errlen, ENS_EPARSE, "line %zu: unterminated quote in header", line);
+            break;
+        }
+        if (col >= 2) {
+            size_t j = col - 2;
+            int id = ens_dict_intern(seen, f->buf ? f->buf : "", f->len);
+            if (id == ENS_EFULL || id == ENS_ETOOLONG || id == ENS_EINVAL) {
+                rc = fail(err, errlen, id == ENS_EFULL ? ENS_EFULL : ENS_EPARSE,
+                          "line %zu: model column %zu: %s", line, j + 1,
+                          id == ENS_EFULL    ? "more than 1024 models"
+                          : id == ENS_EINVAL ? "empty model name"
+                                             : "model name longer than 256 bytes");
+                break;
+            }
+            if ((size_t)id != j) {
+                rc = fail(err, errlen, ENS_EDUP, "line %zu: duplicate model name '%s'", line,
+                          f->buf);
+                break;
+            }
+            if (j >= cap) {
+                cap = cap ? cap * 2 : 32;
+                *names = ens_xreallocarray(*names, cap, sizeof(char *));
+            }
+            (*names)[j] = ens_xstrndup(f->buf, f->len);
+            *m = j + 1;
+        }
+        col++;
+    } while (more == 1);
+    ens_dict_destroy(&seen);
+    if (rc == 0 && *m == 0)
+        rc = fail(err, errlen, ENS_EPARSE,
+                  "line 1: header must be item,label,<model_1>,...,<model_M> with M >= 1");
+    return rc;
+}
+
+/* Interns a cell into the label alphabet; returns its id or an error. */
+static int cell_symbol(ens_dict_t *labels, const field_t *f, int is_truth)
+{
+    if (f->len == 0)
+        return is_truth ? ENS_EINVAL : ENS_SYM_MISSING;
+    if (f->len == 1 && f->buf[0] == '?')
+        return is_truth ? ENS_EINVAL : ENS_SYM_ABSTAIN;
+    return ens_dict_intern(labels, f->buf, f->len);
+}
+
+static const char *symbol_error(int code, int is_truth)
+{
+    if (code == ENS_EFULL)
+        return "more than 254 distinct labels";
+    if (code == ENS_ETOOLONG)
+        return "label longer than 256 bytes";
+    return is_truth ? "the true label is empty or '?'" : "bad label";
+}
+
+int ens_csv_parse(const char *buf, size_t len, ens_data_t **out, char *err, size_t errlen)
+{
+    cursor_t c = {buf, buf + len, 1};
+    field_t f = {0};
+    char **names = NULL;
+    size_t m = 0, n = 0;
+    *out = NULL;
+
+    skip_blank_lines(&c);
+    if (c.p >= c.end)
+        return fail(err, errlen, ENS_EEMPTY, "empty file: no header");
+    int rc = parse_header(&c, &f, &names, &m, err, errlen);
+
+    size_t maxrows = count_lines(buf, len);
+    uint8_t *y = ens_xmalloc(maxrows);
+    uint8_t *x = rc == 0 ? ens_xmalloc(maxrows * m) : NULL;
+    ens_dict_t *labels = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME);
+
+    while (rc == 0) {
+        skip_blank_lines(&c);
+        if (c.p >= c.end)
+            break;
+        size_t line = c.line, col = 0;
+        int more;
+        do {
+            more = next_field(&c, &f);
+            if (more < 0) {
+                rc = fail(err, errlen, ENS_EPARSE, "line %zu: malformed quoted field", line);
+                break;
+            }
+            if (col >= 2 + m) {
+                col++;
+                continue;
+            }
+            if (col >= 1) {
+                int sym = cell_symbol(labels, &f, col == 1);
+                if (sym < 0) {
+                    rc = fail(err, errlen, sym == ENS_EFULL ? ENS_EFULL : ENS_EPARSE,
+                              "line %zu: column %zu: %s", line, col + 1,
+                              symbol_error(sym, col == 1));
+                    break;
+                }
+                if (col == 1)
+                    y[n] = (uint8_t)sym;
+                else
+                    x[(col - 2) * maxrows + n] = (uint8_t)sym;
+            }
+            col++;
+        } while (more == 1);
+        if (rc == 0 && col != 2 + m)
+            rc = fail(err, errlen, ENS_EPARSE, "line %zu: %zu fields, the header has %zu", line,
+                      col, 2 + m);
+        n++;
+    }
+    if (rc == 0 && n == 0)
+        rc = fail(err, errlen, ENS_EEMPTY, "no data rows");
+
+    if (rc == 0) {
+        ens_data_t *d = ens_data_new(n, m, ens_dict_count(labels));
+        memcpy(d->y, y, n);
+        for (size_t j = 0; j < m; j++) {
+            memcpy(d->x + j * n, x + j * maxrows, n);
+            ens_data_set_model_name(d, j, names[j]);
+        }
+        for (size_t l = 0; l < d->nlabels; l++)
+            ens_data_set_label_name(d, l, ens_dict_name(labels, (int)l));
+        *out = d;
+    }
+    for (size_t j = 0; j < m; j++)
+        free(names[j]);
+    free(names);
+    free(f.buf);
+    free(x);
+    free(y);
+    ens_dict_destroy(&labels);
+    return rc;
+}

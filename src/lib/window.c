@@ -1,0 +1,268 @@
+/* window.c - the live sliding window (see window.h).
+ *
+ * Storage: columns of `capacity` bytes, one per model slot, used as a ring:
+ * the oldest row sits at `head`, row i at (head + i) % capacity. Column j is
+ * allocated only when model j is first interned; until then every row of it
+ * reads ENS_SYM_MISSING.
+ *
+ * Counts: per model a table counts[x][y] of (ENS_MAX_LABELS + 1) x
+ * ENS_MAX_LABELS cells would be 256 KB; tables are allocated for the current
+ * label capacity instead and regrown (doubling) as labels appear. Row x ==
+ * label_cap of the table counts abstentions.
+ */
+#include "ensembled/window.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ensembled/dict.h"
+#include "ensembled/err.h"
+#include "ensembled/xalloc.h"
+
+struct ens_window_s {
+    size_t capacity;    /* ring size in rows */
+    size_t max_models;  /* model slots */
+    size_t head;        /* ring index of the oldest row */
+    size_t rows;        /* rows present */
+    uint8_t *y;         /* capacity true labels */
+    double *ts;         /* capacity row times */
+    uint8_t **cols;     /* max_models columns of capacity bytes (NULL until used) */
+    uint32_t **counts;  /* max_models tables of (label_cap + 1) x label_cap */
+    uint32_t *present;  /* max_models: rows in which the model was asked */
+    size_t label_cap;   /* labels the count tables can index */
+    ens_dict_t *models; /* model names -> ids */
+    ens_dict_t *labels; /* label names -> ids */
+};
+
+ens_window_t *ens_window_new(size_t capacity, size_t max_models)
+{
+    if (capacity == 0 || max_models == 0 || max_models > ENS_MAX_MODELS)
+        return NULL;
+    ens_window_t *w = ens_xcalloc(1, sizeof(*w));
+    w->capacity = capacity;
+    w->max_models = max_models;
+    w->y = ens_xcalloc(capacity, 1);
+    w->ts = ens_xcalloc(capacity, sizeof(double));
+    w->cols = ens_xcalloc(max_models, sizeof(uint8_t *));
+    w->counts = ens_xcalloc(max_models, sizeof(uint32_t *));
+    w->present = ens_xcalloc(max_models, sizeof(uint32_t));
+    w->label_cap = 4;
+    w->models = ens_dict_new(max_models, ENS_MAX_NAME);
+    w->labels = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME);
+    return w;
+}
+
+void ens_window_destroy(ens_window_t **wp)
+{
+    if (!wp || !*wp)
+        return;
+    ens_window_t *w = *wp;
+    for (size_t j = 0; j < w->max_models; j++) {
+        free(w->cols[j]);
+        free(w->counts[j]);
+    }
+    free(w->cols);
+    free(w->counts);
+    free(w->present);
+    free(w->y);
+    free(w->ts);
+    ens_dict_destroy(&w->models);
+    ens_dict_destroy(&w->labels);
+    free(w);
+    *wp = NULL;
+}
+
+static size_t table_cells(size_t label_cap)
+{
+    return (label_cap + 1) * label_cap;
+}
+
+/* Index of (x, y) in a count table; abstentions use the last row. */
+static size_t cell(const ens_window_t *w, uint8_t x, uint8_t y)
+{
+    size_t xi = x == ENS_SYM_ABSTAIN ? w->label_cap : x;
+    return xi * w->label_cap + y;
+}
+
+int ens_window_model(ens_window_t *w, const char *name, size_t len)
+{
+    int id = ens_dict_intern(w->models, name, len);
+    if (id >= 0 && !w->cols[id]) {
+        w->cols[id] = ens_xmalloc(w->capacity);
+        memset(w->cols[id], ENS_SYM_MISSING, w->capacity);
+        w->counts[id] = ens_xcalloc(table_cells(w->label_cap), sizeof(uint32_t));
+    }
+    return id;
+}
+
+/* Regrows every count table so that label ids < cap can be indexed. */
+static void grow_tables(ens_window_t *w, size_t cap)
+{
+    size_t old = w->label_cap;
+    for (size_t j = 0; j < w->max_models; j++) {
+        if (!w->counts[j])
+            continue;
+        uint32_t *t = ens_xcalloc(table_cells(cap), sizeof(uint32_t));
+        for (size_t x = 0; x <= old; x++) {
+            size_t nx = x == old ? cap : x;
+            memcpy(t + nx * cap, w->counts[j] + x * old, old * sizeof(uint32_t));
+        }
+        free(w->counts[j]);
+        w->counts[j] = t;
+    }
+    w->label_cap = cap;
+}
+
+int ens_window_label(ens_window_t *w, const char *name, size_t len)
+{
+    if (len == 1 && name[0] == '?')
+        return ENS_SYM_ABSTAIN;
+    int id = ens_dict_intern(w->labels, name, len);
+    if (id >= 0 && (size_t)id >= w->label_cap) {
+        size_t cap = w->label_cap;
+        while (cap <= (size_t)id)
+            cap *= 2;
+        grow_tables(w, cap < ENS_MAX_LABELS ? cap : ENS_MAX_LABELS);
+    }
+    return id;
+}
+
+static int known_symbol(const ens_window_t *w, uint8_t s)
+{
+    return s == ENS_SYM_MISSING || s == ENS_SYM_ABSTAIN || s < ens_dict_count(w->labels);
+}
+
+/* Removes the oldest row from the counts and the ring. */
+static void expire_one(ens_window_t *w)
+{
+    size_t at = w->head;
+    uint8_t y = w->y[at];
+    size_t nm = ens_dict_count(w->models);
+    for (size_t j = 0; j < nm; j++) {
+        uint8_t x = w->cols[j][at];
+        if (x == ENS_SYM_MISSING)
+            continue;
+        w->counts[j][cell(w, x, y)]--;
+        w->present[j]--;
+        w->cols[j][at] = ENS_SYM_MISSING;
+    }
+    w->head = (w->head + 1) % w->capacity;
+    w->rows--;
+}
+
+int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, double ts)
+{
+    size_t nm = ens_dict_count(w->models);
+    if (y >= ens_dict_count(w->labels) || nx > nm)
+        return ENS_EINVAL;
+    for (size_t j = 0; j < nx; j++)
+        if (!known_symbol(w, x[j]))
+            return ENS_EINVAL;
+    if (w->rows == w->capacity)
+        expire_one(w);
+    size_t at = (w->head + w->rows) % w->capacity;
+    w->y[at] = y;
+    w->ts[at] = ts;
+    for (size_t j = 0; j < nm; j++) {
+        uint8_t v = j < nx ? x[j] : ENS_SYM_MISSING;
+        w->cols[j][at] = v;
+        if (v == ENS_SYM_MISSING)
+            continue;
+        w->counts[j][cell(w, v, y)]++;
+        w->present[j]++;
+    }
+    w->rows++;
+    return 0;
+}
+
+void ens_window_expire(ens_window_t *w, size_t n)
+{
+    while (n-- > 0 && w->rows > 0)
+        expire_one(w);
+}
+
+size_t ens_window_expire_before(ens_window_t *w, double ts_min)
+{
+    size_t n = 0;
+    while (w->rows > 0 && w->ts[w->head] < ts_min) {
+        expire_one(w);
+        n++;
+    }
+    return n;
+}
+
+size_t ens_window_rows(const ens_window_t *w)
+{
+    return w->rows;
+}
+
+size_t ens_window_capacity(const ens_window_t *w)
+{
+    return w->capacity;
+}
+
+size_t ens_window_models(const ens_window_t *w)
+{
+    return ens_dict_count(w->models);
+}
+
+size_t ens_window_labels(const ens_window_t *w)
+{
+    return ens_dict_count(w->labels);
+}
+
+const char *ens_window_model_name(const ens_window_t *w, int id)
+{
+    return ens_dict_name(w->models, id);
+}
+
+const char *ens_window_label_name(const ens_window_t *w, int id)
+{
+    return ens_dict_name(w->labels, id);
+}
+
+uint8_t ens_window_x(const ens_window_t *w, size_t i, size_t j)
+{
+    return w->cols[j][(w->head + i) % w->capacity];
+}
+
+uint8_t ens_window_y(const ens_window_t *w, size_t i)
+{
+    return w->y[(w->head + i) % w->capacity];
+}
+
+uint32_t ens_window_count(const ens_window_t *w, size_t j, uint8_t x, uint8_t y)
+{
+    if (j >= ens_dict_count(w->models) || y >= ens_dict_count(w->labels))
+        return 0;
+    if (x != ENS_SYM_ABSTAIN && x >= ens_dict_count(w->labels))
+        return 0;
+    return w->counts[j][cell(w, x, y)];
+}
+
+uint32_t ens_window_present(const ens_window_t *w, size_t j)
+{
+    return j < ens_dict_count(w->models) ? w->present[j] : 0;
+}
+
+/* Copies ring positions [from, from + n) of src into dst[0..n). */
+static void copy_ring(uint8_t *dst, const uint8_t *src, size_t cap, size_t from, size_t n)
+{
+    size_t first = cap - from < n ? cap - from : n;
+    memcpy(dst, src + from, first);
+    memcpy(dst + first, src, n - first);
+}
+
+ens_data_t *ens_window_snapshot(const ens_window_t *w)
+{
+    size_t nm = ens_dict_count(w->models), nl = ens_dict_count(w->labels);
+    ens_data_t *d = ens_data_new(w->rows, nm, nl);
+    copy_ring(d->y, w->y, w->capacity, w->head, w->rows);
+    for (size_t j = 0; j < nm; j++) {
+        copy_ring(d->x + j * w->rows, w->cols[j], w->capacity, w->head, w->rows);
+        ens_data_set_model_name(d, j, ens_dict_name(w->models, (int)j));
+    }
+    for (size_t l = 0; l < nl; l++)
+        ens_data_set_label_name(d, l, ens_dict_name(w->labels, (int)l));
+    return d;
+}

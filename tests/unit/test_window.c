@@ -1,0 +1,307 @@
+/* test_window.c - the sliding window against a shadow model: a plain array
+ * of the rows pushed, expired oldest-first. Every count, presence figure,
+ * row and snapshot is compared with recounts from that shadow. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ensembled/data.h"
+#include "ensembled/err.h"
+#include "ensembled/window.h"
+#include "testutil.h"
+
+#define MAXM 8
+#define MAXL 6
+
+typedef struct {
+    uint8_t y;
+    uint8_t x[MAXM]; /* MISSING beyond the models pushed */
+    double ts;
+} srow_t;
+
+typedef struct {
+    srow_t *rows; /* oldest first */
+    size_t n;
+    size_t cap; /* window capacity */
+} shadow_t;
+
+static void shadow_push(shadow_t *s, const srow_t *r)
+{
+    if (s->n == s->cap) {
+        memmove(s->rows, s->rows + 1, (s->n - 1) * sizeof(srow_t));
+        s->n--;
+    }
+    s->rows[s->n++] = *r;
+}
+
+static void shadow_expire(shadow_t *s, size_t k)
+{
+    if (k > s->n)
+        k = s->n;
+    memmove(s->rows, s->rows + k, (s->n - k) * sizeof(srow_t));
+    s->n -= k;
+}
+
+static size_t sym_slot(uint8_t x)
+{
+    return x == ENS_SYM_ABSTAIN ? MAXL : x;
+}
+
+/* Compares every observable of w with the shadow. */
+static void check_window(const ens_window_t *w, const shadow_t *s, size_t nm, size_t nl)
+{
+    assert_int_equal(ens_window_rows(w), s->n);
+    assert_int_equal(ens_window_models(w), nm);
+    assert_int_equal(ens_window_labels(w), nl);
+    for (size_t i = 0; i < s->n; i++) {
+        assert_int_equal(ens_window_y(w, i), s->rows[i].y);
+        for (size_t j = 0; j < nm; j++)
+            assert_int_equal(ens_window_x(w, i, j), s->rows[i].x[j]);
+    }
+    for (size_t j = 0; j < nm; j++) {
+        uint32_t from_w[MAXL + 1][MAXL] = {{0}}, from_s[MAXL + 1][MAXL] = {{0}};
+        uint32_t pres_w = 0, pres_s = 0;
+        for (size_t i = 0; i < s->n; i++) {
+            uint8_t xw = ens_window_x(w, i, j), yw = ens_window_y(w, i);
+            if (xw != ENS_SYM_MISSING) {
+                from_w[sym_slot(xw)][yw]++;
+                pres_w++;
+            }
+            uint8_t xs = s->rows[i].x[j];
+            if (xs != ENS_SYM_MISSING) {
+                from_s[sym_slot(xs)][s->rows[i].y]++;
+                pres_s++;
+            }
+        }
+        assert_int_equal(ens_window_present(w, j), pres_w);
+        assert_int_equal(ens_window_present(w, j), pres_s);
+        for (size_t y = 0; y < nl; y++) {
+            for (size_t x = 0; x < nl; x++) {
+                assert_int_equal(ens_window_count(w, j, (uint8_t)x, (uint8_t)y), from_w[x][y]);
+                assert_int_equal(ens_window_count(w, j, (uint8_t)x, (uint8_t)y), from_s[x][y]);
+            }
+            assert_int_equal(ens_window_count(w, j, ENS_SYM_ABSTAIN, (uint8_t)y), from_s[MAXL][y]);
+        }
+    }
+}
+
+static void check_snapshot(const ens_window_t *w, const shadow_t *s, size_t nm, size_t nl)
+{
+    ens_data_t *d = ens_window_snapshot(w);
+    assert_non_null(d);
+    assert_int_equal(d->nrows, s->n);
+    assert_int_equal(d->nmodels, nm);
+    assert_int_equal(d->nlabels, nl);
+    for (size_t i = 0; i < s->n; i++) {
+        assert_int_equal(d->y[i], s->rows[i].y);
+        for (size_t j = 0; j < nm; j++)
+            assert_int_equal(ens_data_col(d, j)[i], s->rows[i].x[j]);
+    }
+    char buf[32];
+    for (size_t j = 0; j < nm; j++) {
+        snprintf(buf, sizeof(buf), "model-%zu", j);
+        assert_string_equal(d->model_names[j], buf);
+    }
+    for (size_t l = 0; l < nl; l++) {
+        snprintf(buf, sizeof(buf), "label-%zu", l);
+        assert_string_equal(d->label_names[l], buf);
+    }
+    ens_data_destroy(&d);
+}
+
+static int add_model(ens_window_t *w, size_t j)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "model-%zu", j);
+    return ens_window_model(w, buf, strlen(buf));
+}
+
+static int add_label(ens_window_t *w, size_t l)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "label-%zu", l);
+    return ens_window_label(w, buf, strlen(buf));
+}
+
+static void run_random(uint64_t seed, size_t capacity, size_t ops)
+{
+    tu_rng_t r;
+    tu_seed(&r, seed);
+    ens_window_t *w = ens_window_new(capacity, MAXM);
+    assert_non_null(w);
+    assert_int_equal(ens_window_capacity(w), capacity);
+    shadow_t s = {calloc(capacity, sizeof(srow_t)), 0, capacity};
+    size_t nm = 0, nl = 0;
+    assert_int_equal(add_model(w, nm), 0), nm++;
+    assert_int_equal(add_model(w, nm), 1), nm++;
+    assert_int_equal(add_label(w, nl), 0), nl++;
+    assert_int_equal(add_label(w, nl), 1), nl++;
+    double ts = 0;
+    size_t pushes = 0, bad = 0, expired = 0;
+
+    for (size_t op = 1; op <= ops; op++) {
+        size_t u = tu_below(&r, 1000);
+        if (u < 8 && nm < MAXM) {
+            /* A new model: its column reads missing for the rows present. */
+            assert_int_equal(add_model(w, nm), (int)nm);
+            for (size_t i = 0; i < s.n; i++)
+                s.rows[i].x[nm] = ENS_SYM_MISSING;
+            nm++;
+        } else if (u < 14 && nl < MAXL) {
+            assert_int_equal(add_label(w, nl), (int)nl);
+            nl++;
+        } else if (u < 900) {
+            srow_t row;
+            memset(row.x, ENS_SYM_MISSING, sizeof(row.x));
+            row.y = (uint8_t)tu_below(&r, nl);
+            size_t nx = tu_below(&r, nm + 1);
+            for (size_t j = 0; j < nx; j++) {
+                size_t v = tu_below(&r, 10);
+                row.x[j] = v == 0   ? ENS_SYM_ABSTAIN
+                           : v == 1 ? ENS_SYM_MISSING
+                           : v < 5  ? row.y
+                                    : (uint8_t)tu_below(&r, nl);
+            }
+            ts += 1.0;
+            row.ts = ts;
+            assert_int_equal(ens_window_push(w, row.y, row.x, nx, ts), 0);
+            shadow_push(&s, &row);
+            pushes++;
+        } else if (u < 940) {
+            /* A push with an unknown label (as y or as an answer) is refused
+             * and leaves the rows unchanged. */
+            uint8_t x[MAXM];
+            memset(x, 0, sizeof(x));
+            int rc;
+            if (tu_below(&r, 2) == 0) {
+                rc = ens_window_push(w, (uint8_t)nl, x, nm, ts + 1);
+            } else {
+                x[tu_below(&r, nm)] = (uint8_t)(nl + tu_below(&r, 3));
+                rc = ens_window_push(w, 0, x, nm, ts + 1);
+            }
+            assert_int_equal(rc, ENS_EINVAL);
+            bad++;
+            check_window(w, &s, nm, nl);
+        } else if (u < 970) {
+            size_t k = tu_below(&r, capacity / 4 + 2);
+            ens_window_expire(w, k);
+            shadow_expire(&s, k);
+            expired += k;
+        } else {
+            /* Expire everything older than a time inside the window. */
+            double cut = s.n ? s.rows[0].ts + (double)tu_below(&r, s.n + 2) : ts;
+            size_t want = 0;
+            while (want < s.n && s.rows[want].ts < cut)
+                want++;
+            assert_int_equal(ens_window_expire_before(w, cut), want);
+            shadow_expire(&s, want);
+        }
+        if (op % 53 == 0)
+            check_window(w, &s, nm, nl);
+        if (op % 401 == 0)
+            check_snapshot(w, &s, nm, nl);
+    }
+    check_window(w, &s, nm, nl);
+    check_snapshot(w, &s, nm, nl);
+    /* The run must really have wrapped the ring and grown the alphabets. */
+    assert_true(pushes > 3 * capacity);
+    assert_true(bad > 0);
+    if (ops >= 4000) {
+        assert_int_equal(nm, MAXM);
+        assert_int_equal(nl, MAXL);
+    }
+    (void)expired;
+    ens_window_expire(w, SIZE_MAX);
+    assert_int_equal(ens_window_rows(w), 0);
+    for (size_t j = 0; j < nm; j++)
+        assert_int_equal(ens_window_present(w, j), 0);
+    free(s.rows);
+    ens_window_destroy(&w);
+    assert_null(w);
+}
+
+static void test_window_random_vs_shadow(void **state)
+{
+    (void)state;
+    run_random(1, 97, 6000);
+    run_random(2, 16, 4000);
+    run_random(3, 1, 800);
+    run_random(4, 1000, 8000);
+}
+
+static void test_window_ring_wrap_exact(void **state)
+{
+    (void)state;
+    ens_window_t *w = ens_window_new(3, 2);
+    assert_int_equal(ens_window_model(w, "a", 1), 0);
+    assert_int_equal(ens_window_label(w, "Y", 1), 0);
+    assert_int_equal(ens_window_label(w, "N", 1), 1);
+    for (int i = 0; i < 5; i++) {
+        uint8_t x = (uint8_t)(i % 2);
+        assert_int_equal(ens_window_push(w, 0, &x, 1, i), 0);
+    }
+    /* Rows 2, 3, 4 remain: answers 0, 1, 0. */
+    assert_int_equal(ens_window_rows(w), 3);
+    assert_int_equal(ens_window_x(w, 0, 0), 0);
+    assert_int_equal(ens_window_x(w, 1, 0), 1);
+    assert_int_equal(ens_window_x(w, 2, 0), 0);
+    assert_int_equal(ens_window_count(w, 0, 0, 0), 2);
+    assert_int_equal(ens_window_count(w, 0, 1, 0), 1);
+    assert_int_equal(ens_window_present(w, 0), 3);
+    assert_int_equal(ens_window_expire_before(w, 3.5), 2);
+    assert_int_equal(ens_window_rows(w), 1);
+    assert_int_equal(ens_window_count(w, 0, 0, 0), 1);
+    assert_int_equal(ens_window_count(w, 0, 1, 0), 0);
+    assert_int_equal(ens_window_expire_before(w, 3.5), 0);
+    ens_window_destroy(&w);
+}
+
+static void test_window_interning(void **state)
+{
+    (void)state;
+    assert_null(ens_window_new(0, 4));
+    assert_null(ens_window_new(4, 0));
+    assert_null(ens_window_new(4, ENS_MAX_MODELS + 1));
+    ens_window_t *w = ens_window_new(4, 2);
+    assert_int_equal(ens_window_model(w, "a", 1), 0);
+    assert_int_equal(ens_window_model(w, "b", 1), 1);
+    assert_int_equal(ens_window_model(w, "a", 1), 0);
+    assert_int_equal(ens_window_model(w, "c", 1), ENS_EFULL);
+    assert_int_equal(ens_window_model(w, "", 0), ENS_EINVAL);
+    char longname[ENS_MAX_NAME + 2];
+    memset(longname, 'x', sizeof(longname));
+    assert_int_equal(ens_window_model(w, longname, ENS_MAX_NAME + 1), ENS_ETOOLONG);
+    assert_int_equal(ens_window_label(w, "?", 1), ENS_SYM_ABSTAIN);
+    assert_int_equal(ens_window_labels(w), 0);
+    assert_string_equal(ens_window_model_name(w, 1), "b");
+    char buf[16];
+    for (int l = 0; l < ENS_MAX_LABELS; l++) {
+        snprintf(buf, sizeof(buf), "%d", l);
+        assert_int_equal(ens_window_label(w, buf, strlen(buf)), l);
+    }
+    assert_int_equal(ens_window_label(w, "one-more", 8), ENS_EFULL);
+    assert_string_equal(ens_window_label_name(w, 253), "253");
+    /* The largest label id and abstention count correctly. */
+    uint8_t x[2] = {253, ENS_SYM_ABSTAIN};
+    assert_int_equal(ens_window_push(w, 253, x, 2, 0), 0);
+    assert_int_equal(ens_window_count(w, 0, 253, 253), 1);
+    assert_int_equal(ens_window_count(w, 1, ENS_SYM_ABSTAIN, 253), 1);
+    assert_int_equal(ens_window_present(w, 1), 1);
+    ens_window_destroy(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_window_random_vs_shadow),
+        cmocka_unit_test(test_window_ring_wrap_exact),
+        cmocka_unit_test(test_window_interning),
+    };
+    return cmocka_run_group_tests_name("window", tests, NULL, NULL);
+}
