@@ -45,6 +45,7 @@
 #define MAX_W 200000  /* largest W of the series: the master matrix's height */
 #define NFAM 10       /* families in the master matrix */
 #define RUNS 3        /* each timing is the median of this many runs */
+#define FLOOR_RUNS 15 /* the floor takes milliseconds: more runs for a stable median */
 #define TIE_EPS 1e-12 /* scores closer than this are a tie for the naive greedy */
 
 /* ---- timing ----------------------------------------------------------- */
@@ -56,17 +57,16 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static double median3(double a, double b, double c)
+/* Median of t[0..n), sorting t in place (n is small). */
+static double median(double *t, size_t n)
 {
-    if (a > b) {
-        double t = a;
-        a = b;
-        b = t;
-    }
-    /* Now a <= b; the median is b clamped to [a, c] or c itself. */
-    if (c < a)
-        return a;
-    return c < b ? c : b;
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && t[k - 1] > t[k]; k--) {
+            double s = t[k];
+            t[k] = t[k - 1];
+            t[k - 1] = s;
+        }
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 /* ---- data ------------------------------------------------------------- */
@@ -119,7 +119,9 @@ static ens_data_t *make_subset(const ens_data_t *master, size_t w, size_t m)
 /* ---- the library ------------------------------------------------------ */
 
 /* Median time of ens_select (greedy-mi, budget K, every step taken) with
- * estimator est; the selection of the last run goes to *out. */
+ * estimator est; the selection of the last run goes to *out. Pruning is off:
+ * it fits combiners (combine.c), not information, and would cut the K picks
+ * the naive greedy is checked against; time_prune() times it apart. */
 static double time_library(const ens_data_t *d, ens_estimator_t est, ens_selection_t *out)
 {
     ens_select_opts_t o;
@@ -128,6 +130,7 @@ static double time_library(const ens_data_t *d, ens_estimator_t est, ens_selecti
     o.estimator = est;
     o.budget = K;
     o.min_gain_bits = -1e300;
+    o.prune = 0;
     double t[RUNS];
     for (size_t i = 0; i < RUNS; i++) {
         char err[256];
@@ -143,7 +146,30 @@ static double time_library(const ens_data_t *d, ens_estimator_t est, ens_selecti
             exit(1);
         }
     }
-    return median3(t[0], t[1], t[2]);
+    return median(t, RUNS);
+}
+
+/* Median time of the default ens_select (held-out, pruning on) with budget K
+ * and every greedy step taken: the information greedy plus the prune. */
+static double time_prune(const ens_data_t *d)
+{
+    ens_select_opts_t o;
+    ens_select_opts_default(&o);
+    o.budget = K;
+    o.min_gain_bits = -1e300;
+    double t[RUNS];
+    for (size_t i = 0; i < RUNS; i++) {
+        char err[256];
+        ens_selection_t out;
+        double t0 = now_s();
+        int rc = ens_select(d, &o, &out, err, sizeof(err));
+        t[i] = now_s() - t0;
+        if (rc < 0) {
+            fprintf(stderr, "bench/select: ens_select: %s (%s)\n", err, ens_strerror(rc));
+            exit(1);
+        }
+    }
+    return median(t, RUNS);
 }
 
 /* ---- the floor -------------------------------------------------------- */
@@ -200,8 +226,8 @@ static double time_floor(const ens_data_t *d, uint64_t *checksum)
     uint64_t plain = 0;
     for (size_t i = 0; i < d->nmodels * d->nrows; i++)
         plain += d->x[i];
-    double t[RUNS];
-    for (size_t i = 0; i < RUNS; i++) {
+    double t[FLOOR_RUNS];
+    for (size_t i = 0; i < FLOOR_RUNS; i++) {
         double t0 = now_s();
         *checksum = floor_pass(d, K);
         t[i] = now_s() - t0;
@@ -211,7 +237,7 @@ static double time_floor(const ens_data_t *d, uint64_t *checksum)
                 (unsigned long long)*checksum, (unsigned long long)(K * plain));
         exit(1);
     }
-    return median3(t[0], t[1], t[2]);
+    return median(t, FLOOR_RUNS);
 }
 
 /* ---- the naive greedy ------------------------------------------------- */
@@ -330,7 +356,7 @@ static double time_naive(const ens_data_t *d, size_t *models)
         naive_select(d, models);
         t[i] = now_s() - t0;
     }
-    return median3(t[0], t[1], t[2]);
+    return median(t, RUNS);
 }
 
 /* ---- report ----------------------------------------------------------- */
@@ -381,11 +407,13 @@ int main(void)
     uint64_t checksum = 0;
     double t_plug = time_library(d, ENS_EST_PLUGIN, &plug);
     double t_held = time_library(d, ENS_EST_HELDOUT, &held);
+    double t_prune = time_prune(d);
     double t_floor = time_floor(d, &checksum);
     double t_naive = time_naive(d, naive);
 
     printf("library plugin:  %8.4f s   I(Y; X_S) = %.4f bits\n", t_plug, plug.mi_bits[K - 1]);
     printf("library heldout: %8.4f s   I(Y; X_S) = %.4f bits\n", t_held, held.mi_bits[K - 1]);
+    printf("default (heldout + prune, not the kernel): %8.4f s\n", t_prune);
     printf("floor (sum of K*M*W = %.0f bytes): %8.4f s   checksum %llu\n",
            (double)K * BASE_M * BASE_W, t_floor, (unsigned long long)checksum);
     printf("naive (uthash over (x_S, x_j) tuples, plug-in): %8.4f s\n", t_naive);
