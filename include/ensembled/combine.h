@@ -58,6 +58,16 @@ double ens_combiner_train_accuracy(const ens_combiner_t *c);
  * was fitted on) into pred[0..train->nrows). */
 void ens_combiner_loo_predict(const ens_combiner_t *c, const ens_data_t *train, uint8_t *pred);
 
+/* Calls fn once per entry of a decision table (kinds table and pattern; the
+ * votes have none) with its key and the decided outcome: a label id for
+ * `table` (key: the answer tuple), an answer class index for `pattern` (key:
+ * class index per model, or ENS_SYM_ABSTAIN / ENS_SYM_MISSING). Ties go to
+ * the weighted vote's outcome, as in ens_combiner_predict. Entries whose
+ * rows never held the truth in an answer class are left out: the router
+ * falls back to the weighted vote for them, as for unseen keys. */
+typedef void (*ens_combiner_entry_fn)(void *ud, const uint8_t *key, size_t k, unsigned decision);
+void ens_combiner_foreach(const ens_combiner_t *c, ens_combiner_entry_fn fn, void *ud);
+
 /* The vote weight (training accuracy) of the i-th model of the ensemble. */
 double ens_combiner_weight(const ens_combiner_t *c, size_t i);
 

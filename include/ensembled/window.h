@@ -47,6 +47,11 @@ void ens_window_expire(ens_window_t *w, size_t n);
  * stops at the first row not older). Returns the number expired. */
 size_t ens_window_expire_before(ens_window_t *w, double ts_min);
 
+/* Looks a model or label up without adding it: its id or ENS_ENOTFOUND
+ * ("?" finds ENS_SYM_ABSTAIN). */
+int ens_window_find_model(const ens_window_t *w, const char *name, size_t len);
+int ens_window_find_label(const ens_window_t *w, const char *name, size_t len);
+
 size_t ens_window_rows(const ens_window_t *w);
 size_t ens_window_capacity(const ens_window_t *w);
 size_t ens_window_models(const ens_window_t *w);

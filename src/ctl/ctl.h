@@ -12,6 +12,10 @@
 int ctl_mi(int argc, char **argv);
 int ctl_select(int argc, char **argv);
 int ctl_simulate(int argc, char **argv);
+/* status, ensemble, recompute: argv[0] is the command. */
+int ctl_control(int argc, char **argv);
+int ctl_watch(int argc, char **argv);
+int ctl_replay(int argc, char **argv);
 
 /* Prints "ensemblectl: <message>" on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -26,5 +30,13 @@ int ctl_parse_double(const char *opt, const char *s, double lo, double hi, doubl
 
 /* Writes s as a JSON string literal. */
 void ctl_json_string(FILE *f, const char *s);
+
+/* MessagePack helpers (client.c): print as JSON; unpack after the
+ * header pre-walk; look a key up in a map (NULL if absent). */
+struct msgpack_object;
+struct msgpack_zone;
+void ctl_json_object(FILE *f, const struct msgpack_object *o);
+int ctl_unpack(const void *buf, size_t len, struct msgpack_zone *zone, struct msgpack_object *out);
+const struct msgpack_object *ctl_map_get(const struct msgpack_object *m, const char *key);
 
 #endif

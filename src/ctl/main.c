@@ -20,6 +20,15 @@ static const char usage[] =
     "            [--global-rho G] [--seed S] --csv OUT\n"
     "            write a synthetic fleet with correlated families\n"
     "\n"
+    "Commands talking to a running ensembled:\n"
+    "  status | ensemble | recompute  [--control ENDPOINT] [--task T]\n"
+    "            ask the control socket; print the reply as JSON\n"
+    "  watch     [--publish ENDPOINT] [--task T] [--count N] [--json]\n"
+    "            live view of the published ensembles\n"
+    "  replay    --csv FILE [--ingest ENDPOINT] [--task T] [--rate R]\n"
+    "            [--label-lag ROWS] [--batch N]\n"
+    "            stream a CSV as prediction and label events\n"
+    "\n"
     "Strategies: greedy-mi (default), greedy-cost, top-k, random, caruana, exhaustive.\n"
     "Run 'ensemblectl COMMAND --help' for the options of one command.\n";
 
@@ -40,6 +49,13 @@ int main(int argc, char **argv)
         return ctl_select(argc - 1, argv + 1);
     if (strcmp(argv[1], "simulate") == 0)
         return ctl_simulate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "ensemble") == 0 ||
+        strcmp(argv[1], "recompute") == 0)
+        return ctl_control(argc - 1, argv + 1);
+    if (strcmp(argv[1], "watch") == 0)
+        return ctl_watch(argc - 1, argv + 1);
+    if (strcmp(argv[1], "replay") == 0)
+        return ctl_replay(argc - 1, argv + 1);
     ctl_error("unknown command '%s' (try --help)", argv[1]);
     return 2;
 }

@@ -361,3 +361,40 @@ double ens_combiner_accuracy(const ens_combiner_t *c, const ens_data_t *test)
     }
     return test->nrows ? (double)right / (double)test->nrows : 0.0;
 }
+
+/* The weighted vote's class for a pattern: the class whose models weigh
+ * most, ties to the class of the most accurate model among the tied. */
+static size_t pattern_vote(const ens_combiner_t *c, const uint8_t *key, size_t ncls)
+{
+    double score[ENS_COMB_MAX_MODELS] = {0}, best = 0;
+    for (size_t i = 0; i < c->k; i++)
+        if (key[i] < ncls && (score[key[i]] += c->w[i]) > best)
+            best = score[key[i]];
+    for (size_t o = 0; o < c->k; o++) {
+        uint8_t v = key[c->order[o]];
+        if (v < ncls && score[v] >= best - 1e-12)
+            return v;
+    }
+    return SIZE_MAX;
+}
+
+void ens_combiner_foreach(const ens_combiner_t *c, ens_combiner_entry_fn fn, void *ud)
+{
+    const entry_t *e, *tmp;
+    HASH_ITER(hh, c->table, e, tmp)
+    {
+        size_t ncls = 0, fallback;
+        if (c->kind == ENS_COMB_PATTERN) {
+            for (size_t i = 0; i < c->k; i++)
+                if (e->key[i] < ENS_COMB_MAX_MODELS && (size_t)e->key[i] + 1 > ncls)
+                    ncls = (size_t)e->key[i] + 1;
+            fallback = pattern_vote(c, e->key, ncls);
+        } else {
+            unsigned v = vote(c, e->key, 1);
+            fallback = v == NO_LABEL ? c->prior : v;
+        }
+        size_t o = decide(c, e, ncls, SIZE_MAX, fallback);
+        if (o != SIZE_MAX)
+            fn(ud, e->key, c->k, (unsigned)o);
+    }
+}

@@ -191,6 +191,18 @@ size_t ens_window_expire_before(ens_window_t *w, double ts_min)
     return n;
 }
 
+int ens_window_find_model(const ens_window_t *w, const char *name, size_t len)
+{
+    return ens_dict_find(w->models, name, len);
+}
+
+int ens_window_find_label(const ens_window_t *w, const char *name, size_t len)
+{
+    if (len == 1 && name[0] == '?')
+        return ENS_SYM_ABSTAIN;
+    return ens_dict_find(w->labels, name, len);
+}
+
 size_t ens_window_rows(const ens_window_t *w)
 {
     return w->rows;

@@ -1,0 +1,180 @@
+/* client.c - ensemblectl's daemon commands: status and send, and the
+ * MessagePack-to-JSON printer that status and watch share. */
+#include <getopt.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "ctl.h"
+#include "ensembled/protocol.h"
+
+void ctl_json_object(FILE *f, const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        fputs("null", f);
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        fputs(o->via.boolean ? "true" : "false", f);
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        fprintf(f, "%llu", (unsigned long long)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        fprintf(f, "%lld", (long long)o->via.i64);
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (isfinite(o->via.f64))
+            fprintf(f, "%.17g", o->via.f64);
+        else
+            fputs("null", f);
+        break;
+    case MSGPACK_OBJECT_STR: {
+        char *s = strndup(o->via.str.ptr, o->via.str.size);
+        ctl_json_string(f, s ? s : "");
+        free(s);
+        break;
+    }
+    case MSGPACK_OBJECT_ARRAY:
+        fputc('[', f);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (i)
+                fputc(',', f);
+            ctl_json_object(f, &o->via.array.ptr[i]);
+        }
+        fputc(']', f);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        fputc('{', f);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            if (i)
+                fputc(',', f);
+            if (o->via.map.ptr[i].key.type == MSGPACK_OBJECT_STR)
+                ctl_json_object(f, &o->via.map.ptr[i].key);
+            else
+                fputs("\"?\"", f);
+            fputc(':', f);
+            ctl_json_object(f, &o->via.map.ptr[i].val);
+        }
+        fputc('}', f);
+        break;
+    default:
+        fputs("null", f);
+    }
+}
+
+int ctl_unpack(const void *buf, size_t len, msgpack_zone *zone, msgpack_object *out)
+{
+    size_t off = 0;
+    if (ens_proto_prewalk(buf, len, 16) < 0)
+        return -1;
+    return msgpack_unpack(buf, len, &off, zone, out) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
+}
+
+const msgpack_object *ctl_map_get(const msgpack_object *m, const char *key)
+{
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            memcmp(k->via.str.ptr, key, n) == 0)
+            return &m->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+/* Sends one request to the control socket and prints the reply as JSON.
+ * Returns the exit code: 0 when the reply says ok. */
+static int request(const char *endpoint, const char *cmd, const char *task, int timeout_ms)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_REQ);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, task ? 2 : 1);
+    msgpack_pack_str_with_body(&pk, "cmd", 3);
+    msgpack_pack_str_with_body(&pk, cmd, strlen(cmd));
+    if (task) {
+        msgpack_pack_str_with_body(&pk, "task", 4);
+        msgpack_pack_str_with_body(&pk, task, strlen(task));
+    }
+    int rc = 1;
+    zmq_msg_t reply;
+    zmq_msg_init(&reply);
+    if (zmq_connect(s, endpoint) < 0 || zmq_send(s, sb.data, sb.size, 0) < 0) {
+        ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
+    } else if (zmq_msg_recv(&reply, s, 0) < 0) {
+        ctl_error("%s: no reply within %d ms (is ensembled running?)", endpoint, timeout_ms);
+    } else {
+        msgpack_zone zone;
+        msgpack_zone_init(&zone, 4096);
+        msgpack_object o;
+        if (ctl_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply), &zone, &o) < 0) {
+            ctl_error("%s: malformed reply", endpoint);
+        } else {
+            ctl_json_object(stdout, &o);
+            fputc('\n', stdout);
+            const msgpack_object *ok = ctl_map_get(&o, "ok");
+            rc = ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean ? 0 : 1;
+        }
+        msgpack_zone_destroy(&zone);
+    }
+    zmq_msg_close(&reply);
+    msgpack_sbuffer_destroy(&sb);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return rc;
+}
+
+static const char control_usage[] =
+    "usage: ensemblectl status|ensemble|recompute [--control ENDPOINT] [--task T]\n"
+    "                   [--timeout MS]\n"
+    "Sends the command to ensembled's control socket and prints the reply as JSON.\n"
+    "Default endpoint: ipc:///run/ensembled/control.\n";
+
+int ctl_control(int argc, char **argv)
+{
+    static const struct option opts[] = {{"control", required_argument, NULL, 'c'},
+                                         {"task", required_argument, NULL, 't'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *endpoint = "ipc:///run/ensembled/control", *task = NULL;
+    size_t timeout = 2000;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            endpoint = optarg;
+            break;
+        case 't':
+            task = optarg;
+            break;
+        case 'T':
+            if (ctl_parse_size("--timeout", optarg, 1, 3600000, &timeout) < 0)
+                return 2;
+            break;
+        case 'h':
+            fputs(control_usage, stdout);
+            return 0;
+        default:
+            fputs(control_usage, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fputs(control_usage, stderr);
+        return 2;
+    }
+    return request(endpoint, argv[0], task, (int)timeout);
+}

@@ -1,0 +1,337 @@
+/* config.c - the configuration key table and its INI loader (config.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+    T_STR,
+    T_SIZE,
+    T_DOUBLE,
+    T_DURATION,
+    T_STRATEGY,
+    T_ESTIMATOR,
+    T_LEVEL,
+    T_LIST
+} type_t;
+
+typedef struct {
+    const char *section;
+    const char *name;
+    type_t type;
+    int per_task;    /* 1: offset is into ens_task_conf_t and [task.NAME] may set it */
+    int reloadable;  /* 1: SIGHUP applies it */
+    size_t offset;   /* into ens_config_t, or ens_task_conf_t when per_task */
+    double min, max; /* bounds of numbers */
+    const char *def; /* default, parsed like the file's value */
+} key_t_;
+
+#define G(f) offsetof(ens_config_t, f)
+#define T(f) offsetof(ens_task_conf_t, f)
+
+static const key_t_ keys[] = {
+    {"ingest", "bind", T_STR, 0, 0, G(ingest_bind), 0, 0, "tcp://127.0.0.1:5557"},
+    {"ingest", "connect", T_LIST, 0, 0, G(ingest_connect), 0, 0, ""},
+    {"ingest", "sample_rate", T_DOUBLE, 0, 1, G(sample_rate), 1e-6, 1, "1"},
+    {"ingest", "max_message_bytes", T_SIZE, 0, 0, G(max_message_bytes), 64, 1 << 30, "1048576"},
+    {"ingest", "max_tasks", T_SIZE, 0, 1, G(max_tasks), 1, 4096, "64"},
+    {"ingest", "max_models", T_SIZE, 0, 0, G(max_models), 1, 1024, "256"},
+    {"join", "ttl", T_DURATION, 1, 1, T(join_ttl), 0.001, 86400 * 30, "10m"},
+    {"join", "max_pending", T_SIZE, 1, 1, T(join_max_pending), 1, 100000000, "100000"},
+    {"window", "rows", T_SIZE, 1, 0, T(window_rows), 1, 100000000, "50000"},
+    {"window", "max_age", T_DURATION, 1, 1, T(window_max_age), 0, 86400 * 3650, "0"},
+    {"select", "strategy", T_STRATEGY, 1, 1, T(strategy), 0, 0, "greedy-mi"},
+    {"select", "budget", T_SIZE, 1, 1, T(budget), 1, 64, "3"},
+    {"select", "cost_budget", T_DOUBLE, 1, 1, T(cost_budget), 0, 1e12, "0"},
+    {"select", "estimator", T_ESTIMATOR, 1, 1, T(estimator), 0, 0, "heldout"},
+    {"select", "min_gain_bits", T_DOUBLE, 1, 1, T(min_gain_bits), -1e9, 1e9, "0"},
+    {"publish", "bind", T_STR, 0, 0, G(publish_bind), 0, 0, "tcp://127.0.0.1:5558"},
+    {"publish", "interval", T_DURATION, 0, 1, G(publish_interval), 0, 86400, "10s"},
+    {"publish", "every_labels", T_SIZE, 0, 1, G(publish_every_labels), 0, 1000000000, "1000"},
+    {"publish", "min_improvement_bits", T_DOUBLE, 0, 1, G(min_improvement_bits), 0, 1e9, "0.01"},
+    {"control", "bind", T_STR, 0, 0, G(control_bind), 0, 0, "ipc:///run/ensembled/control"},
+    {"state", "dir", T_STR, 0, 0, G(state_dir), 0, 0, "/var/lib/ensembled"},
+    {"log", "level", T_LEVEL, 0, 1, G(log_level), 0, 0, "info"},
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+int ens_config_parse_duration(const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v) || v < 0)
+        return -1;
+    double unit = 1;
+    if (strcmp(end, "ms") == 0)
+        unit = 0.001;
+    else if (strcmp(end, "s") == 0 || *end == '\0')
+        unit = 1;
+    else if (strcmp(end, "m") == 0)
+        unit = 60;
+    else if (strcmp(end, "h") == 0)
+        unit = 3600;
+    else if (strcmp(end, "d") == 0)
+        unit = 86400;
+    else
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
+/* Parses value into the field at base + k->offset. Returns NULL or a reason. */
+static const char *set_value(const key_t_ *k, void *base, const char *value)
+{
+    char *field = (char *)base + k->offset;
+    char *end = NULL;
+    double d;
+    static char reason[128];
+    switch (k->type) {
+    case T_STR:
+        if (strlen(value) >= ENS_CONF_STR)
+            return "value too long";
+        strcpy(field, value);
+        return NULL;
+    case T_LIST: {
+        ens_config_t *c = base;
+        c->ingest_nconnect = 0;
+        char copy[ENS_CONF_STR * ENS_CONF_MAX_CONNECT];
+        if (strlen(value) >= sizeof(copy))
+            return "value too long";
+        strcpy(copy, value);
+        for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t;
+             t = strtok_r(NULL, ", ", &save)) {
+            if (c->ingest_nconnect == ENS_CONF_MAX_CONNECT || strlen(t) >= ENS_CONF_STR)
+                return "too many or too long endpoints (at most 8)";
+            strcpy(c->ingest_connect[c->ingest_nconnect++], t);
+        }
+        return NULL;
+    }
+    case T_SIZE:
+    case T_DOUBLE:
+    case T_DURATION:
+        if (k->type == T_DURATION) {
+            if (ens_config_parse_duration(value, &d) < 0)
+                return "not a duration (e.g. 500ms, 10s, 5m, 1h)";
+        } else {
+            errno = 0;
+            d = strtod(value, &end);
+            if (errno || end == value || *end || !isfinite(d))
+                return "not a number";
+            if (k->type == T_SIZE && d != floor(d))
+                return "not an integer";
+        }
+        if (d < k->min || d > k->max) {
+            snprintf(reason, sizeof(reason), "%s is out of range [%g, %g]", value, k->min, k->max);
+            return reason;
+        }
+        if (k->type == T_SIZE)
+            *(size_t *)(void *)field = (size_t)d;
+        else
+            *(double *)(void *)field = d;
+        return NULL;
+    case T_STRATEGY:
+        return ens_strategy_parse(value, (ens_strategy_t *)(void *)field) < 0
+                   ? "unknown strategy (greedy-mi, greedy-cost, top-k, random, caruana, "
+                     "exhaustive)"
+                   : NULL;
+    case T_ESTIMATOR:
+        return ens_estimator_parse(value, (ens_estimator_t *)(void *)field) < 0
+                   ? "unknown estimator (heldout, plugin, miller-madow)"
+                   : NULL;
+    case T_LEVEL:
+        return ens_log_parse_level(value, (ens_log_level_t *)(void *)field) < 0
+                   ? "unknown level (err, warning, notice, info, debug)"
+                   : NULL;
+    }
+    return "bad key type";
+}
+
+void ens_config_defaults(ens_config_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *why =
+            set_value(&keys[i], keys[i].per_task ? (void *)&c->task : (void *)c, keys[i].def);
+        if (why) {
+            fprintf(stderr, "ensembled: bad default of %s.%s: %s\n", keys[i].section, keys[i].name,
+                    why);
+            abort();
+        }
+    }
+}
+
+typedef struct {
+    ens_config_t *c;
+    char reason[512]; /* first error */
+    /* Task overrides are applied after the file is read, so that a [task.X]
+     * section inherits global keys that appear below it too. */
+    struct {
+        size_t section;
+        const key_t_ *key;
+        char value[ENS_CONF_STR];
+    } overrides[512];
+    size_t noverrides;
+} parse_t;
+
+static int reject(parse_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int reject(parse_t *p, const char *fmt, ...)
+{
+    if (p->reason[0] == '\0') {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
+        va_end(ap);
+    }
+    return 0;
+}
+
+static size_t task_section(ens_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nsections; i++)
+        if (strcmp(c->sections[i].name, name) == 0)
+            return i;
+    if (c->nsections == ENS_CONF_MAX_TASKS || strlen(name) >= ENS_CONF_STR)
+        return SIZE_MAX;
+    strcpy(c->sections[c->nsections].name, name);
+    return c->nsections++;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    parse_t *p = user;
+    int is_task = strncmp(section, "task.", 5) == 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_t_ *k = &keys[i];
+        if (strcmp(k->name, name) != 0)
+            continue;
+        if (is_task && k->per_task) {
+            size_t s = task_section(p->c, section + 5);
+            if (s == SIZE_MAX || section[5] == '\0')
+                return reject(p, "[%s]: bad task name or more than %d tasks", section,
+                              ENS_CONF_MAX_TASKS);
+            if (p->noverrides == sizeof(p->overrides) / sizeof(p->overrides[0]) ||
+                strlen(value) >= ENS_CONF_STR)
+                return reject(p, "%s: too many task overrides or value too long", name);
+            p->overrides[p->noverrides].section = s;
+            p->overrides[p->noverrides].key = k;
+            strcpy(p->overrides[p->noverrides++].value, value);
+            return 1;
+        }
+        if (is_task || strcmp(k->section, section) != 0)
+            continue;
+        const char *why = set_value(k, k->per_task ? (void *)&p->c->task : (void *)p->c, value);
+        return why ? reject(p, "%s.%s: %s", section, name, why) : 1;
+    }
+    return reject(p, "[%s] %s: unknown key", section, name);
+}
+
+int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen)
+{
+    parse_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    ens_config_defaults(c);
+    p->c = c;
+    int line = ini_parse(path, on_key, p);
+    int rc = 0;
+    if (line == -1) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOENT));
+        rc = -1;
+    } else if (line != 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, line,
+                 p->reason[0] ? p->reason : "syntax error (expected [section] or key = value)");
+        rc = -1;
+    }
+    for (size_t s = 0; rc == 0 && s < c->nsections; s++)
+        c->sections[s].conf = c->task;
+    for (size_t i = 0; rc == 0 && i < p->noverrides; i++) {
+        const char *why = set_value(p->overrides[i].key, &c->sections[p->overrides[i].section].conf,
+                                    p->overrides[i].value);
+        if (why) {
+            snprintf(err, errlen, "%s: [task.%s] %s: %s", path,
+                     c->sections[p->overrides[i].section].name, p->overrides[i].key->name, why);
+            rc = -1;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+const ens_task_conf_t *ens_config_task(const ens_config_t *c, const char *task)
+{
+    for (size_t i = 0; i < c->nsections; i++)
+        if (strcmp(c->sections[i].name, task) == 0)
+            return &c->sections[i].conf;
+    return &c->task;
+}
+
+static size_t field_size(const key_t_ *k);
+
+size_t ens_config_restart_needed(const ens_config_t *old, const ens_config_t *new_conf, char *buf,
+                                 size_t buflen)
+{
+    size_t n = 0, used = 0;
+    if (buflen)
+        buf[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_t_ *k = &keys[i];
+        if (k->reloadable)
+            continue;
+        const void *a =
+            (const char *)(k->per_task ? (const void *)&old->task : (const void *)old) + k->offset;
+        const void *b =
+            (const char *)(k->per_task ? (const void *)&new_conf->task : (const void *)new_conf) +
+            k->offset;
+        if (memcmp(a, b, field_size(k)) == 0)
+            continue;
+        n++;
+        if (used < buflen)
+            used += (size_t)snprintf(buf + used, buflen - used, "%s%s.%s", n > 1 ? ", " : "",
+                                     k->section, k->name);
+    }
+    return n;
+}
+
+static size_t field_size(const key_t_ *k)
+{
+    switch (k->type) {
+    case T_STR:
+        return ENS_CONF_STR;
+    case T_LIST:
+        return sizeof(((ens_config_t *)0)->ingest_connect);
+    case T_SIZE:
+        return sizeof(size_t);
+    case T_DOUBLE:
+    case T_DURATION:
+        return sizeof(double);
+    default:
+        return sizeof(int);
+    }
+}
+
+void ens_config_keep_fixed(ens_config_t *next, const ens_config_t *cur)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_t_ *k = &keys[i];
+        if (k->reloadable)
+            continue;
+        if (k->per_task) {
+            /* Per task, a fixed key keeps the running task's value (task.c). */
+            memcpy((char *)&next->task + k->offset, (const char *)&cur->task + k->offset,
+                   field_size(k));
+            continue;
+        }
+        memcpy((char *)next + k->offset, (const char *)cur + k->offset, field_size(k));
+        if (k->type == T_LIST)
+            next->ingest_nconnect = cur->ingest_nconnect;
+    }
+}

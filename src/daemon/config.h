@@ -1,0 +1,82 @@
+/* config.h - ensembled's configuration (INI, parsed with libinih).
+ *
+ * Every key is one row of the table in config.c: section, name, type,
+ * bounds, default, whether a SIGHUP reload may change it, and whether a
+ * [task.NAME] section may override it. A file is parsed into a fresh
+ * ens_config_t and validated whole; the caller swaps it in only on success,
+ * so a bad reload changes nothing. conf/ensembled.conf documents every key.
+ */
+#ifndef ENSEMBLED_CONFIG_H
+#define ENSEMBLED_CONFIG_H
+
+#include <stddef.h>
+
+#include "ensembled/mi.h"
+#include "ensembled/select.h"
+#include "log.h"
+
+#define ENS_CONF_STR 256
+#define ENS_CONF_MAX_TASKS 64
+#define ENS_CONF_MAX_CONNECT 8
+
+/* The keys a task may override: [join], [window] and [select]. */
+typedef struct {
+    double join_ttl;           /* seconds an unjoined query waits */
+    size_t join_max_pending;   /* pending queries kept per task */
+    size_t window_rows;        /* rows in the sliding window */
+    double window_max_age;     /* seconds a row stays (0: no limit) */
+    ens_strategy_t strategy;   /* select.strategy */
+    size_t budget;             /* select.budget */
+    double cost_budget;        /* select.cost_budget (greedy-cost) */
+    ens_estimator_t estimator; /* select.estimator */
+    double min_gain_bits;      /* select.min_gain_bits */
+} ens_task_conf_t;
+
+typedef struct {
+    char name[ENS_CONF_STR];
+    ens_task_conf_t conf;
+} ens_task_section_t;
+
+typedef struct {
+    char ingest_bind[ENS_CONF_STR];
+    char ingest_connect[ENS_CONF_MAX_CONNECT][ENS_CONF_STR];
+    size_t ingest_nconnect;
+    double sample_rate;
+    size_t max_message_bytes;
+    size_t max_tasks;
+    size_t max_models;
+    ens_task_conf_t task; /* the defaults every task starts from */
+    ens_task_section_t sections[ENS_CONF_MAX_TASKS];
+    size_t nsections;
+    char publish_bind[ENS_CONF_STR];
+    double publish_interval;
+    size_t publish_every_labels;
+    double min_improvement_bits;
+    char control_bind[ENS_CONF_STR];
+    char state_dir[ENS_CONF_STR];
+    ens_log_level_t log_level;
+} ens_config_t;
+
+/* Sets every key to its default. */
+void ens_config_defaults(ens_config_t *c);
+
+/* Parses path into *c (defaults first). Returns 0, or -1 with
+ * "file:line: key: reason" in err. */
+int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen);
+
+/* The effective settings of a task: its section's, or the defaults. */
+const ens_task_conf_t *ens_config_task(const ens_config_t *c, const char *task);
+
+/* Describes, one line per key, what differs between old and new and cannot
+ * change without a restart, into buf. Returns the number of such keys. */
+size_t ens_config_restart_needed(const ens_config_t *old, const ens_config_t *new_conf, char *buf,
+                                 size_t buflen);
+
+/* Copies into next every key of cur that a reload cannot change, so that
+ * next holds what the running daemon will actually use. */
+void ens_config_keep_fixed(ens_config_t *next, const ens_config_t *cur);
+
+/* Parses a duration: "250ms", "10s", "5m", "1h", "2d" or plain seconds. */
+int ens_config_parse_duration(const char *s, double *out);
+
+#endif

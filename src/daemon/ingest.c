@@ -1,0 +1,173 @@
+/* ingest.c - from a ZeroMQ message to joins: decode, check, sample, apply.
+ *
+ * A message is applied all or nothing. Decoding (protocol.c) rejects
+ * malformed or ill-typed input; then capacity is checked for the whole
+ * message (tasks, models and labels it would add) before any state changes,
+ * so a message that would overflow a dictionary changes nothing either.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "daemon.h"
+#include "ensembled/err.h"
+#include "ensembled/xalloc.h"
+
+/* A name the message would add, to count distinct additions. */
+typedef struct {
+    UT_hash_handle hh;
+    char key[]; /* kind byte, task, NUL, name */
+} name_t;
+
+typedef struct {
+    name_t *set;
+    size_t tasks;          /* new tasks */
+    size_t models, labels; /* new names in the task being checked */
+} additions_t;
+
+/* Returns 1 if (kind, task, name) was not seen in this message before. */
+static int first_time(additions_t *a, char kind, ens_str_t task, ens_str_t name)
+{
+    size_t len = 1 + task.len + 1 + name.len;
+    name_t *n = NULL;
+    char key[1 + 2 * 1024 + 2];
+    if (len > sizeof(key))
+        return 1;
+    key[0] = kind;
+    memcpy(key + 1, task.ptr, task.len);
+    key[1 + task.len] = '\0';
+    memcpy(key + 2 + task.len, name.ptr, name.len);
+    HASH_FIND(hh, a->set, key, len, n);
+    if (n)
+        return 0;
+    n = ens_xmalloc(sizeof(*n) + len);
+    memcpy(n->key, key, len);
+    HASH_ADD(hh, a->set, key, len, n);
+    return 1;
+}
+
+static void additions_free(additions_t *a)
+{
+    name_t *n, *tmp;
+    HASH_ITER(hh, a->set, n, tmp)
+    {
+        HASH_DEL(a->set, n);
+        free(n);
+    }
+}
+
+/* Would the message fit? New models and labels are counted over the whole
+ * message against each task's room, which is exact for the usual
+ * single-task message and errs on the side of refusing otherwise. Returns
+ * -1 and the drop reason if not. */
+static int check_capacity(ens_daemon_t *d, const ens_decoded_t *m, ens_drop_t *why)
+{
+    additions_t a = {0};
+    static const ens_str_t none = {"", 0};
+    int rc = 0;
+    for (size_t i = 0; i < ens_decoded_count(m) && rc == 0; i++) {
+        const ens_event_t *e = ens_decoded_event(m, i);
+        ens_task_t *t = ens_task_find(d, e->task.ptr, e->task.len);
+        size_t have_models = t ? ens_window_models(t->window) : 0;
+        size_t have_labels = t ? ens_window_labels(t->window) : 0;
+        if (!t && first_time(&a, 't', e->task, none) && d->ntasks + ++a.tasks > d->conf.max_tasks)
+            *why = ENS_DROP_TOO_MANY_TASKS, rc = -1;
+        size_t n = e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
+        for (size_t p = 0; p < n && rc == 0; p++) {
+            ens_str_t label = e->kind == ENS_EVENT_LABEL ? e->label : e->preds[p].label;
+            if ((!t || ens_window_find_label(t->window, label.ptr, label.len) < 0) &&
+                first_time(&a, 'l', e->task, label) && have_labels + ++a.labels > ENS_MAX_LABELS)
+                *why = ENS_DROP_TOO_MANY_LABELS, rc = -1;
+            if (e->kind == ENS_EVENT_LABEL || rc < 0)
+                continue;
+            ens_str_t model = e->preds[p].model;
+            if ((!t || ens_window_find_model(t->window, model.ptr, model.len) < 0) &&
+                first_time(&a, 'm', e->task, model) &&
+                have_models + ++a.models > d->conf.max_models)
+                *why = ENS_DROP_TOO_MANY_MODELS, rc = -1;
+        }
+    }
+    additions_free(&a);
+    return rc;
+}
+
+/* The join key of a query: integer and string queries never collide. */
+static size_t query_key(const ens_event_t *e, unsigned char *key)
+{
+    if (e->query_is_uint) {
+        key[0] = 'u';
+        for (int i = 0; i < 8; i++)
+            key[1 + i] = (unsigned char)(e->query_uint >> (56 - 8 * i));
+        return 9;
+    }
+    key[0] = 's';
+    memcpy(key + 1, e->query_str.ptr, e->query_str.len);
+    return 1 + e->query_str.len;
+}
+
+/* ingest.sample_rate keeps a query iff XXH3-64 of its task and key is below
+ * rate * 2^64: the same decision for its predictions and its label, on every
+ * daemon, without coordination. */
+static int sampled_in(const ens_daemon_t *d, const ens_event_t *e, const unsigned char *key,
+                      size_t len)
+{
+    if (d->conf.sample_rate >= 1.0)
+        return 1;
+    unsigned char buf[2 * 1024 + 2];
+    memcpy(buf, e->task.ptr, e->task.len);
+    buf[e->task.len] = '\0';
+    memcpy(buf + e->task.len + 1, key, len);
+    uint64_t h = XXH3_64bits(buf, e->task.len + 1 + len);
+    return (double)h < d->conf.sample_rate * 18446744073709551616.0;
+}
+
+static void apply_event(ens_daemon_t *d, const ens_event_t *e, double now)
+{
+    ens_task_t *t = ens_task_find(d, e->task.ptr, e->task.len);
+    if (!t)
+        t = ens_task_create(d, e->task.ptr, e->task.len);
+    unsigned char key[1 + 1024];
+    size_t len = query_key(e, key);
+    if (!sampled_in(d, e, key, len)) {
+        t->sampled_out++;
+        return;
+    }
+    if (e->kind == ENS_EVENT_LABEL) {
+        int y = ens_window_label(t->window, e->label.ptr, e->label.len);
+        ens_join_label(t->join, key, len, (uint8_t)y, now, e->ts >= 0 ? e->ts : now);
+        return;
+    }
+    for (size_t i = 0; i < e->npreds; i++) {
+        int j = ens_window_model(t->window, e->preds[i].model.ptr, e->preds[i].model.len);
+        int x = ens_window_label(t->window, e->preds[i].label.ptr, e->preds[i].label.len);
+        ens_join_prediction(t->join, key, len, (uint16_t)j, (uint8_t)x, now);
+    }
+}
+
+void ens_ingest_message(ens_daemon_t *d, const char *buf, size_t len)
+{
+    ens_decoded_t *m = NULL;
+    ens_reject_t why;
+    d->messages_in++;
+    if (ens_proto_decode(buf, len, &d->limits, &m, &why) < 0) {
+        d->rejected[why]++;
+        ens_log_limited(&d->rl_reject[why], ENS_LOG_WARNING,
+                        "ingest: rejected a %zu-byte message: %s (%s)", len, ens_reject_name(why),
+                        ens_reject_text(why));
+        return;
+    }
+    ens_drop_t drop = ENS_DROP_TOO_MANY_TASKS;
+    if (check_capacity(d, m, &drop) < 0) {
+        d->dropped[drop]++;
+        ens_log_limited(&d->rl_drop[drop], ENS_LOG_WARNING,
+                        "ingest: dropped a message of %zu events: %s", ens_decoded_count(m),
+                        ens_drop_name(drop));
+        ens_decoded_destroy(&m);
+        return;
+    }
+    double now = ens_now();
+    for (size_t i = 0; i < ens_decoded_count(m); i++)
+        apply_event(d, ens_decoded_event(m, i), now);
+    d->events_in += ens_decoded_count(m);
+    ens_decoded_destroy(&m);
+}

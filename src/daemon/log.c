@@ -1,0 +1,90 @@
+/* log.c - see log.h. The log state is process-wide by nature (one stderr). */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static ens_log_level_t max_level = ENS_LOG_INFO;
+static int prefix_priority;
+
+static const char *const level_names[] = {[ENS_LOG_ERR] = "err",
+                                          [ENS_LOG_WARNING] = "warning",
+                                          [ENS_LOG_NOTICE] = "notice",
+                                          [ENS_LOG_INFO] = "info",
+                                          [ENS_LOG_DEBUG] = "debug"};
+
+void ens_log_init(ens_log_level_t level, int foreground)
+{
+    max_level = level;
+    prefix_priority = !foreground && getenv("JOURNAL_STREAM") != NULL;
+}
+
+void ens_log_set_level(ens_log_level_t level)
+{
+    max_level = level;
+}
+
+int ens_log_parse_level(const char *s, ens_log_level_t *out)
+{
+    for (int l = ENS_LOG_ERR; l <= ENS_LOG_DEBUG; l++) {
+        if (strcmp(s, level_names[l]) == 0) {
+            *out = (ens_log_level_t)l;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void vlog(ens_log_level_t level, const char *fmt, va_list ap)
+{
+    if (level > max_level)
+        return;
+    char line[1024];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    if (prefix_priority) {
+        fprintf(stderr, "<%d>%s\n", (int)level, line);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        char when[32];
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(stderr, "%s.%03ldZ %s: %s\n", when, ts.tv_nsec / 1000000, level_names[level], line);
+    }
+}
+
+void ens_log(ens_log_level_t level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void ens_log_limited(ens_ratelimit_t *rl, ens_log_level_t level, const char *fmt, ...)
+{
+    double now = now_mono();
+    if (rl->last > 0 && now - rl->last < 1.0) {
+        rl->suppressed++;
+        return;
+    }
+    if (rl->suppressed > 0)
+        ens_log(level, "(%llu similar messages suppressed)", (unsigned long long)rl->suppressed);
+    rl->suppressed = 0;
+    rl->last = now;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
+}

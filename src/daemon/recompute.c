@@ -1,0 +1,229 @@
+/* recompute.c - selection off the loop thread.
+ *
+ * The loop thread copies the task's window into an immutable snapshot and
+ * queues a job on the libuv thread pool; the worker selects, applies the
+ * hysteresis rule, fits the combiner and estimates its accuracy on rows the
+ * selection did not see; back on the loop thread the body is encoded and
+ * published with the next version. Ingest keeps running meanwhile: the job
+ * reads only its snapshot and its own copies of the settings.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "ensembled/combine.h"
+#include "ensembled/mi.h"
+#include "ensembled/select.h"
+#include "ensembled/xalloc.h"
+
+typedef struct {
+    uv_work_t req;
+    ens_task_t *t;    /* loop thread only */
+    ens_data_t *snap; /* owned, immutable while the job runs */
+    ens_select_opts_t opts;
+    char **prev; /* the published set, copied */
+    size_t nprev;
+    double min_improvement;
+    double started; /* monotonic-ish wall time at queueing */
+    /* results */
+    int rc;
+    char err[256];
+    ens_selection_t sel; /* the set to publish, indices into snap */
+    const char *reason;  /* why this set */
+    int replaced;        /* the set differs from the published one */
+    ens_combiner_t *comb;
+    double acc_heldout, acc_vote, acc_single, acc_insample;
+} job_t;
+
+/* Cumulative estimates of an ordered set, as ens_select reports them. */
+static void fill_steps(const ens_data_t *d, ens_estimator_t est, ens_selection_t *s)
+{
+    double prev = 0;
+    s->cost = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        s->mi_bits[i] = 0;
+        s->rows[i] = 0;
+        ens_mi(d, s->models, i + 1, est, &s->mi_bits[i], &s->rows[i]);
+        s->gain_bits[i] = s->mi_bits[i] - prev;
+        prev = s->mi_bits[i];
+        s->cost += d->cost[s->models[i]];
+    }
+}
+
+/* The hysteresis rule: the fresh selection replaces the published set only
+ * if it carries min_improvement more bits, or a published model left. */
+static void hysteresis(job_t *j, const ens_selection_t *fresh)
+{
+    ens_selection_t old = {0};
+    int present = j->nprev > 0;
+    for (size_t i = 0; i < j->nprev && present; i++) {
+        int m = ens_data_find_model(j->snap, j->prev[i]);
+        present = m >= 0 && i < ENS_SELECT_MAX;
+        if (present)
+            old.models[old.n++] = (size_t)m;
+    }
+    j->sel = *fresh;
+    j->replaced = 1;
+    if (j->nprev == 0) {
+        j->reason = "first selection";
+        return;
+    }
+    if (!present) {
+        j->reason = "a published model left the pool";
+        return;
+    }
+    if (old.n > j->opts.budget) {
+        j->reason = "the budget is now smaller than the published set";
+        return;
+    }
+    fill_steps(j->snap, j->opts.estimator, &old);
+    double old_mi = old.n ? old.mi_bits[old.n - 1] : 0;
+    double new_mi = fresh->n ? fresh->mi_bits[fresh->n - 1] : 0;
+    int same = old.n == fresh->n && memcmp(old.models, fresh->models, old.n * sizeof(size_t)) == 0;
+    if (same) {
+        j->replaced = 0;
+        j->reason = "same set";
+    } else if (new_mi >= old_mi + j->min_improvement) {
+        j->reason = "more information";
+    } else {
+        j->sel = old;
+        j->replaced = 0;
+        j->reason = "kept: the new set is not better by publish.min_improvement_bits";
+    }
+}
+
+/* Accuracy on rows the selection did not see: select and fit on the even
+ * rows, score on the odd ones, and the other way round. */
+static void honest_accuracy(job_t *j)
+{
+    const ens_data_t *d = j->snap;
+    size_t n = d->nrows, half[2] = {(n + 1) / 2, n / 2};
+    size_t *rows = ens_xcalloc(n, sizeof(size_t));
+    double acc[3] = {0};
+    int halves = 0;
+    for (int h = 0; h < 2 && half[0] > 0 && half[1] > 0; h++) {
+        size_t a = 0, b = 0;
+        for (size_t r = 0; r < n; r++) {
+            if ((r & 1) == (size_t)h)
+                rows[a++] = r;
+            else
+                rows[half[h] + b++] = r;
+        }
+        ens_data_t *train = ens_data_rows(d, rows, a);
+        ens_data_t *test = ens_data_rows(d, rows + half[h], b);
+        ens_selection_t s;
+        ens_select_opts_t o = j->opts;
+        o.budget = o.budget > d->nmodels ? d->nmodels : o.budget;
+        if (ens_select(train, &o, &s, NULL, 0) == 0) {
+            ens_combiner_t *c = ens_combiner_fit_best(train, s.models, s.n);
+            ens_combiner_t *v = ens_combiner_fit(train, s.models, s.n, ENS_COMB_VOTE);
+            o.strategy = ENS_STRAT_TOPK;
+            o.budget = 1;
+            ens_selection_t top;
+            ens_select(train, &o, &top, NULL, 0);
+            ens_combiner_t *one = ens_combiner_fit(train, top.models, 1, ENS_COMB_WEIGHTED);
+            acc[0] += ens_combiner_accuracy(c, test);
+            acc[1] += ens_combiner_accuracy(v, test);
+            acc[2] += ens_combiner_accuracy(one, test);
+            halves++;
+            ens_combiner_destroy(&c);
+            ens_combiner_destroy(&v);
+            ens_combiner_destroy(&one);
+        }
+        ens_data_destroy(&train);
+        ens_data_destroy(&test);
+    }
+    free(rows);
+    j->acc_heldout = halves ? acc[0] / halves : NAN;
+    j->acc_vote = halves ? acc[1] / halves : NAN;
+    j->acc_single = halves ? acc[2] / halves : NAN;
+}
+
+static void work(uv_work_t *req)
+{
+    job_t *j = req->data;
+    ens_selection_t fresh;
+    if (j->opts.budget > j->snap->nmodels)
+        j->opts.budget = j->snap->nmodels;
+    j->rc = ens_select(j->snap, &j->opts, &fresh, j->err, sizeof(j->err));
+    if (j->rc < 0)
+        return;
+    hysteresis(j, &fresh);
+    j->comb = ens_combiner_fit_best(j->snap, j->sel.models, j->sel.n);
+    j->acc_insample = ens_combiner_train_accuracy(j->comb);
+    honest_accuracy(j);
+}
+
+static void job_free(job_t *j)
+{
+    for (size_t i = 0; i < j->nprev; i++)
+        free(j->prev[i]);
+    free(j->prev);
+    ens_combiner_destroy(&j->comb);
+    ens_data_destroy(&j->snap);
+    free(j);
+}
+
+static void after_work(uv_work_t *req, int status)
+{
+    job_t *j = req->data;
+    ens_task_t *t = j->t;
+    ens_daemon_t *d = t->d;
+    d->inflight--;
+    t->busy = 0;
+    t->last_select_at = ens_now();
+    t->last_select_ms = (t->last_select_at - j->started) * 1000;
+    if (status < 0 || j->rc < 0) {
+        ENS_LOG(WARNING, "task %s: selection failed: %s", t->name,
+                status < 0 ? uv_strerror(status) : j->err);
+    } else if (!d->stopping) {
+        double acc[4] = {j->acc_heldout, j->acc_vote, j->acc_single, j->acc_insample};
+        if (j->replaced)
+            ENS_LOG(INFO, "task %s: new ensemble of %zu models (%s)", t->name, j->sel.n, j->reason);
+        ens__publish_body(t, j->snap, &j->sel, j->comb, acc, j->reason, j->replaced);
+    }
+    job_free(j);
+    if (t->again && !d->stopping) {
+        t->again = 0;
+        ens_recompute_start(t);
+    }
+}
+
+void ens_recompute_start(ens_task_t *t)
+{
+    ens_daemon_t *d = t->d;
+    if (d->stopping)
+        return;
+    if (t->busy) {
+        t->again = 1;
+        return;
+    }
+    t->rows_since_publish = 0;
+    if (ens_window_rows(t->window) == 0 || ens_window_models(t->window) == 0)
+        return;
+    job_t *j = ens_xcalloc(1, sizeof(*j));
+    j->t = t;
+    j->snap = ens_window_snapshot(t->window);
+    ens_select_opts_default(&j->opts);
+    j->opts.strategy = t->conf.strategy;
+    j->opts.estimator = t->conf.estimator;
+    j->opts.budget = t->conf.budget;
+    j->opts.cost_budget = t->conf.cost_budget;
+    j->opts.min_gain_bits = t->conf.min_gain_bits;
+    j->min_improvement = d->conf.min_improvement_bits;
+    j->prev = ens_xcalloc(t->pub_n + 1, sizeof(char *));
+    for (size_t i = 0; i < t->pub_n; i++)
+        j->prev[i] = ens_xstrndup(t->pub_models[i], strlen(t->pub_models[i]));
+    j->nprev = t->pub_n;
+    j->started = ens_now();
+    j->req.data = j;
+    int rc = uv_queue_work(d->loop, &j->req, work, after_work);
+    if (rc < 0) {
+        ENS_LOG(ERR, "task %s: cannot queue a selection: %s", t->name, uv_strerror(rc));
+        job_free(j);
+        return;
+    }
+    t->busy = 1;
+    d->inflight++;
+}

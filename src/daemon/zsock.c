@@ -1,0 +1,145 @@
+/* zsock.c - see zsock.h. */
+#include "zsock.h"
+
+#include <stdlib.h>
+
+#include "ensembled/xalloc.h"
+#include "log.h"
+
+#define MAX_FRAMES 4
+
+struct ens_zsock_s {
+    uv_poll_t poll; /* on ZMQ_FD, readable */
+    uv_idle_t idle; /* re-arms a capped or kicked drain */
+    void *sock;     /* the libzmq socket */
+    ens_zsock_msg_fn on_msg;
+    void *ud;
+    size_t fair_cap; /* messages per drain */
+    int closing;
+    int handles; /* handles not yet closed */
+};
+
+/* Receives one whole message (up to MAX_FRAMES frames; extra frames are
+ * dropped). Returns the frame count, 0 when nothing was waiting. */
+static size_t recv_message(ens_zsock_t *z, zmq_msg_t *frames)
+{
+    size_t n = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_t *m = n < MAX_FRAMES ? &frames[n] : &scratch;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, z->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            break;
+        }
+        more = zmq_msg_more(m);
+        if (m == &scratch)
+            zmq_msg_close(m);
+        else
+            n++;
+    }
+    return n;
+}
+
+static void on_idle(uv_idle_t *h);
+
+static void drain(ens_zsock_t *z)
+{
+    size_t handled = 0;
+    while (!z->closing) {
+        int events = 0;
+        size_t len = sizeof(events);
+        if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &len) < 0 || !(events & ZMQ_POLLIN))
+            break;
+        if (handled == z->fair_cap) {
+            /* Queued messages raise no new edge: come back next turn. */
+            uv_idle_start(&z->idle, on_idle);
+            return;
+        }
+        zmq_msg_t frames[MAX_FRAMES];
+        size_t n = recv_message(z, frames);
+        if (n == 0)
+            break;
+        z->on_msg(z->ud, z, frames, n);
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&frames[i]);
+        handled++;
+    }
+    if (!z->closing)
+        uv_idle_stop(&z->idle);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    ens_zsock_t *z = h->data;
+    if (status < 0)
+        ENS_LOG(WARNING, "zsock: poll error: %s", uv_strerror(status));
+    drain(z);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    drain(h->data);
+}
+
+ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg, void *ud,
+                           size_t fair_cap)
+{
+    int fd = -1;
+    size_t len = sizeof(fd);
+    if (zmq_getsockopt(zsock, ZMQ_FD, &fd, &len) < 0)
+        return NULL;
+    ens_zsock_t *z = ens_xcalloc(1, sizeof(*z));
+    z->sock = zsock;
+    z->on_msg = on_msg;
+    z->ud = ud;
+    z->fair_cap = fair_cap ? fair_cap : 1;
+    if (uv_poll_init(loop, &z->poll, fd) < 0) {
+        free(z);
+        return NULL;
+    }
+    uv_idle_init(loop, &z->idle);
+    z->poll.data = z;
+    z->idle.data = z;
+    z->handles = 2;
+    uv_poll_start(&z->poll, UV_READABLE, on_poll);
+    /* Messages may have arrived before the poll was armed: their edge is
+     * gone, so look once now (on the next turn, outside the caller). */
+    ens_zsock_kick(z);
+    return z;
+}
+
+void *ens_zsock_socket(const ens_zsock_t *z)
+{
+    return z->sock;
+}
+
+void ens_zsock_kick(ens_zsock_t *z)
+{
+    if (z && !z->closing)
+        uv_idle_start(&z->idle, on_idle);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    ens_zsock_t *z = h->data;
+    if (--z->handles == 0)
+        free(z);
+}
+
+void ens_zsock_close(ens_zsock_t *z)
+{
+    if (!z || z->closing)
+        return;
+    z->closing = 1;
+    /* The poll handle must stop before the socket (and its fd) goes away. */
+    uv_poll_stop(&z->poll);
+    uv_idle_stop(&z->idle);
+    int linger = 0;
+    zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_close(z->sock);
+    uv_close((uv_handle_t *)&z->poll, on_closed);
+    uv_close((uv_handle_t *)&z->idle, on_closed);
+}

@@ -1,0 +1,38 @@
+/* zsock.h - a libzmq socket driven by a libuv loop.
+ *
+ * ZMQ_FD signals edge-triggered: a wake-up means "something changed", not
+ * "one message is here". So each wake-up drains the socket while ZMQ_EVENTS
+ * says ZMQ_POLLIN. A drain stops after `fair_cap` messages so one flooded
+ * socket cannot starve the loop; it then re-arms through an idle handle,
+ * because no new edge will come for the messages already queued. Sends and
+ * receives made outside the socket's own callback can consume an edge too:
+ * call ens_zsock_kick() after them, which re-checks on the next loop turn.
+ */
+#ifndef ENSEMBLED_ZSOCK_H
+#define ENSEMBLED_ZSOCK_H
+
+#include <stddef.h>
+#include <uv.h>
+#include <zmq.h>
+
+typedef struct ens_zsock_s ens_zsock_t;
+
+/* Called once per received message with its frames (borrowed for the call). */
+typedef void (*ens_zsock_msg_fn)(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t nframes);
+
+/* Wraps zsock (taken: closed by ens_zsock_close). Returns NULL if its ZMQ_FD
+ * cannot be polled. Checks ZMQ_EVENTS once right away. */
+ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg, void *ud,
+                           size_t fair_cap);
+
+/* The libzmq socket (borrowed). */
+void *ens_zsock_socket(const ens_zsock_t *z);
+
+/* Schedules a drain on the next loop iteration. */
+void ens_zsock_kick(ens_zsock_t *z);
+
+/* Stops polling, closes the libzmq socket (linger 0) and frees z once libuv
+ * has released its handles. NULL-safe. */
+void ens_zsock_close(ens_zsock_t *z);
+
+#endif
