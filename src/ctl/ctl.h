@@ -12,6 +12,7 @@
 int ctl_mi(int argc, char **argv);
 int ctl_select(int argc, char **argv);
 int ctl_simulate(int argc, char **argv);
+int ctl_floor(int argc, char **argv);
 /* status, ensemble, recompute: argv[0] is the command. */
 int ctl_control(int argc, char **argv);
 int ctl_watch(int argc, char **argv);

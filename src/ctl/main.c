@@ -19,6 +19,8 @@ static const char usage[] =
     "  simulate  --families name:count:acc:rho,... --rows N [--classes C]\n"
     "            [--global-rho G] [--seed S] --csv OUT\n"
     "            write a synthetic fleet with correlated families\n"
+    "  floor     --csv FILE [--models a,b,c] [--max-k K] [--splits N] [--json]\n"
+    "            copula fit, error floor and Fano bound of greedy-mi ensembles\n"
     "\n"
     "Commands talking to a running ensembled:\n"
     "  status | ensemble | recompute  [--control ENDPOINT] [--task T]\n"
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
         return ctl_select(argc - 1, argv + 1);
     if (strcmp(argv[1], "simulate") == 0)
         return ctl_simulate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "floor") == 0)
+        return ctl_floor(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "ensemble") == 0 ||
         strcmp(argv[1], "recompute") == 0)
         return ctl_control(argc - 1, argv + 1);

@@ -1,0 +1,351 @@
+/* cmd_floor.c - ensemblectl floor: the Gaussian-copula fit of a fleet, its
+ * error floor, and Fano's bound for the greedy-mi ensembles of K = 1..7
+ * (docs/theory.md, docs/floor.md). */
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "ensembled/copula.h"
+#include "ensembled/err.h"
+#include "ensembled/eval.h"
+#include "ensembled/select.h"
+#include "ensembled/xalloc.h"
+
+static const char usage[] =
+    "usage: ensemblectl floor --csv FILE [--models a,b,c] [--max-k K] [--cluster-rho R]\n"
+    "          [--fano-z Z] [--splits N] [--seed S] [--json]\n"
+    "Fits the Gaussian copula of correctness to the models (all by default):\n"
+    "accuracies, latent (tetrachoric) correlations and clusters of models whose\n"
+    "correlation is at least R (default 0.8). Prints the error floor of infinitely\n"
+    "many models of the fitted one-factor copula, with wrong answers uniform over\n"
+    "the other labels and with wrong answers all alike, and for the greedy-mi\n"
+    "ensembles of K = 1..K (default 7; no pruning, so each has K models): Fano's\n"
+    "lower bound on the error of any combiner (plug-in H(Y|X_S) lowered by Z standard\n"
+    "errors, default 2), the errors of majority vote and of the Bayes combiner under\n"
+    "the fitted copula, and with --splits N > 0 the held-out error of the published\n"
+    "combiner (mean over N half splits).\n";
+
+typedef struct {
+    const char *csv, *models;
+    size_t max_k, splits;
+    double cluster_rho, fano_z;
+    uint64_t seed;
+    int json;
+} args_t;
+
+typedef struct {
+    ens_selection_t sel;
+    double fano, vote, bayes, floor, heldout;
+} step_t;
+
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    static const struct option opts[] = {
+        {"csv", required_argument, NULL, 'c'},    {"models", required_argument, NULL, 'm'},
+        {"max-k", required_argument, NULL, 'k'},  {"cluster-rho", required_argument, NULL, 'r'},
+        {"fano-z", required_argument, NULL, 'z'}, {"splits", required_argument, NULL, 'n'},
+        {"seed", required_argument, NULL, 'S'},   {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    size_t seed;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            a->csv = optarg;
+            break;
+        case 'm':
+            a->models = optarg;
+            break;
+        case 'k':
+            if (ctl_parse_size("--max-k", optarg, 1, ENS_SELECT_MAX, &a->max_k) < 0)
+                return 2;
+            break;
+        case 'r':
+            if (ctl_parse_double("--cluster-rho", optarg, -1, 1, &a->cluster_rho) < 0)
+                return 2;
+            break;
+        case 'z':
+            if (ctl_parse_double("--fano-z", optarg, 0, 10, &a->fano_z) < 0)
+                return 2;
+            break;
+        case 'n':
+            if (ctl_parse_size("--splits", optarg, 0, 10000, &a->splits) < 0)
+                return 2;
+            break;
+        case 'S':
+            if (ctl_parse_size("--seed", optarg, 0, SIZE_MAX, &seed) < 0)
+                return 2;
+            a->seed = seed;
+            break;
+        case 'j':
+            a->json = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!a->csv || optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return 0;
+}
+
+/* The columns named in list (comma-separated), or NULL with an error. */
+static ens_data_t *restrict_models(const ens_data_t *d, const char *list)
+{
+    size_t cols[ENS_MAX_MODELS], n = 0;
+    char *copy = ens_xstrndup(list, strlen(list));
+    int bad = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && !bad;
+         tok = strtok_r(NULL, ",", &save)) {
+        int j = ens_data_find_model(d, tok);
+        if (j < 0) {
+            ctl_error("--models: unknown model '%s'", tok);
+            bad = 1;
+            break;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (cols[i] == (size_t)j) {
+                ctl_error("--models: '%s' listed twice", tok);
+                bad = 1;
+            }
+        if (!bad)
+            cols[n++] = (size_t)j;
+    }
+    free(copy);
+    if (!bad && n == 0) {
+        ctl_error("--models: no model given");
+        bad = 1;
+    }
+    if (bad)
+        return NULL;
+    ens_data_t *s = ens_data_new(d->nrows, n, d->nlabels);
+    memcpy(s->y, d->y, d->nrows);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(s->x + i * d->nrows, ens_data_col(d, cols[i]), d->nrows);
+        ens_data_set_model_name(s, i, d->model_names[cols[i]]);
+        s->cost[i] = d->cost[cols[i]];
+    }
+    for (size_t l = 0; l < d->nlabels; l++)
+        ens_data_set_label_name(s, l, d->label_names[l]);
+    return s;
+}
+
+static void json_num(double v)
+{
+    if (isfinite(v))
+        printf("%.6g", v);
+    else
+        printf("null");
+}
+
+static void print_text(const ens_data_t *d, const args_t *a, const ens_copula_t *c,
+                       const ens_copula_summary_t *s, const size_t *cl, size_t ncl, double floor,
+                       double floor_alike, const step_t *st, size_t nk)
+{
+    printf("rows %zu, models %zu, labels %zu\n\n", d->nrows, d->nmodels, d->nlabels);
+    printf("%-40s %9s %7s\n", "model", "accuracy", "rows");
+    for (size_t i = 0; i < c->n; i++)
+        printf("%-40s %9.4f %7zu\n", d->model_names[i], c->accuracy[i], c->asked[i]);
+    printf("\nlatent correlation over %zu pairs: mean %.3f, min %.3f, max %.3f\n", s->pairs,
+           s->mean, s->min, s->max);
+    printf("clusters with latent correlation >= %.2f:", a->cluster_rho);
+    int any = 0;
+    for (size_t k = 0; k < ncl; k++) {
+        size_t members = 0;
+        for (size_t i = 0; i < c->n; i++)
+            members += cl[i] == k;
+        if (members < 2)
+            continue;
+        printf("\n ");
+        any = 1;
+        for (size_t i = 0; i < c->n; i++)
+            if (cl[i] == k)
+                printf(" %s", d->model_names[i]);
+    }
+    printf("%s\n", any ? "" : " none");
+    printf("\nerror floor of infinitely many models (one-factor copula, mean correlation):\n"
+           "  %.4f  wrong answers uniform over the other %zu labels\n"
+           "  %.4f  wrong answers all alike\n",
+           floor, d->nlabels - 1, floor_alike);
+    printf("\ngreedy-mi ensembles (Fano: any combiner is at least this wrong; copula: errors\n"
+           "under the fitted model; floor: of infinitely many models like these):\n");
+    printf("%3s %9s %11s %12s %9s %9s  %s\n", "K", "fano", "copula-vote", "copula-bayes", "floor",
+           "held-out", "models");
+    for (size_t k = 0; k < nk; k++) {
+        printf("%3zu %9.4f %11.4f %12.4f %9.4f ", k + 1, st[k].fano, st[k].vote, st[k].bayes,
+               st[k].floor);
+        if (isnan(st[k].heldout))
+            printf("%9s ", "-");
+        else
+            printf("%9.4f ", st[k].heldout);
+        for (size_t i = 0; i < st[k].sel.n; i++)
+            printf(" %s", d->model_names[st[k].sel.models[i]]);
+        printf("\n");
+    }
+}
+
+static void print_json(const ens_data_t *d, const args_t *a, const ens_copula_t *c,
+                       const ens_copula_summary_t *s, const size_t *cl, size_t ncl, double floor,
+                       double floor_alike, const step_t *st, size_t nk)
+{
+    printf("{\"rows\":%zu,\"labels\":%zu,\"models\":[", d->nrows, d->nlabels);
+    for (size_t i = 0; i < c->n; i++) {
+        printf("%s{\"name\":", i ? "," : "");
+        ctl_json_string(stdout, d->model_names[i]);
+        printf(",\"accuracy\":%.6g,\"rows\":%zu}", c->accuracy[i], c->asked[i]);
+    }
+    printf("],\"latent_correlation\":{\"mean\":");
+    json_num(s->mean);
+    printf(",\"min\":");
+    json_num(s->min);
+    printf(",\"max\":");
+    json_num(s->max);
+    printf(",\"pairs\":%zu,\"cluster_threshold\":%.6g,\"clusters\":[", s->pairs, a->cluster_rho);
+    int first = 1;
+    for (size_t k = 0; k < ncl; k++) {
+        size_t members = 0;
+        for (size_t i = 0; i < c->n; i++)
+            members += cl[i] == k;
+        if (members < 2)
+            continue;
+        printf("%s[", first ? "" : ",");
+        first = 0;
+        int f2 = 1;
+        for (size_t i = 0; i < c->n; i++)
+            if (cl[i] == k) {
+                printf("%s", f2 ? "" : ",");
+                ctl_json_string(stdout, d->model_names[i]);
+                f2 = 0;
+            }
+        printf("]");
+    }
+    printf("]},\"error_floor\":");
+    json_num(floor);
+    printf(",\"error_floor_alike\":");
+    json_num(floor_alike);
+    printf(",\"fano_z\":%.6g,\"fano\":[", a->fano_z);
+    for (size_t k = 0; k < nk; k++) {
+        printf("%s{\"budget\":%zu,\"models\":[", k ? "," : "", k + 1);
+        for (size_t i = 0; i < st[k].sel.n; i++) {
+            printf("%s", i ? "," : "");
+            ctl_json_string(stdout, d->model_names[st[k].sel.models[i]]);
+        }
+        printf("],\"error_lower_bound\":");
+        json_num(st[k].fano);
+        printf(",\"copula_vote_error\":");
+        json_num(st[k].vote);
+        printf(",\"copula_bayes_error\":");
+        json_num(st[k].bayes);
+        printf(",\"copula_floor\":");
+        json_num(st[k].floor);
+        printf(",\"heldout_error\":");
+        json_num(st[k].heldout);
+        printf("}");
+    }
+    printf("]}\n");
+}
+
+/* Selects the greedy-mi ensemble of exactly k models (no pruning, no gain
+ * threshold) and computes its bounds; st->heldout is NaN without splits. */
+static int run_step(const ens_data_t *d, const ens_copula_t *c, const args_t *a, size_t k,
+                    step_t *st)
+{
+    ens_select_opts_t o;
+    ens_select_opts_default(&o);
+    o.budget = k;
+    o.prune = 0;
+    o.min_gain_bits = -1e9;
+    o.seed = a->seed;
+    char err[256];
+    int rc = ens_select(d, &o, &st->sel, err, sizeof(err));
+    if (rc < 0) {
+        ctl_error("K=%zu: %s", k, err);
+        return rc;
+    }
+    rc = ens_fano_bound(d, st->sel.models, st->sel.n, a->fano_z, &st->fano);
+    if (rc < 0) {
+        ctl_error("K=%zu: Fano bound: %s", k, ens_strerror(rc));
+        return rc;
+    }
+    /* The fit holds every column in order, so positions are columns. */
+    ens_copula_summary_t s;
+    ens_copula_summary(c, st->sel.models, st->sel.n, &s);
+    double tau[ENS_SELECT_MAX];
+    for (size_t i = 0; i < st->sel.n; i++)
+        tau[i] = c->tau[st->sel.models[i]];
+    double rho = st->sel.n > 1 ? s.mean : 0;
+    st->vote = st->bayes = NAN;
+    if (st->sel.n <= ENS_COPULA_FINITE_MAX && !isnan(rho))
+        ens_copula_finite_errors(rho, tau, st->sel.n, d->nlabels, &st->vote, &st->bayes);
+    st->floor = ens_copula_floor_fit(c, st->sel.models, st->sel.n, (double)d->nlabels);
+    st->heldout = NAN;
+    if (a->splits > 0) {
+        ens_eval_t e;
+        rc = ens_evaluate(d, &o, a->splits, 0.5, a->seed, &e);
+        if (rc < 0) {
+            ctl_error("K=%zu: evaluation: %s", k, ens_strerror(rc));
+            return rc;
+        }
+        st->heldout = 1 - e.acc[ENS_EVAL_PUBLISHED].mean;
+    }
+    return 0;
+}
+
+int ctl_floor(int argc, char **argv)
+{
+    args_t a = {.max_k = 7, .cluster_rho = 0.8, .fano_z = 2, .seed = 7};
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    ens_data_t *all = ctl_load_csv(a.csv);
+    if (!all)
+        return 1;
+    ens_data_t *d = all;
+    if (a.models) {
+        d = restrict_models(all, a.models);
+        if (!d) {
+            ens_data_destroy(&all);
+            return 2;
+        }
+    }
+    if (d->nlabels < 2) {
+        ctl_error("%s: fewer than two labels", a.csv);
+        rc = 1;
+        goto done;
+    }
+    ens_copula_t *c = ens_copula_fit(d, NULL, 0);
+    ens_copula_summary_t s;
+    ens_copula_summary(c, NULL, 0, &s);
+    size_t *cl = ens_xcalloc(c->n, sizeof(size_t));
+    size_t ncl = ens_copula_clusters(c, a.cluster_rho, cl);
+    double floor = ens_copula_floor_fit(c, NULL, 0, (double)d->nlabels);
+    double floor_alike = ens_copula_floor_fit(c, NULL, 0, 2);
+    size_t nk = a.max_k < d->nmodels ? a.max_k : d->nmodels;
+    step_t *st = ens_xcalloc(nk, sizeof(step_t));
+    for (size_t k = 0; k < nk && rc == 0; k++)
+        if (run_step(d, c, &a, k + 1, &st[k]) < 0)
+            rc = 1;
+    if (rc == 0) {
+        if (a.json)
+            print_json(d, &a, c, &s, cl, ncl, floor, floor_alike, st, nk);
+        else
+            print_text(d, &a, c, &s, cl, ncl, floor, floor_alike, st, nk);
+    }
+    free(st);
+    free(cl);
+    ens_copula_destroy(&c);
+done:
+    if (d != all)
+        ens_data_destroy(&d);
+    ens_data_destroy(&all);
+    return rc;
+}
