@@ -1,16 +1,35 @@
 /* part.c - partition refinement (see part.h).
  *
  * Per row the part keeps cell[r], the id of the row's cell under X_S, or DEAD.
- * Scoring candidate j counts keys built from (cell[r], x_j[r], target) in one
- * pass over the rows, in a counter that is dense (an array indexed by the key)
- * when the key space is small and an open-addressing table otherwise. Only the
- * slots touched in the pass are read back and cleared, so a pass costs O(rows)
- * whatever the key space.
+ * Scoring candidate j gathers the joint counts of (child cell of S + j,
+ * target) and turns them into an estimate (raw_bits, heldout_bits). The key
+ * of that joint is the same in both ways of counting:
+ *
+ *  - The fast way, when the rows fall in few states. A state is what a row's
+ *    key depends on besides x_j: (cell, y) for raw tuples, (cell, y, answer of
+ *    each class) for agreement patterns. st_out[state][symbol] holds the key,
+ *    so a pass over the rows only counts (state, x_j) in a small dense
+ *    histogram: no per-row class search, no hashing, and a small table stays
+ *    in L1. Candidates are counted GROUP_MAX at a time, as the joint of
+ *    (state, x_j1, x_j2, ...), when it stays small: the row states are read
+ *    once per group and one increment serves the whole group; each
+ *    candidate's counts are then summed out of the joint.
+ *  - The generic way otherwise (cells of the order of the rows): per row, the
+ *    key is computed and counted in a counter that is dense when the key
+ *    space is small and an open-addressing table otherwise. Only the slots
+ *    touched in the pass are read back and cleared, so a pass costs O(rows)
+ *    whatever the key space.
+ *
+ * Both feed the keys to the estimator in an order fixed by the part's state,
+ * so a candidate gets the same bits however it is counted (alone or in a
+ * group), and ens__part_add reuses the score of the last scoring pass.
  *
  * Held-out mode also keeps, per row, the answer of each agreement class
  * (rep[c][r], c < ncls[r], in order of first appearance among S) and the class
  * holding the true label (zc[r], or NONE). A cell of the pattern partition
  * fixes ncls, so cell_ncls[cell] is kept per cell.
+ *
+ * Everything is per part: parts in different threads share nothing.
  */
 #include "part.h"
 
@@ -28,6 +47,19 @@
 /* Smoothing mass of the held-out estimator (docs/estimators.md). */
 #define ALPHA 1.0
 
+/* Fast way: most candidates counted in one pass. */
+#define GROUP_MAX 4
+/* Largest joint histogram of a group (entries): 4 copies of it fit in a
+ * 64 KiB L1/L2 budget, and its scan is small next to 10^4..10^6 rows. */
+#define JOINT_SMALL 4096
+/* Copies of a small histogram: rows r, r+1, r+2, r+3 increment different
+ * copies, so that runs of one hot bin (binary labels, correlated models) do
+ * not serialize on store-to-load forwarding. */
+#define NCOPY 4
+/* State id of a row outside the states (DEAD cell): above every joint bin,
+ * with room to add symbol offsets without wrapping. */
+#define ST_DEAD UINT32_C(0x80000000)
+
 typedef struct {
     int dense;       /* 1: slot == key; 0: open addressing */
     size_t slots;    /* slots allocated */
@@ -44,6 +76,7 @@ struct ens_part_s {
     ens_estimator_t est;
     size_t n;                   /* rows */
     size_t L;                   /* labels */
+    size_t nsym;                /* prediction symbols: L labels, abstention */
     size_t nsel;                /* |S| */
     size_t sel[ENS_PART_MAX];   /* S in order of addition */
     uint32_t *cell;             /* n cell ids or DEAD */
@@ -58,6 +91,21 @@ struct ens_part_s {
     uint32_t ylive[256];        /* y counts over live rows */
     double bits;                /* estimate for S */
     size_t rows;                /* live rows for S */
+
+    /* The fast way (nst > 0): see the file comment. */
+    size_t nst;       /* row states, 0 when the fast way is off */
+    uint32_t *st;     /* n: state of each row, or ST_DEAD */
+    uint64_t *st_out; /* nst * nsym: joint key of (state, symbol) */
+    uint8_t *st_y;    /* nst: y of each state */
+    uint32_t *hist;   /* NCOPY * (joint + 1) bins, kept zeroed */
+    size_t hist_cap;  /* bins allocated in hist */
+    uint32_t *marg;   /* GROUP_MAX * nst * (nsym + 1): counts per candidate */
+    size_t marg_cap;  /* entries allocated in marg */
+    size_t st_cap;    /* states allocated in st_out / st_y */
+    uint32_t *st_row; /* a row of each state (while numbering them) */
+    double *sc_bits;  /* nmodels: last score of each model ... */
+    size_t *sc_rows;  /* ... its rows ... */
+    size_t *sc_stamp; /* ... valid when equal to nsel + 1 */
 };
 
 /* ---- counter ---------------------------------------------------------- */
@@ -186,80 +234,16 @@ static double loo_marginal(const uint32_t *ycnt, size_t L, size_t N)
     return loss;
 }
 
-ens_part_t *ens__part_new(const ens_data_t *d, ens_estimator_t est)
-{
-    ens_part_t *p = ens_xcalloc(1, sizeof(*p));
-    p->d = d;
-    p->est = est;
-    p->n = d->nrows;
-    p->L = d->nlabels;
-    p->cell = ens_xcalloc(p->n, sizeof(uint32_t));
-    p->ncells = 1;
-    p->rows = p->n;
-    for (size_t r = 0; r < p->n; r++)
-        p->ylive[d->y[r]]++;
-    if (est == ENS_EST_HELDOUT) {
-        p->cell_ncls = ens_xcalloc(1, 1);
-        p->ncls = ens_xcalloc(p->n, 1);
-        p->zc = ens_xmalloc(p->n ? p->n : 1);
-        memset(p->zc, NONE, p->n);
-    }
-    p->keys = ens_xmalloc(2 * (p->n + 1) * sizeof(uint64_t));
-    p->cnts = ens_xmalloc(2 * (p->n + 1) * sizeof(uint32_t));
-    ctr_setup(&p->ctr, keyspace(p), p->n + 1);
-    return p;
-}
+/* ---- estimates from the joint counts ----------------------------------- */
 
-void ens__part_destroy(ens_part_t **pp)
+/* Plug-in (or Miller-Madow) I(Y; X_{S+j}) from the m_xy joint bins in
+ * p->keys / p->cnts, keys ((cell * nsym + x) * L + y). */
+static double raw_bits(ens_part_t *p, size_t m_xy, size_t *rows)
 {
-    if (!pp || !*pp)
-        return;
-    ens_part_t *p = *pp;
-    ctr_free(&p->ctr);
-    free(p->keys);
-    free(p->cnts);
-    for (size_t c = 0; c < p->nsel; c++)
-        free(p->rep[c]);
-    free(p->cell);
-    free(p->cell_ncls);
-    free(p->ncls);
-    free(p->zc);
-    free(p);
-    *pp = NULL;
-}
-
-size_t ens__part_size(const ens_part_t *p)
-{
-    return p->nsel;
-}
-
-double ens__part_bits(const ens_part_t *p, size_t *rows)
-{
-    if (rows)
-        *rows = p->rows;
-    return p->bits;
-}
-
-/* ---- plug-in and Miller-Madow over raw tuples ------------------------- */
-
-static double score_raw(ens_part_t *p, size_t j, size_t *rows)
-{
-    const uint8_t *col = ens_data_col(p->d, j);
-    const uint8_t *y = p->d->y;
-    const size_t L = p->L, nsym = L + 1;
+    const size_t L = p->L;
     counter_t *c = &p->ctr;
-
-    for (size_t r = 0; r < p->n; r++) {
-        uint32_t cl = p->cell[r];
-        uint8_t x = col[r];
-        if (cl == DEAD || x == ENS_SYM_MISSING)
-            continue;
-        ctr_add(c, ((uint64_t)cl * nsym + sym_index(x, L)) * L + y[r]);
-    }
-
     /* The marginals of (cell, x) and of y follow from the joint bins,
      * which are far fewer than the rows. */
-    size_t m_xy = ctr_drain(c, p->keys, p->cnts);
     size_t N = 0, m_y = 0;
     double s_xy = 0, s_x = 0, s_y = 0;
     uint32_t ycnt[256] = {0};
@@ -288,57 +272,17 @@ static double score_raw(ens_part_t *p, size_t j, size_t *rows)
     return bits;
 }
 
-/* ---- held-out estimate over agreement patterns ------------------------ */
-
-/* The agreement class of answer x in row r: an existing class, the next new
- * one (nsel), or abstention (nsel + 1). */
-static inline size_t class_of(const ens_part_t *p, size_t r, uint8_t x)
+/* Held-out I(Y; X_{S+j}) from the nb joint bins in p->keys / p->cnts, keys
+ * ((cell * B + b) * Z + z), ycnt holding y over the rows where S and j were
+ * asked. */
+static double heldout_bits(ens_part_t *p, size_t nb, const uint32_t *ycnt, size_t *rows)
 {
-    if (x == ENS_SYM_ABSTAIN)
-        return p->nsel + 1;
-    for (size_t c = 0; c < p->ncls[r]; c++)
-        if (p->rep[c][r] == x)
-            return c;
-    return p->nsel;
-}
-
-/* The target after adding an answer of class b: the class holding y. */
-static inline size_t target_of(const ens_part_t *p, size_t r, size_t b, uint8_t x)
-{
-    if (p->zc[r] != NONE)
-        return p->zc[r];
-    if (b == p->nsel && x == p->d->y[r])
-        return p->ncls[r];
-    return targets_z(p) - 1;
-}
-
-static double score_heldout(ens_part_t *p, size_t j, size_t *rows)
-{
-    const uint8_t *col = ens_data_col(p->d, j);
-    const uint8_t *y = p->d->y;
     const size_t B = classes_b(p), Z = targets_z(p), L = p->L;
     counter_t *c = &p->ctr;
-    uint32_t ycnt[256];
-    memcpy(ycnt, p->ylive, sizeof(ycnt));
-
-    for (size_t r = 0; r < p->n; r++) {
-        uint32_t cl = p->cell[r];
-        uint8_t x = col[r];
-        if (cl == DEAD)
-            continue;
-        if (x == ENS_SYM_MISSING) {
-            ycnt[y[r]]--;
-            continue;
-        }
-        size_t b = class_of(p, r, x);
-        ctr_add(c, ((uint64_t)cl * B + b) * Z + target_of(p, r, b, x));
-    }
-
     /* Leave-one-out log-loss of p(z | cell) = (n(cell, z) - 1 + ALPHA q(z)) /
      * (n(cell) - 1 + ALPHA), q spreading the prior evenly over labels: 1/L
      * for each answer class, (L - ncls)/L for "none of them", whose mass is
      * then split evenly over the L - ncls unanswered labels. */
-    size_t nb = ctr_drain(c, p->keys, p->cnts);
     size_t N = 0;
     double loss = 0;
     for (size_t i = 0; i < nb; i++) {
@@ -365,11 +309,421 @@ static double score_heldout(ens_part_t *p, size_t j, size_t *rows)
     return (loo_marginal(ycnt, L, N) - loss) / (double)N;
 }
 
-double ens__part_score(ens_part_t *p, size_t j, size_t *rows)
+/* ---- the generic way: one candidate, key per row ----------------------- */
+
+/* The agreement class of answer x in row r: an existing class, the next new
+ * one (nsel), or abstention (nsel + 1). */
+static inline size_t class_of(const ens_part_t *p, size_t r, uint8_t x)
+{
+    if (x == ENS_SYM_ABSTAIN)
+        return p->nsel + 1;
+    for (size_t c = 0; c < p->ncls[r]; c++)
+        if (p->rep[c][r] == x)
+            return c;
+    return p->nsel;
+}
+
+/* The target after adding an answer of class b: the class holding y. */
+static inline size_t target_of(const ens_part_t *p, size_t r, size_t b, uint8_t x)
+{
+    if (p->zc[r] != NONE)
+        return p->zc[r];
+    if (b == p->nsel && x == p->d->y[r])
+        return p->ncls[r];
+    return targets_z(p) - 1;
+}
+
+/* The joint key of row r (live) with answer x (not missing). */
+static inline uint64_t row_key(const ens_part_t *p, size_t r, uint8_t x)
+{
+    if (p->est == ENS_EST_HELDOUT) {
+        size_t b = class_of(p, r, x);
+        return ((uint64_t)p->cell[r] * classes_b(p) + b) * targets_z(p) + target_of(p, r, b, x);
+    }
+    return ((uint64_t)p->cell[r] * p->nsym + sym_index(x, p->L)) * p->L + p->d->y[r];
+}
+
+static double score_generic(ens_part_t *p, size_t j, size_t *rows)
+{
+    const uint8_t *col = ens_data_col(p->d, j);
+    const uint8_t *y = p->d->y;
+    counter_t *c = &p->ctr;
+    uint32_t ycnt[256];
+    memcpy(ycnt, p->ylive, sizeof(ycnt));
+
+    for (size_t r = 0; r < p->n; r++) {
+        if (p->cell[r] == DEAD)
+            continue;
+        if (col[r] == ENS_SYM_MISSING)
+            ycnt[y[r]]--;
+        else
+            ctr_add(c, row_key(p, r, col[r]));
+    }
+    size_t m = ctr_drain(c, p->keys, p->cnts);
+    if (p->est == ENS_EST_HELDOUT)
+        return heldout_bits(p, m, ycnt, rows);
+    return raw_bits(p, m, rows);
+}
+
+/* ---- the fast way: row states, candidates in groups -------------------- */
+
+/* Counts the joint of (state, x_{j_0}, ..., x_{j_{nc-1}}) into the copies of
+ * h (stride bins apart, 0 for one copy), bin jn taking the dead rows. off[i]
+ * maps a byte of column i to its symbol's offset in the joint. Inlined with a
+ * constant nc, the inner loop is unrolled for each group size. */
+static inline void count_rows(const uint32_t *restrict st, const uint8_t *const *cols,
+                              const uint32_t (*off)[256], size_t nc, size_t n, uint32_t jn,
+                              uint32_t *restrict h, size_t stride)
+{
+    uint32_t *restrict h0 = h, *restrict h1 = h + stride, *restrict h2 = h + 2 * stride,
+                       *restrict h3 = h + 3 * stride;
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4) {
+        uint32_t k0 = st[r], k1 = st[r + 1], k2 = st[r + 2], k3 = st[r + 3];
+#pragma GCC unroll 4
+        for (size_t i = 0; i < nc; i++) {
+            const uint8_t *col = cols[i];
+            k0 += off[i][col[r]];
+            k1 += off[i][col[r + 1]];
+            k2 += off[i][col[r + 2]];
+            k3 += off[i][col[r + 3]];
+        }
+        h0[k0 < jn ? k0 : jn]++;
+        h1[k1 < jn ? k1 : jn]++;
+        h2[k2 < jn ? k2 : jn]++;
+        h3[k3 < jn ? k3 : jn]++;
+    }
+    for (; r < n; r++) {
+        uint32_t k = st[r];
+        for (size_t i = 0; i < nc; i++)
+            k += off[i][cols[i][r]];
+        h0[k < jn ? k : jn]++;
+    }
+}
+
+/* Sums the joint of a group (jn bins in ncopy copies, stride apart) out into
+ * each candidate's counts of (symbol, state), marg + i * nst * R, and clears
+ * the joint. */
+static void joint_to_marg(ens_part_t *p, size_t nc, size_t jn, size_t ncopy, size_t stride)
+{
+    const size_t nst = p->nst, R = p->nsym + 1, per = nst * R;
+    uint32_t *h = p->hist, *marg = p->marg;
+    size_t digit[GROUP_MAX] = {0};
+    memset(marg, 0, nc * per * sizeof(uint32_t));
+    for (size_t base = 0; base < jn; base += nst) {
+        for (size_t s = 0; s < nst; s++) {
+            uint32_t v = 0;
+            for (size_t c = 0; c < ncopy; c++)
+                v += h[c * stride + base + s];
+            if (!v)
+                continue;
+            for (size_t i = 0; i < nc; i++)
+                marg[i * per + digit[i] * nst + s] += v;
+        }
+        /* The symbols of the next block of states, little-endian in R. */
+        for (size_t i = 0; i < nc && ++digit[i] == R; i++)
+            digit[i] = 0;
+    }
+    for (size_t c = 0; c < ncopy; c++)
+        memset(h + c * stride, 0, (jn + 1) * sizeof(uint32_t));
+}
+
+/* The estimate of one candidate from its counts of (symbol, state). */
+static double marg_bits(ens_part_t *p, const uint32_t *marg, size_t *rows)
+{
+    const size_t nst = p->nst, nsym = p->nsym;
+    counter_t *c = &p->ctr;
+    uint32_t ycnt[256];
+    memcpy(ycnt, p->ylive, sizeof(ycnt));
+    /* Held-out states of one cell may share a key: the counter merges them. */
+    for (size_t s = 0; s < nst; s++) {
+        for (size_t x = 0; x < nsym; x++)
+            if (marg[x * nst + s])
+                ctr_addn(c, p->st_out[s * nsym + x], marg[x * nst + s]);
+        ycnt[p->st_y[s]] -= marg[nsym * nst + s];
+    }
+    size_t m = ctr_drain(c, p->keys, p->cnts);
+    if (p->est == ENS_EST_HELDOUT)
+        return heldout_bits(p, m, ycnt, rows);
+    return raw_bits(p, m, rows);
+}
+
+/* Candidates of one pass: the most whose joint stays small, at least one. */
+static size_t group_size(const ens_part_t *p, size_t left)
+{
+    const size_t R = p->nsym + 1;
+    size_t nc = 1, jn = p->nst * R;
+    while (nc < GROUP_MAX && nc < left && jn * R <= JOINT_SMALL)
+        nc++, jn *= R;
+    return nc;
+}
+
+/* Scores js[0..nc) in one pass over the rows. */
+static void score_group(ens_part_t *p, const size_t *js, size_t nc, double *bits, size_t *rows)
+{
+    const size_t R = p->nsym + 1, L = p->L;
+    const uint8_t *cols[GROUP_MAX];
+    uint32_t off[GROUP_MAX][256];
+    size_t jn = p->nst;
+    for (size_t i = 0; i < nc; i++) {
+        cols[i] = ens_data_col(p->d, js[i]);
+        /* Bytes other than labels and abstention can only be "missing". */
+        for (size_t b = 0; b < 256; b++) {
+            size_t x = b < L ? b : b == ENS_SYM_ABSTAIN ? L : L + 1;
+            off[i][b] = (uint32_t)(x * jn);
+        }
+        jn *= R;
+    }
+    size_t ncopy = jn <= JOINT_SMALL ? NCOPY : 1, stride = ncopy > 1 ? jn + 1 : 0;
+    uint32_t *h = p->hist;
+    /* Constant group sizes let the compiler unroll the symbol loop. */
+    switch (nc) {
+    case 1:
+        count_rows(p->st, cols, off, 1, p->n, (uint32_t)jn, h, stride);
+        break;
+    case 2:
+        count_rows(p->st, cols, off, 2, p->n, (uint32_t)jn, h, stride);
+        break;
+    case 3:
+        count_rows(p->st, cols, off, 3, p->n, (uint32_t)jn, h, stride);
+        break;
+    default:
+        count_rows(p->st, cols, off, 4, p->n, (uint32_t)jn, h, stride);
+        break;
+    }
+    joint_to_marg(p, nc, jn, stride ? ncopy : 1, stride);
+    for (size_t i = 0; i < nc; i++)
+        bits[i] = marg_bits(p, p->marg + i * p->nst * R, &rows[i]);
+}
+
+/* ---- row states ------------------------------------------------------- */
+
+/* Largest state table the fast way builds (states * symbols): small next to
+ * the rows, or else small in absolute terms. */
+static size_t states_max(const ens_part_t *p)
+{
+    size_t lim = p->n / 4 > JOINT_SMALL ? p->n / 4 : JOINT_SMALL;
+    return lim / (p->nsym + 1);
+}
+
+/* Sizes the state tables and the histograms for nst states. */
+static void states_alloc(ens_part_t *p, size_t nst)
+{
+    const size_t R = p->nsym + 1;
+    if (nst > p->st_cap) {
+        free(p->st_out);
+        free(p->st_y);
+        free(p->st_row);
+        p->st_out = ens_xmalloc(nst * p->nsym * sizeof(uint64_t));
+        p->st_y = ens_xmalloc(nst);
+        p->st_row = ens_xmalloc(nst * sizeof(uint32_t));
+        p->st_cap = nst;
+    }
+    if (GROUP_MAX * nst * R > p->marg_cap) {
+        free(p->marg);
+        p->marg_cap = GROUP_MAX * nst * R;
+        p->marg = ens_xmalloc(p->marg_cap * sizeof(uint32_t));
+    }
+    /* One group of up to JOINT_SMALL bins in NCOPY copies, or one candidate
+     * over every state in a single copy. */
+    size_t want = NCOPY * (JOINT_SMALL + 1);
+    if (nst * R + 1 > want)
+        want = nst * R + 1;
+    if (want > p->hist_cap) {
+        free(p->hist);
+        p->hist = ens_xcalloc(want, sizeof(uint32_t));
+        p->hist_cap = want;
+    }
+    p->nst = nst;
+}
+
+/* Raw tuples: the state of a live row is cell * L + y. */
+static void states_raw(ens_part_t *p)
+{
+    const size_t L = p->L, nsym = p->nsym;
+    if (L == 0 || p->ncells == 0 || p->ncells > states_max(p) / L) {
+        p->nst = 0;
+        return;
+    }
+    states_alloc(p, p->ncells * L);
+    for (size_t r = 0; r < p->n; r++)
+        p->st[r] = p->cell[r] == DEAD ? ST_DEAD : (uint32_t)(p->cell[r] * L + p->d->y[r]);
+    for (size_t s = 0; s < p->nst; s++) {
+        p->st_y[s] = (uint8_t)(s % L);
+        for (size_t x = 0; x < nsym; x++)
+            p->st_out[s * nsym + x] = ((uint64_t)(s / L) * nsym + x) * L + s % L;
+    }
+}
+
+/* Most answer classes a row can have: distinct labels among S. */
+static size_t classes_max(const ens_part_t *p)
+{
+    return p->nsel < p->L ? p->nsel : p->L;
+}
+
+/* The held-out signature of live row r: its cell, y and class answers, which
+ * fix the key of every answer x (class_of, target_of). Every row spends
+ * classes_max() digits on its answers (0 for no class), so that rows of
+ * cells with fewer classes cannot collide with others. */
+static uint64_t signature(const ens_part_t *p, size_t r)
+{
+    uint64_t sig = (uint64_t)p->cell[r] * p->L + p->d->y[r];
+    for (size_t c = 0; c < classes_max(p); c++)
+        sig = sig * (p->L + 1) + (c < p->ncls[r] ? p->rep[c][r] + 1u : 0u);
+    return sig;
+}
+
+/* Agreement patterns: states numbered by signature in order of first
+ * appearance (the counter numbers them as ens__part_add numbers cells). */
+static void states_heldout(ens_part_t *p)
+{
+    const size_t L = p->L, nsym = p->nsym;
+    counter_t *c = &p->ctr;
+    /* The signatures must fit in 64 bits: cells * L * (L + 1)^classes. */
+    long double space = (long double)(p->ncells ? p->ncells : 1) * (long double)L;
+    for (size_t k = 0; k < classes_max(p); k++)
+        space *= (long double)(L + 1);
+    p->nst = 0;
+    if (L == 0 || space > 1e18L)
+        return;
+    ctr_setup(c, (uint64_t)space, p->n + 1);
+    for (size_t r = 0; r < p->n && c->nt <= states_max(p); r++)
+        if (p->cell[r] != DEAD)
+            ctr_add(c, signature(p, r));
+    size_t nst = c->nt;
+    /* With no live row the generic way has nothing to count either. */
+    if (nst > 0 && nst <= states_max(p)) {
+        states_alloc(p, nst);
+        for (size_t i = 0; i < nst; i++)
+            c->cnt[c->touched[i]] = (uint32_t)i + 1;
+        for (size_t r = 0; r < p->n; r++) {
+            uint32_t s = ST_DEAD;
+            if (p->cell[r] != DEAD) {
+                s = c->cnt[ctr_slot(c, signature(p, r))] - 1;
+                p->st_row[s] = (uint32_t)r;
+            }
+            p->st[r] = s;
+        }
+        for (size_t s = 0; s < nst; s++) {
+            size_t r = p->st_row[s];
+            p->st_y[s] = p->d->y[r];
+            for (size_t x = 0; x < nsym; x++)
+                p->st_out[s * nsym + x] = row_key(p, r, x < L ? (uint8_t)x : ENS_SYM_ABSTAIN);
+        }
+    }
+    for (size_t i = 0; i < c->nt; i++)
+        c->cnt[c->touched[i]] = 0;
+    c->nt = 0;
+    ctr_setup(c, keyspace(p), p->n + 1);
+}
+
+static void states_build(ens_part_t *p)
 {
     if (p->est == ENS_EST_HELDOUT)
-        return score_heldout(p, j, rows);
-    return score_raw(p, j, rows);
+        states_heldout(p);
+    else
+        states_raw(p);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+ens_part_t *ens__part_new(const ens_data_t *d, ens_estimator_t est)
+{
+    ens_part_t *p = ens_xcalloc(1, sizeof(*p));
+    p->d = d;
+    p->est = est;
+    p->n = d->nrows;
+    p->L = d->nlabels;
+    p->nsym = p->L + 1;
+    p->cell = ens_xcalloc(p->n ? p->n : 1, sizeof(uint32_t));
+    p->ncells = 1;
+    p->rows = p->n;
+    for (size_t r = 0; r < p->n; r++)
+        p->ylive[d->y[r]]++;
+    if (est == ENS_EST_HELDOUT) {
+        p->cell_ncls = ens_xcalloc(1, 1);
+        p->ncls = ens_xcalloc(p->n ? p->n : 1, 1);
+        p->zc = ens_xmalloc(p->n ? p->n : 1);
+        memset(p->zc, NONE, p->n);
+    }
+    p->keys = ens_xmalloc(2 * (p->n + 1) * sizeof(uint64_t));
+    p->cnts = ens_xmalloc(2 * (p->n + 1) * sizeof(uint32_t));
+    p->st = ens_xmalloc((p->n ? p->n : 1) * sizeof(uint32_t));
+    size_t m = d->nmodels ? d->nmodels : 1;
+    p->sc_bits = ens_xmalloc(m * sizeof(double));
+    p->sc_rows = ens_xmalloc(m * sizeof(size_t));
+    p->sc_stamp = ens_xcalloc(m, sizeof(size_t));
+    ctr_setup(&p->ctr, keyspace(p), p->n + 1);
+    states_build(p);
+    return p;
+}
+
+void ens__part_destroy(ens_part_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    ens_part_t *p = *pp;
+    ctr_free(&p->ctr);
+    free(p->keys);
+    free(p->cnts);
+    for (size_t c = 0; c < p->nsel; c++)
+        free(p->rep[c]);
+    free(p->cell);
+    free(p->cell_ncls);
+    free(p->ncls);
+    free(p->zc);
+    free(p->st);
+    free(p->st_out);
+    free(p->st_y);
+    free(p->st_row);
+    free(p->hist);
+    free(p->marg);
+    free(p->sc_bits);
+    free(p->sc_rows);
+    free(p->sc_stamp);
+    free(p);
+    *pp = NULL;
+}
+
+size_t ens__part_size(const ens_part_t *p)
+{
+    return p->nsel;
+}
+
+double ens__part_bits(const ens_part_t *p, size_t *rows)
+{
+    if (rows)
+        *rows = p->rows;
+    return p->bits;
+}
+
+/* ---- scoring ---------------------------------------------------------- */
+
+void ens__part_score_many(ens_part_t *p, const size_t *js, size_t nj, double *bits, size_t *rows)
+{
+    for (size_t i = 0; i < nj;) {
+        size_t nc = 1;
+        if (p->nst) {
+            nc = group_size(p, nj - i);
+            score_group(p, js + i, nc, bits + i, rows + i);
+        } else {
+            bits[i] = score_generic(p, js[i], &rows[i]);
+        }
+        /* ens__part_add takes the score of the model it adds from here. */
+        for (size_t k = i; k < i + nc; k++) {
+            p->sc_bits[js[k]] = bits[k];
+            p->sc_rows[js[k]] = rows[k];
+            p->sc_stamp[js[k]] = p->nsel + 1;
+        }
+        i += nc;
+    }
+}
+
+double ens__part_score(ens_part_t *p, size_t j, size_t *rows)
+{
+    double bits;
+    ens__part_score_many(p, &j, 1, &bits, rows);
+    return bits;
 }
 
 /* ---- refinement ------------------------------------------------------- */
@@ -382,17 +736,17 @@ static inline uint64_t child_key(const ens_part_t *p, size_t r, uint8_t x)
     return (uint64_t)p->cell[r] * (p->L + 1) + sym_index(x, p->L);
 }
 
-void ens__part_add(ens_part_t *p, size_t j)
+/* Moves the live rows of S to their child cells under S + j (numbered in
+ * order of first appearance) and updates the held-out row state. */
+static void refine(ens_part_t *p, size_t j)
 {
     const uint8_t *col = ens_data_col(p->d, j);
     const uint8_t *y = p->d->y;
     counter_t *c = &p->ctr;
     int heldout = p->est == ENS_EST_HELDOUT;
 
-    p->bits = ens__part_score(p, j, &p->rows);
-
-    /* Number the child cells in order of first appearance: count them, then
-     * overwrite each touched slot's count with its id + 1. */
+    /* Count the child cells, then overwrite each touched slot's count with
+     * its id + 1. */
     for (size_t r = 0; r < p->n; r++)
         if (p->cell[r] != DEAD && col[r] != ENS_SYM_MISSING)
             ctr_add(c, child_key(p, r, col[r]));
@@ -434,7 +788,21 @@ void ens__part_add(ens_part_t *p, size_t j)
         free(p->cell_ncls);
         p->cell_ncls = cell_ncls;
     }
-    p->sel[p->nsel++] = j;
     p->ncells = ncells;
-    ctr_setup(c, keyspace(p), p->n + 1);
+}
+
+void ens__part_add(ens_part_t *p, size_t j)
+{
+    /* The estimate for S + j is the score of j against S: reuse it when the
+     * last pass over S scored j. */
+    if (p->sc_stamp[j] == p->nsel + 1) {
+        p->bits = p->sc_bits[j];
+        p->rows = p->sc_rows[j];
+    } else {
+        p->bits = ens__part_score(p, j, &p->rows);
+    }
+    refine(p, j);
+    p->sel[p->nsel++] = j;
+    ctr_setup(&p->ctr, keyspace(p), p->n + 1);
+    states_build(p);
 }

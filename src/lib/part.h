@@ -13,7 +13,8 @@
  * which of the pattern's answer classes holds the truth, if any; see
  * docs/estimators.md.
  *
- * Internal to the library; not thread-safe (one part per thread).
+ * Internal to the library. A part is used by one thread at a time; parts share
+ * no state, so several may run at once in different threads.
  */
 #ifndef ENSEMBLED_PART_H
 #define ENSEMBLED_PART_H
@@ -36,7 +37,14 @@ void ens__part_destroy(ens_part_t **pp);
  * has every model of S and j, the estimate being 0 then). j must not be in S. */
 double ens__part_score(ens_part_t *p, size_t j, size_t *rows);
 
-/* Adds j to S (|S| < ENS_PART_MAX, j not in S). */
+/* ens__part_score for each of js[0..nj) (none in S), into bits[i] and
+ * rows[i]; one pass over the rows can serve several candidates, so this is
+ * faster than nj calls. Every score is the one ens__part_score gives. */
+void ens__part_score_many(ens_part_t *p, const size_t *js, size_t nj, double *bits, size_t *rows);
+
+/* Adds j to S (|S| < ENS_PART_MAX, j not in S). Its estimate (ens__part_bits)
+ * is the score of j against the old S, taken from the last scoring of j when
+ * S has not changed since. */
 void ens__part_add(ens_part_t *p, size_t j);
 
 /* |S| and the estimate for S itself (0 bits over all rows when S is empty). */

@@ -74,15 +74,20 @@ static void fill_steps(const ens_data_t *d, ens_estimator_t est, ens_selection_t
 {
     ens_part_t *p = ens__part_new(d, est);
     double prev = 0;
-    out->cost = 0;
     for (size_t i = 0; i < out->n; i++) {
         ens__part_add(p, out->models[i]);
         out->mi_bits[i] = ens__part_bits(p, &out->rows[i]);
         out->gain_bits[i] = out->mi_bits[i] - prev;
         prev = out->mi_bits[i];
-        out->cost += d->cost[out->models[i]];
     }
     ens__part_destroy(&p);
+}
+
+static void fill_cost(const ens_data_t *d, ens_selection_t *out)
+{
+    out->cost = 0;
+    for (size_t i = 0; i < out->n; i++)
+        out->cost += d->cost[out->models[i]];
 }
 
 /* Is candidate a better than b at equal-or-near score? Higher single-model
@@ -94,38 +99,53 @@ static int tie_better(const ens_data_t *d, const double *single, size_t a, size_
     return strcmp(d->model_names[a], d->model_names[b]) < 0;
 }
 
-static void single_estimates(const ens_data_t *d, ens_estimator_t est, double *single)
+/* Scores the candidates of a greedy step against the part's set: the models
+ * not in used, and, when room is given (>= 0), only those whose cost fits
+ * (spent + cost <= room). cand gets them in index order, scores[i] and
+ * rows[i] their estimates. Returns their number. One call scores them all,
+ * so that the part can share its passes over the rows. */
+static size_t score_step(ens_part_t *p, const ens_data_t *d, const char *used, double spent,
+                         double room, size_t *cand, double *scores, size_t *rows)
 {
-    ens_part_t *p = ens__part_new(d, est);
-    for (size_t j = 0; j < d->nmodels; j++) {
-        size_t rows;
-        single[j] = ens__part_score(p, j, &rows);
-    }
-    ens__part_destroy(&p);
+    size_t nc = 0;
+    for (size_t j = 0; j < d->nmodels; j++)
+        if (!used[j] && (room < 0 || spent + d->cost[j] <= room))
+            cand[nc++] = j;
+    ens__part_score_many(p, cand, nc, scores, rows);
+    return nc;
 }
 
 /* The greedy of the paper, optionally by gain per unit cost under a cost
- * budget (cost_budget > 0). */
-static void greedy(const ens_data_t *d, const ens_select_opts_t *o, int by_cost,
-                   ens_selection_t *out)
+ * budget (cost_budget > 0). Fills out->mi_bits / gain_bits / rows as it goes
+ * (the part's estimate after each addition). Returns 1 when those are the
+ * steps of out->models, 0 when the best-single fallback replaced them. */
+static int greedy(const ens_data_t *d, const ens_select_opts_t *o, int by_cost,
+                  ens_selection_t *out)
 {
-    double *single = ens_xcalloc(d->nmodels, sizeof(double));
-    char *used = ens_xcalloc(d->nmodels, 1);
-    single_estimates(d, o->estimator, single);
+    const size_t m = d->nmodels;
+    double *single = ens_xcalloc(m, sizeof(double));
+    double *score = ens_xcalloc(m, sizeof(double));
+    size_t *rows = ens_xcalloc(m, sizeof(size_t));
+    size_t *cand = ens_xcalloc(m, sizeof(size_t));
+    char *used = ens_xcalloc(m, 1);
     ens_part_t *p = ens__part_new(d, o->estimator);
     double cur = 0, spent = 0;
 
     while (out->n < o->budget) {
+        /* With S empty the scores are the single-model estimates that break
+         * ties: every model is scored then, affordable or not. */
+        double room = by_cost && out->n > 0 ? o->cost_budget + 1e-12 : -1;
+        size_t nc = score_step(p, d, used, spent, room, cand, score, rows);
+        for (size_t i = 0; i < nc && out->n == 0; i++)
+            single[cand[i]] = score[i];
         size_t best = SIZE_MAX;
         double best_val = -INFINITY, best_gain = 0;
-        for (size_t j = 0; j < d->nmodels; j++) {
-            if (used[j])
-                continue;
+        for (size_t i = 0; i < nc; i++) {
+            size_t j = cand[i];
             double c = d->cost[j] > 0 ? d->cost[j] : 1e-12;
             if (by_cost && spent + d->cost[j] > o->cost_budget + 1e-12)
                 continue;
-            size_t rows;
-            double gain = ens__part_score(p, j, &rows) - cur;
+            double gain = score[i] - cur;
             double val = by_cost ? gain / c : gain;
             if (best == SIZE_MAX || val > best_val + TIE_EPS ||
                 (val > best_val - TIE_EPS && tie_better(d, single, j, best))) {
@@ -139,29 +159,38 @@ static void greedy(const ens_data_t *d, const ens_select_opts_t *o, int by_cost,
         /* The first model is always taken: an empty ensemble answers nothing. */
         if (out->n > 0 && !(best_gain > o->min_gain_bits))
             break;
+        /* The part reuses the score of best: no pass for its estimate. */
         ens__part_add(p, best);
-        cur = ens__part_bits(p, NULL);
+        cur = ens__part_bits(p, &out->rows[out->n]);
+        out->mi_bits[out->n] = cur;
+        out->gain_bits[out->n] = cur - (out->n ? out->mi_bits[out->n - 1] : 0);
         used[best] = 1;
         spent += d->cost[best];
         out->models[out->n++] = best;
     }
     ens__part_destroy(&p);
 
+    int steps = 1;
     if (by_cost) {
         /* Best-single-element fallback of the cost-benefit greedy: it keeps
          * the (1 - 1/e)/2 guarantee that gain per cost alone lacks. */
         size_t bs = SIZE_MAX;
-        for (size_t j = 0; j < d->nmodels; j++)
+        for (size_t j = 0; j < m; j++)
             if (d->cost[j] <= o->cost_budget + 1e-12 &&
                 (bs == SIZE_MAX || single[j] > single[bs] + TIE_EPS))
                 bs = j;
         if (bs != SIZE_MAX && single[bs] > cur + TIE_EPS) {
             out->n = 1;
             out->models[0] = bs;
+            steps = 0;
         }
     }
     free(single);
+    free(score);
+    free(rows);
+    free(cand);
     free(used);
+    return steps;
 }
 
 static void top_k(const ens_data_t *d, const ens_select_opts_t *o, ens_selection_t *out)
@@ -353,14 +382,16 @@ int ens_select(const ens_data_t *d, const ens_select_opts_t *o, ens_selection_t 
     if (o->strategy == ENS_STRAT_GREEDY_COST && !(o->cost_budget > 0))
         return fail(err, errlen, ENS_EINVAL, "greedy-cost needs a positive cost budget");
 
+    /* The greedy records its steps as it goes; pruning keeps a prefix of them. */
+    int steps = 0;
     switch (o->strategy) {
     case ENS_STRAT_GREEDY_MI:
-        greedy(d, o, 0, out);
+        steps = greedy(d, o, 0, out);
         if (o->prune)
             prune_prefix(d, out);
         break;
     case ENS_STRAT_GREEDY_COST:
-        greedy(d, o, 1, out);
+        steps = greedy(d, o, 1, out);
         if (out->n == 0)
             return fail(err, errlen, ENS_EINVAL, "no model fits in the cost budget %g",
                         o->cost_budget);
@@ -385,6 +416,8 @@ int ens_select(const ens_data_t *d, const ens_select_opts_t *o, ens_selection_t 
     default:
         break;
     }
-    fill_steps(d, o->estimator, out);
+    if (!steps)
+        fill_steps(d, o->estimator, out);
+    fill_cost(d, out);
     return 0;
 }
