@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""Writes the seed corpus of fuzz_decode (corpus/decode) and fuzz_config
+(corpus/config). Needs python3-msgpack (Debian). Rerun after changing the
+protocol or the config keys; the files are checked in."""
+import os
+import struct
+
+import msgpack
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(kind, name, data):
+    d = os.path.join(here, "corpus", kind)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def p(o):
+    return msgpack.packb(o, use_bin_type=True)
+
+
+pred = {"kind": "prediction", "task": "qa", "query": "q1", "model": "m1", "label": "A"}
+lab = {"kind": "label", "task": "qa", "query": "q1", "label": "A", "ts": 1700000000.5}
+seeds = {
+    "pred_single": p(pred),
+    "label_single": p(lab),
+    "pred_map": p({"kind": "prediction", "query": 7, "predictions": {"m1": "A", "m2": 3, "m3": None}}),
+    "pred_both": p({"kind": "prediction", "query": "q", "model": "m0", "label": "?",
+                    "predictions": {"m1": "B"}, "cost": 0.25, "ts": 12}),
+    "label_int": p({"kind": "label", "query": 2**64 - 1, "label": -5, "cost": 1.5}),
+    "batch": p([pred, lab, {"kind": "label", "query": 9, "label": 1}]),
+    "unknown_keys": p({"kind": "label", "query": "x", "label": "y", "extra": [1, {"a": b"bin"}]}),
+    "float32": b"\x84\xa4kind\xa5label\xa5query\x01\xa5label\xa1a\xa2ts\xca" + struct.pack(">f", 1.5),
+    "ext_types": p({"kind": "label", "query": 1, "label": "z",
+                    "x": [msgpack.ExtType(1, b"a"), msgpack.ExtType(2, b"ab" * 100)]}),
+    "deep": b"\x91" * 6 + b"\xc0",
+    "issue1013_array32": b"\xdd\xff\x00\x00\x00",
+    "issue1013_map32": b"\xdf\xff\xff\xff\xff",
+    "array16_short": b"\xdc\xff\xff",
+    "str32_4g": b"\xdb\xff\xff\xff\xff" + b"a" * 8,
+    "trailing": p(lab) + b"\xc0",
+    "empty_batch": b"\x90",
+    "not_event": p("hello"),
+}
+# A well-formed duplicate key: a map of 6 pairs with "kind" twice.
+dup = b"\x86" + b"".join(p(k) + p(v) for k, v in
+                          [("kind", "prediction"), ("query", "q"), ("model", "m"),
+                           ("label", "a"), ("kind", "label"), ("ts", 1)])
+seeds["dup_key"] = dup
+for name, data in seeds.items():
+    write("decode", name, data)
+
+with open(os.path.join(here, "..", "..", "conf", "ensembled.conf")) as f:
+    write("config", "shipped", f.read())
+write("config", "tasks", """[ingest]
+bind = tcp://127.0.0.1:5557
+connect = tcp://a:1, tcp://b:2
+sample_rate = 0.5
+max_models = 16
+[join]
+ttl = 250ms
+max_pending = 10
+[task.qa]
+ttl = 1h
+budget = 5
+strategy = greedy-cost
+cost_budget = 2.5
+[select]
+estimator = miller-madow
+budget = 2
+[task.other]
+rows = 100
+max_age = 2d
+[log]
+level = debug
+""")
+write("config", "bad_value", "[select]\nbudget = 0\n")
+write("config", "bad_key", "[nope]\nkey = 1\n")
+write("config", "syntax", "[ingest\nbind\n")
+write("config", "multiline", "[state]\ndir = /var/lib/x\n  continued\n; comment\n# other\n")
+write("config", "empty_task", "[task.]\nttl = 1s\n")
+write("config", "durations", "[publish]\ninterval = 1.5m\nevery_labels = 0\nmin_improvement_bits = 1e-3\n")
