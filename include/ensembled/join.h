@@ -46,7 +46,12 @@ typedef void (*ens_join_emit_fn)(void *ud, uint8_t y, const ens_join_pred_t *pre
 ens_join_t *ens_join_new(size_t max_pending, double ttl, ens_join_emit_fn emit, void *ud);
 void ens_join_destroy(ens_join_t **jp);
 
-/* Adds one model's answer to query key[0..len) at time now (seconds). */
+/* Adds the answers of one prediction event to query key[0..len) at time now
+ * (seconds). The answers of one event join together: a query whose label is
+ * already in joins with all of them. */
+void ens_join_predictions(ens_join_t *j, const void *key, size_t len, const ens_join_pred_t *preds,
+                          size_t n, double now);
+/* One answer: ens_join_predictions with n = 1. */
 void ens_join_prediction(ens_join_t *j, const void *key, size_t len, uint16_t model, uint8_t sym,
                          double now);
 /* Adds the true label of query key at time now; ts is the row's time. */

@@ -62,6 +62,7 @@ const char *ens_window_label_name(const ens_window_t *w, int id);
 /* Prediction of model j in the i-th oldest row (i < rows). */
 uint8_t ens_window_x(const ens_window_t *w, size_t i, size_t j);
 uint8_t ens_window_y(const ens_window_t *w, size_t i);
+double ens_window_ts(const ens_window_t *w, size_t i);
 
 /* The incremental count n_j(x, y); x may be ENS_SYM_ABSTAIN. */
 uint32_t ens_window_count(const ens_window_t *w, size_t j, uint8_t x, uint8_t y);

@@ -54,6 +54,8 @@ typedef struct {
     double min_improvement_bits;
     char control_bind[ENS_CONF_STR];
     char state_dir[ENS_CONF_STR];
+    double snapshot_interval;
+    double fsync_interval;
     ens_log_level_t log_level;
 } ens_config_t;
 

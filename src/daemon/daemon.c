@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "state.h"
 
 static const char *const drop_names[] = {
 #define ENS__DROP_NAME(id, name) name,
@@ -81,6 +82,7 @@ static void on_tick(uv_timer_t *h)
     double now = ens_now();
     for (ens_task_t *t = d->tasks; t; t = t->hh.next)
         ens_task_tick(t, now);
+    ens_state_tick(d, now);
     double every = d->conf.publish_interval;
     if (every > 0 && now - d->last_publish_round >= every) {
         d->last_publish_round = now;
@@ -139,6 +141,9 @@ static void stop(ens_daemon_t *d)
     ens_zsock_close(d->ingest);
     d->ctl = d->pub = d->ingest = NULL;
     memset(d->subs, 0, sizeof(d->subs));
+    /* A start that failed half-way never initialised these. */
+    if (!d->handles_ready)
+        return;
     uv_close((uv_handle_t *)&d->tick, on_close_handle);
     uv_close((uv_handle_t *)&d->watchdog, on_close_handle);
     uv_close((uv_handle_t *)&d->sighup, on_close_handle);
@@ -174,10 +179,11 @@ static int start(ens_daemon_t *d, char *err, size_t errlen)
         sig[i]->data = d;
         uv_signal_start(sig[i], on_signal, num[i]);
     }
+    d->handles_ready = 1;
     return 0;
 }
 
-int ens_daemon_run(const char *conf_path, int foreground)
+int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
 {
     static ens_daemon_t daemon_state; /* too big for the stack; one per process */
     ens_daemon_t *d = &daemon_state;
@@ -197,7 +203,15 @@ int ens_daemon_run(const char *conf_path, int foreground)
     d->started = d->last_publish_round = ens_now();
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = start(d, err, sizeof(err));
+    int rc = ens_state_open(d, discard_state, err, sizeof(err));
+    if (rc < 0)
+        d->exit_code = 1,
+        fprintf(stderr,
+                "ensembled: %s\nensembled: refusing to start; --discard-state starts "
+                "empty (the refused snapshot is kept aside)\n",
+                err);
+    else
+        rc = start(d, err, sizeof(err));
     if (rc < 0) {
         ENS_LOG(ERR, "%s", err);
         d->exit_code = 1;
@@ -206,8 +220,16 @@ int ens_daemon_run(const char *conf_path, int foreground)
         ENS_LOG(NOTICE, "ensembled %s ready: ingest %s, publish %s, control %s", ENS_VERSION,
                 d->conf.ingest_bind, d->conf.publish_bind, d->conf.control_bind);
         sd_notify(0, "READY=1\nSTATUS=ready");
+        /* Restored tasks publish at once: routers need not wait a period. */
+        for (ens_task_t *t = d->tasks; t; t = t->hh.next)
+            ens_recompute_start(t);
     }
     uv_run(d->loop, UV_RUN_DEFAULT);
+    /* Every queued selection and write has returned: persist and free. */
+    if (d->exit_code == 0)
+        ens_state_close(d);
+    else
+        ens_state_abandon(d);
     ens_task_destroy_all(d);
     zmq_ctx_term(d->zctx);
     uv_loop_close(d->loop);

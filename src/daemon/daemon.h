@@ -70,7 +70,8 @@ struct ens_daemon_s {
     ens_zsock_t *subs[ENS_CONF_MAX_CONNECT];
     ens_zsock_t *pub;
     ens_zsock_t *ctl;
-    ens_task_t *tasks; /* uthash by name */
+    struct ens_state_s *state; /* persistence (state.c), NULL without state.dir */
+    ens_task_t *tasks;         /* uthash by name */
     size_t ntasks;
     uv_timer_t tick;     /* 1 s: expiry and publish.interval */
     uv_timer_t watchdog; /* sd_notify WATCHDOG=1 */
@@ -78,7 +79,8 @@ struct ens_daemon_s {
     double started; /* wall time at start */
     double last_publish_round;
     int stopping;
-    int inflight; /* recomputes on the thread pool */
+    int handles_ready; /* timers and signals initialised */
+    int inflight;      /* recomputes on the thread pool */
     int exit_code;
     /* counters */
     uint64_t messages_in;
@@ -91,7 +93,7 @@ struct ens_daemon_s {
 };
 
 /* Runs the daemon until SIGTERM/SIGINT; returns the exit code. */
-int ens_daemon_run(const char *conf_path, int foreground);
+int ens_daemon_run(const char *conf_path, int foreground, int discard_state);
 
 /* Wall-clock seconds since the epoch. */
 double ens_now(void);

@@ -137,11 +137,15 @@ static void apply_event(ens_daemon_t *d, const ens_event_t *e, double now)
         ens_join_label(t->join, key, len, (uint8_t)y, now, e->ts >= 0 ? e->ts : now);
         return;
     }
-    for (size_t i = 0; i < e->npreds; i++) {
+    ens_join_pred_t preds[ENS_MAX_MODELS];
+    size_t n = 0;
+    for (size_t i = 0; i < e->npreds && n < ENS_MAX_MODELS; i++) {
         int j = ens_window_model(t->window, e->preds[i].model.ptr, e->preds[i].model.len);
         int x = ens_window_label(t->window, e->preds[i].label.ptr, e->preds[i].label.len);
-        ens_join_prediction(t->join, key, len, (uint16_t)j, (uint8_t)x, now);
+        preds[n].model = (uint16_t)j;
+        preds[n++].sym = (uint8_t)x;
     }
+    ens_join_predictions(t->join, key, len, preds, n, now);
 }
 
 void ens_ingest_message(ens_daemon_t *d, const char *buf, size_t len)

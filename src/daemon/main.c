@@ -7,7 +7,7 @@
 #include "daemon.h"
 
 static const char usage[] =
-    "usage: ensembled -c FILE [--check-config] [--foreground]\n"
+    "usage: ensembled -c FILE [--check-config] [--foreground] [--discard-state]\n"
     "\n"
     "Consumes prediction and label events (ZeroMQ PULL, MessagePack), joins\n"
     "them per query, keeps a sliding window per task, selects the budgeted\n"
@@ -18,6 +18,9 @@ static const char usage[] =
     "      --check-config  validate the configuration and exit (0: valid)\n"
     "      --foreground    log with timestamps, never with journal priority\n"
     "                      prefixes (ensembled never forks either way)\n"
+    "      --discard-state start empty when the saved state is corrupt or\n"
+    "                      foreign (it is moved aside, never deleted); without\n"
+    "                      it such a state is refused and the daemon exits 1\n"
     "  -h, --help          this help\n"
     "      --version       print the version\n"
     "\n"
@@ -28,12 +31,15 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
-        {"foreground", no_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", no_argument, NULL, 'k'},
+                                         {"foreground", no_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"discard-state", no_argument, NULL, 'D'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    int check = 0, foreground = 0, c;
+    int check = 0, foreground = 0, discard = 0, c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -44,6 +50,9 @@ int main(int argc, char **argv)
             break;
         case 'f':
             foreground = 1;
+            break;
+        case 'D':
+            discard = 1;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -70,5 +79,5 @@ int main(int argc, char **argv)
         printf("%s: configuration ok\n", path);
         return 0;
     }
-    return ens_daemon_run(path, foreground);
+    return ens_daemon_run(path, foreground, discard);
 }

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "ensembled/combine.h"
 #include "ensembled/xalloc.h"
+#include "state.h"
 
 static void pack_str(msgpack_packer *pk, const char *s)
 {
@@ -114,6 +115,7 @@ void ens__publish_body(ens_task_t *t, const ens_data_t *snap, const ens_selectio
     msgpack_packer pk;
     msgpack_packer_init(&pk, &t->body, msgpack_sbuffer_write);
     t->version++;
+    ens_state_version(t->d, t);
     msgpack_pack_map(&pk, 15);
     pack_str(&pk, "task");
     pack_str(&pk, t->name);

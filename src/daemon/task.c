@@ -4,6 +4,7 @@
 
 #include "daemon.h"
 #include "ensembled/xalloc.h"
+#include "state.h"
 
 /* A joined query becomes a window row; enough new rows start a recompute. */
 static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t n, double ts)
@@ -19,6 +20,7 @@ static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t 
         ENS_LOG(ERR, "task %s: window refused a joined row", t->name);
         return;
     }
+    ens_state_row(t->d, t, y, x, nm, ts);
     t->rows_since_publish++;
     size_t every = t->d->conf.publish_every_labels;
     if (every > 0 && t->rows_since_publish >= every)

@@ -26,7 +26,7 @@ typedef struct entry_s {
     unsigned label;              /* true label or NO_LABEL */
     double label_ts;             /* the label's row time */
     ens_join_pred_t *preds;      /* answers so far */
-    uint16_t npreds, cap;
+    uint32_t npreds, cap; /* answers held, allocated */
     size_t keylen;
     unsigned char key[]; /* query bytes */
 } entry_t;
@@ -127,28 +127,42 @@ static void complete(ens_join_t *j, entry_t *e, double now)
     j->ntombs++;
 }
 
-void ens_join_prediction(ens_join_t *j, const void *key, size_t len, uint16_t model, uint8_t sym,
-                         double now)
+/* Adds one answer to a pending entry; a model's second answer is counted
+ * and ignored. */
+static void add_answer(ens_join_t *j, entry_t *e, ens_join_pred_t p)
 {
-    entry_t *e = get(j, key, len, now);
-    if (e->joined) {
-        j->st.late_predictions++;
-        return;
-    }
     for (size_t i = 0; i < e->npreds; i++) {
-        if (e->preds[i].model == model) {
+        if (e->preds[i].model == p.model) {
             j->st.dup_predictions++;
             return;
         }
     }
     if (e->npreds == e->cap) {
-        e->cap = e->cap ? (uint16_t)(e->cap * 2) : 4;
+        e->cap = e->cap ? e->cap * 2 : 4;
         e->preds = ens_xreallocarray(e->preds, e->cap, sizeof(*e->preds));
     }
-    e->preds[e->npreds].model = model;
-    e->preds[e->npreds++].sym = sym;
-    if (e->label != NO_LABEL)
+    e->preds[e->npreds++] = p;
+}
+
+void ens_join_predictions(ens_join_t *j, const void *key, size_t len, const ens_join_pred_t *preds,
+                          size_t n, double now)
+{
+    entry_t *e = get(j, key, len, now);
+    if (e->joined) {
+        j->st.late_predictions += n;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        add_answer(j, e, preds[i]);
+    if (e->label != NO_LABEL && e->npreds > 0)
         complete(j, e, now);
+}
+
+void ens_join_prediction(ens_join_t *j, const void *key, size_t len, uint16_t model, uint8_t sym,
+                         double now)
+{
+    ens_join_pred_t p = {model, sym};
+    ens_join_predictions(j, key, len, &p, 1, now);
 }
 
 void ens_join_label(ens_join_t *j, const void *key, size_t len, uint8_t y, double now, double ts)

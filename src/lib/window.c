@@ -243,6 +243,11 @@ uint8_t ens_window_y(const ens_window_t *w, size_t i)
     return w->y[(w->head + i) % w->capacity];
 }
 
+double ens_window_ts(const ens_window_t *w, size_t i)
+{
+    return w->ts[(w->head + i) % w->capacity];
+}
+
 uint32_t ens_window_count(const ens_window_t *w, size_t j, uint8_t x, uint8_t y)
 {
     if (j >= ens_dict_count(w->models) || y >= ens_dict_count(w->labels))

@@ -52,12 +52,8 @@ class JoinTest(harness.DaemonTestCase):
         self.assertEqual(t["queries"], 2, t)
         self.assertAccounting(t)
 
-    # Daemon bug: when the label is already in, a "predictions" map event
-    # joins the query with its first answer only; the event's other answers
-    # are counted as late_predictions and left out of the row (coverage 0).
-    # One event carries "several models' answers at once": all belong to
-    # the row. Remove the marker when fixed.
-    @harness.unittest.expectedFailure
+    # A "predictions" map arriving after its label joins with every answer
+    # it carries: one event's answers belong to one row.
     def test_label_before_predictions_map_keeps_every_answer(self):
         d = self.daemon()
         sub = d.subscriber()

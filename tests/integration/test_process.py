@@ -154,11 +154,8 @@ class ConfigTest(harness.unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("%s:2" % path, r.stderr)
 
-    # Daemon bug: when a bind fails, stop() calls uv_close() on the timer and
-    # signal handles that start() never initialised, and libuv aborts
-    # ("uv_close: Assertion `0' failed", exit -6 / SIGABRT) instead of the
-    # documented exit code 1. Remove the marker when fixed.
-    @harness.unittest.expectedFailure
+    # A socket that cannot be bound ends the daemon with exit code 1 (not an
+    # abort on handles a half-done start never initialised).
     def test_port_in_use_exits_1(self):
         ingest, publish, control = harness.free_ports(3)
         busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
