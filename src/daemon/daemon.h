@@ -117,13 +117,19 @@ void ens_ingest_message(ens_daemon_t *d, const char *buf, size_t len);
 void ens_recompute_start(ens_task_t *t);
 
 /* publish.c */
+typedef struct {
+    double fano;       /* Fano's lower bound on the error of any combiner of the set */
+    double floor_pool; /* copula error floor of the whole pool */
+    double floor_set;  /* copula error floor of the ensemble's models */
+    double rho_pool;   /* mean latent correlation of correctness in the pool */
+} ens_bounds_t;
 struct ens_data_s;
 struct ens_combiner_s;
 /* Encodes a selection into the task's body, bumps its version and
  * publishes it (acc: combiner, majority vote, best single, in sample). */
 void ens__publish_body(ens_task_t *t, const struct ens_data_s *snap, const ens_selection_t *sel,
-                       const struct ens_combiner_s *comb, const double acc[4], const char *reason,
-                       int replaced);
+                       const struct ens_combiner_s *comb, const double acc[4],
+                       const ens_bounds_t *bounds, const char *reason, int replaced);
 int ens_publish_open(ens_daemon_t *d, char *err, size_t errlen);
 /* Publishes the task's current body. */
 void ens_publish_task(ens_task_t *t);

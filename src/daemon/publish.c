@@ -106,8 +106,8 @@ static void pack_double_or_nil(msgpack_packer *pk, double v)
 
 /* Encodes the body into t->body, bumps the version and publishes it. */
 void ens__publish_body(ens_task_t *t, const ens_data_t *snap, const ens_selection_t *sel,
-                       const ens_combiner_t *comb, const double acc[4], const char *reason,
-                       int replaced)
+                       const ens_combiner_t *comb, const double acc[4], const ens_bounds_t *bounds,
+                       const char *reason, int replaced)
 {
     static const char *const acc_names[4] = {"combiner", "majority_vote", "best_single",
                                              "in_sample"};
@@ -116,7 +116,7 @@ void ens__publish_body(ens_task_t *t, const ens_data_t *snap, const ens_selectio
     msgpack_packer_init(&pk, &t->body, msgpack_sbuffer_write);
     t->version++;
     ens_state_version(t->d, t);
-    msgpack_pack_map(&pk, 15);
+    msgpack_pack_map(&pk, 16);
     pack_str(&pk, "task");
     pack_str(&pk, t->name);
     pack_str(&pk, "version");
@@ -149,6 +149,16 @@ void ens__publish_body(ens_task_t *t, const ens_data_t *snap, const ens_selectio
         pack_str(&pk, acc_names[i]);
         pack_double_or_nil(&pk, acc[i]);
     }
+    pack_str(&pk, "bounds");
+    msgpack_pack_map(&pk, 4);
+    pack_str(&pk, "fano_error_lower");
+    pack_double_or_nil(&pk, bounds->fano);
+    pack_str(&pk, "copula_error_floor");
+    pack_double_or_nil(&pk, bounds->floor_pool);
+    pack_str(&pk, "copula_error_floor_ensemble");
+    pack_double_or_nil(&pk, bounds->floor_set);
+    pack_str(&pk, "latent_correlation_mean");
+    pack_double_or_nil(&pk, bounds->rho_pool);
     pack_str(&pk, "coverage");
     msgpack_pack_map(&pk, snap->nmodels);
     for (size_t j = 0; j < snap->nmodels; j++) {

@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "ensembled/combine.h"
+#include "ensembled/copula.h"
 #include "ensembled/mi.h"
 #include "ensembled/select.h"
 #include "ensembled/xalloc.h"
@@ -34,6 +35,7 @@ typedef struct {
     int replaced;        /* the set differs from the published one */
     ens_combiner_t *comb;
     double acc_heldout, acc_vote, acc_single, acc_insample;
+    ens_bounds_t bounds;
 } job_t;
 
 /* Cumulative estimates of an ordered set, as ens_select reports them. */
@@ -140,6 +142,28 @@ static void honest_accuracy(job_t *j)
     j->acc_single = halves ? acc[2] / halves : NAN;
 }
 
+/* The bounds of docs/theory.md: Fano's lower bound on the error of any
+ * combiner of the set (plug-in information less two standard errors), and
+ * the Gaussian-copula floor of the pool and of the set. */
+static void bounds(job_t *j)
+{
+    ens_bounds_t *b = &j->bounds;
+    b->fano = b->floor_pool = b->floor_set = b->rho_pool = NAN;
+    if (j->sel.n > 0 && ens_fano_bound(j->snap, j->sel.models, j->sel.n, 2.0, &b->fano) < 0)
+        b->fano = NAN;
+    ens_copula_t *c = ens_copula_fit(j->snap, NULL, j->snap->nmodels);
+    if (!c)
+        return;
+    double L = (double)(j->snap->nlabels > 2 ? j->snap->nlabels : 2);
+    ens_copula_summary_t sum;
+    ens_copula_summary(c, NULL, c->n, &sum);
+    b->rho_pool = sum.mean;
+    b->floor_pool = ens_copula_floor_fit(c, NULL, c->n, L);
+    /* Fit positions equal data columns: the fit covers every model in order. */
+    b->floor_set = j->sel.n > 1 ? ens_copula_floor_fit(c, j->sel.models, j->sel.n, L) : NAN;
+    ens_copula_destroy(&c);
+}
+
 static void work(uv_work_t *req)
 {
     job_t *j = req->data;
@@ -153,6 +177,7 @@ static void work(uv_work_t *req)
     j->comb = ens_combiner_fit_best(j->snap, j->sel.models, j->sel.n);
     j->acc_insample = ens_combiner_train_accuracy(j->comb);
     honest_accuracy(j);
+    bounds(j);
 }
 
 static void job_free(job_t *j)
@@ -181,7 +206,7 @@ static void after_work(uv_work_t *req, int status)
         double acc[4] = {j->acc_heldout, j->acc_vote, j->acc_single, j->acc_insample};
         if (j->replaced)
             ENS_LOG(INFO, "task %s: new ensemble of %zu models (%s)", t->name, j->sel.n, j->reason);
-        ens__publish_body(t, j->snap, &j->sel, j->comb, acc, j->reason, j->replaced);
+        ens__publish_body(t, j->snap, &j->sel, j->comb, acc, &j->bounds, j->reason, j->replaced);
     }
     job_free(j);
     if (t->again && !d->stopping) {
