@@ -9,11 +9,12 @@
  *    key depends on besides x_j: (cell, y) for raw tuples, (cell, y, answer of
  *    each class) for agreement patterns. st_out[state][symbol] holds the key,
  *    so a pass over the rows only counts (state, x_j) in a small dense
- *    histogram: no per-row class search, no hashing, and a small table stays
- *    in L1. Candidates are counted GROUP_MAX at a time, as the joint of
- *    (state, x_j1, x_j2, ...), when it stays small: the row states are read
+ *    histogram: no per-row class search, no hashing, and the histogram stays
+ *    in L1. Candidates are counted up to GROUP_MAX at a time, as the joint of
+ *    (state, x_j1, x_j2, ...), while it stays small: the row states are read
  *    once per group and one increment serves the whole group; each
- *    candidate's counts are then summed out of the joint.
+ *    candidate's counts are then summed out of the joint. Abstention and
+ *    missing take room in a joint only when a column of the group has them.
  *  - The generic way otherwise (cells of the order of the rows): per row, the
  *    key is computed and counted in a counter that is dense when the key
  *    space is small and an open-addressing table otherwise. Only the slots
@@ -48,7 +49,7 @@
 #define ALPHA 1.0
 
 /* Fast way: most candidates counted in one pass. */
-#define GROUP_MAX 4
+#define GROUP_MAX 8
 /* Largest joint histogram of a group (entries): 4 copies of it fit in a
  * 64 KiB L1/L2 budget, and its scan is small next to 10^4..10^6 rows. */
 #define JOINT_SMALL 4096
@@ -56,9 +57,24 @@
  * copies, so that runs of one hot bin (binary labels, correlated models) do
  * not serialize on store-to-load forwarding. */
 #define NCOPY 4
-/* State id of a row outside the states (DEAD cell): above every joint bin,
- * with room to add symbol offsets without wrapping. */
-#define ST_DEAD UINT32_C(0x80000000)
+/* Keys of the joints are 16 bits, built BLOCK rows at a time by loops that
+ * compilers vectorize (at -O2 on SSE2, 8 keys per instruction), then counted:
+ * a row's key costs a fraction of an instruction per candidate instead of two
+ * dependent loads. So a joint has at most JOINT_MAX bins. */
+#define JOINT_MAX 0x7FFF
+/* State of a row outside the states (DEAD cell): above every joint bin, with
+ * room to add symbol offsets without wrapping. */
+#define ST_DEAD 0x8000
+#define BLOCK 256
+
+/* Candidates counted in one pass and the symbols of their joint: labels,
+ * then abstention and missing when a column of the group holds them. */
+typedef struct {
+    size_t nc;   /* candidates */
+    size_t R;    /* symbols: L + abstain + missing */
+    int abstain; /* a column holds abstentions (symbol L) */
+    int missing; /* a column holds missing answers (symbol R - 1) */
+} group_t;
 
 typedef struct {
     int dense;       /* 1: slot == key; 0: open addressing */
@@ -94,7 +110,7 @@ struct ens_part_s {
 
     /* The fast way (nst > 0): see the file comment. */
     size_t nst;       /* row states, 0 when the fast way is off */
-    uint32_t *st;     /* n: state of each row, or ST_DEAD */
+    uint16_t *st;     /* n: state of each row, or ST_DEAD */
     uint64_t *st_out; /* nst * nsym: joint key of (state, symbol) */
     uint8_t *st_y;    /* nst: y of each state */
     uint32_t *hist;   /* NCOPY * (joint + 1) bins, kept zeroed */
@@ -106,6 +122,7 @@ struct ens_part_s {
     double *sc_bits;  /* nmodels: last score of each model ... */
     size_t *sc_rows;  /* ... its rows ... */
     size_t *sc_stamp; /* ... valid when equal to nsel + 1 */
+    uint8_t *colsym;  /* nmodels: col_syms() of each model, 0 until known */
 };
 
 /* ---- counter ---------------------------------------------------------- */
@@ -367,46 +384,86 @@ static double score_generic(ens_part_t *p, size_t j, size_t *rows)
 
 /* ---- the fast way: row states, candidates in groups -------------------- */
 
-/* Counts the joint of (state, x_{j_0}, ..., x_{j_{nc-1}}) into the copies of
- * h (stride bins apart, 0 for one copy), bin jn taking the dead rows. off[i]
- * maps a byte of column i to its symbol's offset in the joint. Inlined with a
- * constant nc, the inner loop is unrolled for each group size. */
-static inline void count_rows(const uint32_t *restrict st, const uint8_t *const *cols,
-                              const uint32_t (*off)[256], size_t nc, size_t n, uint32_t jn,
-                              uint32_t *restrict h, size_t stride)
+/* key[i] = st[i] + stride * symbol(col[i]) over one block; shift takes the
+ * abstention and missing bytes (0xFE, 0xFF) to symbols L and L + 1. */
+static void keys16_first(uint16_t *restrict key, const uint16_t *restrict st,
+                         const uint8_t *restrict col, uint16_t stride, uint8_t shift)
 {
-    uint32_t *restrict h0 = h, *restrict h1 = h + stride, *restrict h2 = h + 2 * stride,
-                       *restrict h3 = h + 3 * stride;
+    for (size_t i = 0; i < BLOCK; i++) {
+        uint8_t x = col[i];
+        uint8_t s = (uint8_t)(x - (x >= ENS_SYM_ABSTAIN ? shift : 0));
+        key[i] = (uint16_t)(st[i] + s * stride);
+    }
+}
+
+/* key[i] += stride * symbol(col[i]) over one block (see keys16_first). */
+static void keys16_more(uint16_t *restrict key, const uint8_t *restrict col, uint16_t stride,
+                        uint8_t shift)
+{
+    for (size_t i = 0; i < BLOCK; i++) {
+        uint8_t x = col[i];
+        uint8_t s = (uint8_t)(x - (x >= ENS_SYM_ABSTAIN ? shift : 0));
+        key[i] = (uint16_t)(key[i] + s * stride);
+    }
+}
+
+/* Counts one block of keys in the copies of h (stride bins apart), keys
+ * above jn (dead rows) in bin jn. */
+static void count16(uint32_t *restrict h, size_t stride, uint16_t *restrict key, uint16_t jn)
+{
+    /* Clamped apart, the keys are clamped 8 at a time. */
+    for (size_t i = 0; i < BLOCK; i++)
+        key[i] = key[i] < jn ? key[i] : jn;
+    uint32_t *h0 = h, *h1 = h + stride, *h2 = h + 2 * stride, *h3 = h + 3 * stride;
+    for (size_t i = 0; i < BLOCK; i += 4) {
+        h0[key[i]]++;
+        h1[key[i + 1]]++;
+        h2[key[i + 2]]++;
+        h3[key[i + 3]]++;
+    }
+}
+
+/* Counts the joint of (state, x_{j_0}, ..., x_{j_{nc-1}}) into the copies of
+ * h (stride bins apart, 0 for one copy), bin jn taking the dead rows;
+ * strides[i] is candidate i's symbol stride in the joint. */
+static void count_joint(const ens_part_t *p, const uint8_t *const *cols, const uint16_t *strides,
+                        const group_t *g, uint16_t jn, uint32_t *h, size_t stride)
+{
+    /* Abstention to L, missing to L + abstain (see score_group). */
+    const uint8_t shift = (uint8_t)((g->abstain ? ENS_SYM_ABSTAIN : ENS_SYM_MISSING) - p->L);
+    const size_t nc = g->nc;
+    uint16_t key[BLOCK];
     size_t r = 0;
-    for (; r + 4 <= n; r += 4) {
-        uint32_t k0 = st[r], k1 = st[r + 1], k2 = st[r + 2], k3 = st[r + 3];
-#pragma GCC unroll 4
-        for (size_t i = 0; i < nc; i++) {
-            const uint8_t *col = cols[i];
-            k0 += off[i][col[r]];
-            k1 += off[i][col[r + 1]];
-            k2 += off[i][col[r + 2]];
-            k3 += off[i][col[r + 3]];
-        }
-        h0[k0 < jn ? k0 : jn]++;
-        h1[k1 < jn ? k1 : jn]++;
-        h2[k2 < jn ? k2 : jn]++;
-        h3[k3 < jn ? k3 : jn]++;
+    for (; r + BLOCK <= p->n; r += BLOCK) {
+        keys16_first(key, p->st + r, cols[0] + r, strides[0], shift);
+        for (size_t i = 1; i < nc; i++)
+            keys16_more(key, cols[i] + r, strides[i], shift);
+        count16(h, stride, key, jn);
     }
-    for (; r < n; r++) {
-        uint32_t k = st[r];
-        for (size_t i = 0; i < nc; i++)
-            k += off[i][cols[i][r]];
-        h0[k < jn ? k : jn]++;
+    if (r == p->n)
+        return;
+    /* The last rows, padded to a block with dead rows. */
+    size_t left = p->n - r;
+    uint16_t st[BLOCK];
+    uint8_t col[BLOCK] = {0};
+    for (size_t k = 0; k < BLOCK; k++)
+        st[k] = k < left ? p->st[r + k] : ST_DEAD;
+    memcpy(col, cols[0] + r, left);
+    keys16_first(key, st, col, strides[0], shift);
+    for (size_t i = 1; i < nc; i++) {
+        memcpy(col, cols[i] + r, left);
+        keys16_more(key, col, strides[i], shift);
     }
+    count16(h, stride, key, jn);
 }
 
 /* Sums the joint of a group (jn bins in ncopy copies, stride apart) out into
  * each candidate's counts of (symbol, state), marg + i * nst * R, and clears
  * the joint. */
-static void joint_to_marg(ens_part_t *p, size_t nc, size_t jn, size_t ncopy, size_t stride)
+static void joint_to_marg(ens_part_t *p, size_t nc, size_t R, size_t jn, size_t ncopy,
+                          size_t stride)
 {
-    const size_t nst = p->nst, R = p->nsym + 1, per = nst * R;
+    const size_t nst = p->nst, per = nst * R;
     uint32_t *h = p->hist, *marg = p->marg;
     size_t digit[GROUP_MAX] = {0};
     memset(marg, 0, nc * per * sizeof(uint32_t));
@@ -429,18 +486,19 @@ static void joint_to_marg(ens_part_t *p, size_t nc, size_t jn, size_t ncopy, siz
 }
 
 /* The estimate of one candidate from its counts of (symbol, state). */
-static double marg_bits(ens_part_t *p, const uint32_t *marg, size_t *rows)
+static double marg_bits(ens_part_t *p, const uint32_t *marg, const group_t *g, size_t *rows)
 {
-    const size_t nst = p->nst, nsym = p->nsym;
+    const size_t nst = p->nst, nsym = p->nsym, nx = g->R - g->missing;
     counter_t *c = &p->ctr;
     uint32_t ycnt[256];
     memcpy(ycnt, p->ylive, sizeof(ycnt));
     /* Held-out states of one cell may share a key: the counter merges them. */
     for (size_t s = 0; s < nst; s++) {
-        for (size_t x = 0; x < nsym; x++)
+        for (size_t x = 0; x < nx; x++)
             if (marg[x * nst + s])
                 ctr_addn(c, p->st_out[s * nsym + x], marg[x * nst + s]);
-        ycnt[p->st_y[s]] -= marg[nsym * nst + s];
+        if (g->missing)
+            ycnt[p->st_y[s]] -= marg[nx * nst + s];
     }
     size_t m = ctr_drain(c, p->keys, p->cnts);
     if (p->est == ENS_EST_HELDOUT)
@@ -448,62 +506,71 @@ static double marg_bits(ens_part_t *p, const uint32_t *marg, size_t *rows)
     return raw_bits(p, m, rows);
 }
 
-/* Candidates of one pass: the most whose joint stays small, at least one. */
-static size_t group_size(const ens_part_t *p, size_t left)
+/* Which of abstention and missing column j holds (bits 2 and 4), found once
+ * per part: a symbol no column of a group holds takes no room in its joint. */
+static unsigned col_syms(ens_part_t *p, size_t j)
 {
-    const size_t R = p->nsym + 1;
-    size_t nc = 1, jn = p->nst * R;
-    while (nc < GROUP_MAX && nc < left && jn * R <= JOINT_SMALL)
-        nc++, jn *= R;
-    return nc;
+    if (!p->colsym[j]) {
+        const uint8_t *col = ens_data_col(p->d, j);
+        p->colsym[j] = (uint8_t)(1 | (memchr(col, ENS_SYM_ABSTAIN, p->n) ? 2 : 0) |
+                                 (memchr(col, ENS_SYM_MISSING, p->n) ? 4 : 0));
+    }
+    return p->colsym[j];
+}
+
+/* The group of the first candidates of js[0..left): the most whose joint
+ * stays small, at least one. */
+static void group_make(ens_part_t *p, const size_t *js, size_t left, group_t *g)
+{
+    unsigned syms = col_syms(p, js[0]);
+    g->nc = 1;
+    for (;;) {
+        g->abstain = (syms & 2) != 0;
+        g->missing = (syms & 4) != 0;
+        g->R = p->L + g->abstain + g->missing;
+        if (g->nc == GROUP_MAX || g->nc == left)
+            break;
+        unsigned more = syms | col_syms(p, js[g->nc]);
+        size_t R = p->L + ((more & 2) != 0) + ((more & 4) != 0), jn = p->nst;
+        for (size_t i = 0; i <= g->nc; i++)
+            jn *= R;
+        if (jn > JOINT_SMALL)
+            break;
+        syms = more;
+        g->nc++;
+    }
 }
 
 /* Scores js[0..nc) in one pass over the rows. */
-static void score_group(ens_part_t *p, const size_t *js, size_t nc, double *bits, size_t *rows)
+static void score_group(ens_part_t *p, const size_t *js, const group_t *g, double *bits,
+                        size_t *rows)
 {
-    const size_t R = p->nsym + 1, L = p->L;
+    const size_t R = g->R, nc = g->nc;
     const uint8_t *cols[GROUP_MAX];
-    uint32_t off[GROUP_MAX][256];
+    uint16_t strides[GROUP_MAX];
     size_t jn = p->nst;
     for (size_t i = 0; i < nc; i++) {
         cols[i] = ens_data_col(p->d, js[i]);
-        /* Bytes other than labels and abstention can only be "missing". */
-        for (size_t b = 0; b < 256; b++) {
-            size_t x = b < L ? b : b == ENS_SYM_ABSTAIN ? L : L + 1;
-            off[i][b] = (uint32_t)(x * jn);
-        }
+        strides[i] = (uint16_t)jn;
         jn *= R;
     }
     size_t ncopy = jn <= JOINT_SMALL ? NCOPY : 1, stride = ncopy > 1 ? jn + 1 : 0;
     uint32_t *h = p->hist;
-    /* Constant group sizes let the compiler unroll the symbol loop. */
-    switch (nc) {
-    case 1:
-        count_rows(p->st, cols, off, 1, p->n, (uint32_t)jn, h, stride);
-        break;
-    case 2:
-        count_rows(p->st, cols, off, 2, p->n, (uint32_t)jn, h, stride);
-        break;
-    case 3:
-        count_rows(p->st, cols, off, 3, p->n, (uint32_t)jn, h, stride);
-        break;
-    default:
-        count_rows(p->st, cols, off, 4, p->n, (uint32_t)jn, h, stride);
-        break;
-    }
-    joint_to_marg(p, nc, jn, stride ? ncopy : 1, stride);
+    count_joint(p, cols, strides, g, (uint16_t)jn, h, stride);
+    joint_to_marg(p, nc, R, jn, stride ? ncopy : 1, stride);
     for (size_t i = 0; i < nc; i++)
-        bits[i] = marg_bits(p, p->marg + i * p->nst * R, &rows[i]);
+        bits[i] = marg_bits(p, p->marg + i * p->nst * R, g, &rows[i]);
 }
 
 /* ---- row states ------------------------------------------------------- */
 
-/* Largest state table the fast way builds (states * symbols): small next to
- * the rows, or else small in absolute terms. */
+/* Most states the fast way takes: one candidate's joint must fit 16-bit
+ * keys and be small next to the rows (or else small in absolute terms), as
+ * its bins are scanned after each pass. */
 static size_t states_max(const ens_part_t *p)
 {
     size_t lim = p->n / 4 > JOINT_SMALL ? p->n / 4 : JOINT_SMALL;
-    return lim / (p->nsym + 1);
+    return (lim < JOINT_MAX ? lim : JOINT_MAX) / (p->nsym + 1);
 }
 
 /* Sizes the state tables and the histograms for nst states. */
@@ -547,7 +614,7 @@ static void states_raw(ens_part_t *p)
     }
     states_alloc(p, p->ncells * L);
     for (size_t r = 0; r < p->n; r++)
-        p->st[r] = p->cell[r] == DEAD ? ST_DEAD : (uint32_t)(p->cell[r] * L + p->d->y[r]);
+        p->st[r] = p->cell[r] == DEAD ? ST_DEAD : (uint16_t)(p->cell[r] * L + p->d->y[r]);
     for (size_t s = 0; s < p->nst; s++) {
         p->st_y[s] = (uint8_t)(s % L);
         for (size_t x = 0; x < nsym; x++)
@@ -597,9 +664,9 @@ static void states_heldout(ens_part_t *p)
         for (size_t i = 0; i < nst; i++)
             c->cnt[c->touched[i]] = (uint32_t)i + 1;
         for (size_t r = 0; r < p->n; r++) {
-            uint32_t s = ST_DEAD;
+            uint16_t s = ST_DEAD;
             if (p->cell[r] != DEAD) {
-                s = c->cnt[ctr_slot(c, signature(p, r))] - 1;
+                s = (uint16_t)(c->cnt[ctr_slot(c, signature(p, r))] - 1);
                 p->st_row[s] = (uint32_t)r;
             }
             p->st[r] = s;
@@ -648,11 +715,12 @@ ens_part_t *ens__part_new(const ens_data_t *d, ens_estimator_t est)
     }
     p->keys = ens_xmalloc(2 * (p->n + 1) * sizeof(uint64_t));
     p->cnts = ens_xmalloc(2 * (p->n + 1) * sizeof(uint32_t));
-    p->st = ens_xmalloc((p->n ? p->n : 1) * sizeof(uint32_t));
+    p->st = ens_xmalloc((p->n ? p->n : 1) * sizeof(uint16_t));
     size_t m = d->nmodels ? d->nmodels : 1;
     p->sc_bits = ens_xmalloc(m * sizeof(double));
     p->sc_rows = ens_xmalloc(m * sizeof(size_t));
     p->sc_stamp = ens_xcalloc(m, sizeof(size_t));
+    p->colsym = ens_xcalloc(m, 1);
     ctr_setup(&p->ctr, keyspace(p), p->n + 1);
     states_build(p);
     return p;
@@ -681,6 +749,7 @@ void ens__part_destroy(ens_part_t **pp)
     free(p->sc_bits);
     free(p->sc_rows);
     free(p->sc_stamp);
+    free(p->colsym);
     free(p);
     *pp = NULL;
 }
@@ -704,8 +773,10 @@ void ens__part_score_many(ens_part_t *p, const size_t *js, size_t nj, double *bi
     for (size_t i = 0; i < nj;) {
         size_t nc = 1;
         if (p->nst) {
-            nc = group_size(p, nj - i);
-            score_group(p, js + i, nc, bits + i, rows + i);
+            group_t g;
+            group_make(p, js + i, nj - i, &g);
+            score_group(p, js + i, &g, bits + i, rows + i);
+            nc = g.nc;
         } else {
             bits[i] = score_generic(p, js[i], &rows[i]);
         }
