@@ -11,12 +11,14 @@
 static const char usage[] =
     "usage: ensemblectl replay --csv FILE [--ingest ENDPOINT] [--task T]\n"
     "                          [--rate EVENTS_PER_S] [--label-lag ROWS] [--batch N]\n"
+    "                          [--server-key FILE --client-key FILE]\n"
     "Sends, for each row, one prediction event holding every model's answer\n"
     "(a 'predictions' map; empty cells are left out, '?' is sent as '?'), and\n"
     "the row's label event after the predictions of ROWS more rows (default\n"
     "100; 0 sends it right after). --rate paces events (default: as fast as\n"
     "the daemon takes them); --batch N packs N events per message. Queries are\n"
-    "the CSV's item column. Default endpoint tcp://127.0.0.1:5557, task default.\n";
+    "row-<n>, n the row's number in the file. Default endpoint\n"
+    "tcp://127.0.0.1:5557, task default.\n";
 
 typedef struct {
     void *sock;
@@ -127,9 +129,12 @@ int ctl_replay(int argc, char **argv)
                                          {"rate", required_argument, NULL, 'r'},
                                          {"label-lag", required_argument, NULL, 'l'},
                                          {"batch", required_argument, NULL, 'b'},
+                                         {"server-key", required_argument, NULL, 'S'},
+                                         {"client-key", required_argument, NULL, 'K'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *csv = NULL, *endpoint = "tcp://127.0.0.1:5557";
+    const char *server_key = NULL, *client_key = NULL;
     out_t o = {.batch = 1, .task = "default"};
     size_t lag = 100;
     int c;
@@ -156,6 +161,12 @@ int ctl_replay(int argc, char **argv)
             if (ctl_parse_size("--batch", optarg, 1, 10000, &o.batch) < 0)
                 return 2;
             break;
+        case 'S':
+            server_key = optarg;
+            break;
+        case 'K':
+            client_key = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -176,7 +187,9 @@ int ctl_replay(int argc, char **argv)
     msgpack_sbuffer_init(&o.sb);
     msgpack_packer_init(&o.pk, &o.sb, msgpack_sbuffer_write);
     clock_gettime(CLOCK_MONOTONIC, &o.t0);
-    int rc = zmq_connect(o.sock, endpoint);
+    int rc = ctl_curve_client(o.sock, server_key, client_key) < 0 ? -2 : 0;
+    if (rc == 0)
+        rc = zmq_connect(o.sock, endpoint);
     char q[64];
     for (size_t r = 0; rc == 0 && r < d->nrows + lag; r++) {
         if (r < d->nrows) {
@@ -190,7 +203,7 @@ int ctl_replay(int argc, char **argv)
     }
     if (rc == 0)
         rc = flush(&o);
-    if (rc < 0)
+    if (rc == -1)
         ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
     else
         fprintf(stderr, "ensemblectl: replayed %zu rows (%zu events) to %s\n", d->nrows, o.sent,

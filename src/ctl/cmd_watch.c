@@ -9,7 +9,7 @@
 
 static const char usage[] =
     "usage: ensemblectl watch [--publish ENDPOINT] [--task T] [--count N]\n"
-    "                         [--timeout MS] [--json]\n"
+    "                         [--timeout MS] [--json] [--server-key F --client-key F]\n"
     "Subscribes to ensembled's publications (default tcp://127.0.0.1:5558) and\n"
     "prints each one: a line per ensemble, or the whole body as JSON. A new\n"
     "subscriber gets the latest ensemble of every task at once. --count stops\n"
@@ -73,9 +73,12 @@ int ctl_watch(int argc, char **argv)
                                          {"count", required_argument, NULL, 'n'},
                                          {"timeout", required_argument, NULL, 'T'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"server-key", required_argument, NULL, 'S'},
+                                         {"client-key", required_argument, NULL, 'K'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *endpoint = "tcp://127.0.0.1:5558", *task = NULL;
+    const char *server_key = NULL, *client_key = NULL;
     size_t count = 0, timeout = 0;
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -97,6 +100,12 @@ int ctl_watch(int argc, char **argv)
         case 'j':
             json = 1;
             break;
+        case 'S':
+            server_key = optarg;
+            break;
+        case 'K':
+            client_key = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -114,7 +123,9 @@ int ctl_watch(int argc, char **argv)
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &to, sizeof(to));
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
     int rc = 0;
-    if (zmq_connect(s, endpoint) < 0) {
+    if (ctl_curve_client(s, server_key, client_key) < 0) {
+        rc = 2;
+    } else if (zmq_connect(s, endpoint) < 0) {
         ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
         rc = 1;
     }

@@ -17,6 +17,11 @@ int ctl_floor(int argc, char **argv);
 int ctl_control(int argc, char **argv);
 int ctl_watch(int argc, char **argv);
 int ctl_replay(int argc, char **argv);
+int ctl_keygen(int argc, char **argv);
+
+/* Makes sock a CURVE client when either key file is given (both are then
+ * required): 0, or -1 with the error printed. */
+int ctl_curve_client(void *sock, const char *server_pub, const char *client_secret);
 
 /* Prints "ensemblectl: <message>" on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

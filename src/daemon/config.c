@@ -58,6 +58,9 @@ static const key_t_ keys[] = {
     {"state", "dir", T_STR, 0, 0, G(state_dir), 0, 0, "/var/lib/ensembled"},
     {"state", "snapshot_interval", T_DURATION, 0, 1, G(snapshot_interval), 0, 86400, "5m"},
     {"state", "fsync_interval", T_DURATION, 0, 1, G(fsync_interval), 0, 3600, "1s"},
+    {"security", "curve_secret_key_file", T_STR, 0, 0, G(curve_secret_key_file), 0, 0, ""},
+    {"security", "curve_public_key_file", T_STR, 0, 0, G(curve_public_key_file), 0, 0, ""},
+    {"security", "authorized_keys_dir", T_STR, 0, 0, G(authorized_keys_dir), 0, 0, ""},
     {"log", "level", T_LEVEL, 0, 1, G(log_level), 0, 0, "info"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -56,6 +56,9 @@ typedef struct {
     char state_dir[ENS_CONF_STR];
     double snapshot_interval;
     double fsync_interval;
+    char curve_secret_key_file[ENS_CONF_STR];
+    char curve_public_key_file[ENS_CONF_STR];
+    char authorized_keys_dir[ENS_CONF_STR];
     ens_log_level_t log_level;
 } ens_config_t;
 

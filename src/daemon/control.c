@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "security.h"
+#include "state.h"
 
 static void pack_str(msgpack_packer *pk, const char *s)
 {
@@ -57,7 +59,21 @@ static void pack_task(msgpack_packer *pk, const ens_task_t *t, double now)
 static void reply_status(ens_daemon_t *d, msgpack_packer *pk)
 {
     double now = ens_now();
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 11);
+    const ens_security_stats_t *sec = ens_security_stats(d);
+    pack_str(pk, "security");
+    msgpack_pack_map(pk, 3);
+    pack_kv_u64(pk, "curve_accepted", sec->accepted);
+    pack_kv_u64(pk, "curve_refused", sec->refused);
+    pack_kv_u64(pk, "authorized_keys", sec->keys);
+    const ens_state_stats_t *st = ens_state_stats(d);
+    pack_str(pk, "state");
+    msgpack_pack_map(pk, 5);
+    pack_kv_u64(pk, "rows_restored_snapshot", st->rows_snapshot);
+    pack_kv_u64(pk, "rows_restored_journal", st->rows_replayed);
+    pack_kv_u64(pk, "torn_records", st->torn_records);
+    pack_kv_u64(pk, "snapshots", st->snapshots);
+    pack_kv_u64(pk, "write_errors", st->write_errors);
     pack_str(pk, "ok");
     msgpack_pack_true(pk);
     pack_str(pk, "version");
@@ -183,6 +199,7 @@ static void on_request(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 int ens_control_open(ens_daemon_t *d, char *err, size_t errlen)
 {
     void *s = zmq_socket(d->zctx, ZMQ_REP);
+    ens_security_apply(d, s);
     if (zmq_bind(s, d->conf.control_bind) < 0) {
         snprintf(err, errlen, "control.bind %s: %s", d->conf.control_bind,
                  zmq_strerror(zmq_errno()));

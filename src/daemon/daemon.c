@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "security.h"
 #include "state.h"
 
 static const char *const drop_names[] = {
@@ -43,6 +44,8 @@ static void on_ingest(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 static void *ingest_socket(ens_daemon_t *d, int type)
 {
     void *s = zmq_socket(d->zctx, type);
+    if (type != ZMQ_SUB)
+        ens_security_apply(d, s);
     int64_t max = (int64_t)d->conf.max_message_bytes;
     /* libzmq drops oversized messages before they are read (and counts them
      * nowhere); the decoder's own cap below counts what gets through. */
@@ -112,6 +115,7 @@ static void reload(ens_daemon_t *d)
         ens_config_keep_fixed(next, &d->conf);
         d->conf = *next;
         ens_log_set_level(d->conf.log_level);
+        ens_security_reload(d);
         for (ens_task_t *t = d->tasks; t; t = t->hh.next) {
             ens_task_apply_conf(t);
             ens_recompute_start(t);
@@ -139,6 +143,7 @@ static void stop(ens_daemon_t *d)
     for (size_t i = 0; i < ENS_CONF_MAX_CONNECT; i++)
         ens_zsock_close(d->subs[i]);
     ens_zsock_close(d->ingest);
+    ens_security_close(d);
     d->ctl = d->pub = d->ingest = NULL;
     memset(d->subs, 0, sizeof(d->subs));
     /* A start that failed half-way never initialised these. */
@@ -162,8 +167,8 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static int start(ens_daemon_t *d, char *err, size_t errlen)
 {
-    if (open_ingest(d, err, errlen) < 0 || ens_publish_open(d, err, errlen) < 0 ||
-        ens_control_open(d, err, errlen) < 0)
+    if (ens_security_open(d, err, errlen) < 0 || open_ingest(d, err, errlen) < 0 ||
+        ens_publish_open(d, err, errlen) < 0 || ens_control_open(d, err, errlen) < 0)
         return -1;
     uv_timer_init(d->loop, &d->tick);
     uv_timer_init(d->loop, &d->watchdog);
@@ -231,6 +236,7 @@ int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
     else
         ens_state_abandon(d);
     ens_task_destroy_all(d);
+    ens_security_free(d);
     zmq_ctx_term(d->zctx);
     uv_loop_close(d->loop);
     free(d->loop);

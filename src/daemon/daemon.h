@@ -70,8 +70,9 @@ struct ens_daemon_s {
     ens_zsock_t *subs[ENS_CONF_MAX_CONNECT];
     ens_zsock_t *pub;
     ens_zsock_t *ctl;
-    struct ens_state_s *state; /* persistence (state.c), NULL without state.dir */
-    ens_task_t *tasks;         /* uthash by name */
+    struct ens_state_s *state;       /* persistence (state.c), NULL without state.dir */
+    struct ens_security_s *security; /* CURVE (security.c), NULL when off */
+    ens_task_t *tasks;               /* uthash by name */
     size_t ntasks;
     uv_timer_t tick;     /* 1 s: expiry and publish.interval */
     uv_timer_t watchdog; /* sd_notify WATCHDOG=1 */

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "ensembled/combine.h"
 #include "ensembled/xalloc.h"
+#include "security.h"
 #include "state.h"
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -236,6 +237,7 @@ static void on_subscription(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t 
 int ens_publish_open(ens_daemon_t *d, char *err, size_t errlen)
 {
     void *s = zmq_socket(d->zctx, ZMQ_XPUB);
+    ens_security_apply(d, s);
     int one = 1;
     zmq_setsockopt(s, ZMQ_XPUB_VERBOSE, &one, sizeof(one));
     if (zmq_bind(s, d->conf.publish_bind) < 0) {

@@ -6,7 +6,7 @@
 #include "ensembled/xalloc.h"
 #include "log.h"
 
-#define MAX_FRAMES 4
+#define MAX_FRAMES 8 /* a ZAP request has 7 */
 
 struct ens_zsock_s {
     uv_poll_t poll; /* on ZMQ_FD, readable */
