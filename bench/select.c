@@ -8,10 +8,12 @@
  *
  * It times, each as the median of RUNS runs (CLOCK_MONOTONIC):
  *  - ens_select, greedy-mi, with the plug-in estimator (the paper's) and
- *    with the held-out one (the default);
+ *    with the held-out one (the default), pruning off; and, for reference,
+ *    ens_select with its defaults (held-out, pruning on);
  *  - the floor: a plain pass that reads the same K * M * W prediction bytes
  *    the greedy reads (every column, K times) and sums them, eight bytes at
- *    a time (its checksum is printed, so it cannot be optimized away);
+ *    a time (its checksum is printed, so it cannot be optimized away), as
+ *    the median of FLOOR_RUNS runs since it takes milliseconds;
  *  - a naive greedy that, for every candidate j, hashes each row's whole
  *    tuple (x_S, x_j) in a uthash table to count joint frequencies and takes
  *    the plug-in MI from them. It must pick the same models as the library
