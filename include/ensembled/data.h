@@ -53,6 +53,10 @@ void ens_data_set_label_name(ens_data_t *d, size_t l, const char *name);
 /* Returns a new matrix holding rows[0..n) of d in that order (names copied). */
 ens_data_t *ens_data_rows(const ens_data_t *d, const size_t *rows, size_t n);
 
+/* Returns a new matrix holding columns cols[0..n) of d in that order, every
+ * row (names and costs copied). */
+ens_data_t *ens_data_columns(const ens_data_t *d, const size_t *cols, size_t n);
+
 /* Looks a model up by name: its index, or ENS_ENOTFOUND. */
 int ens_data_find_model(const ens_data_t *d, const char *name);
 

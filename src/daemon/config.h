@@ -30,6 +30,9 @@ typedef struct {
     double cost_budget;        /* select.cost_budget (greedy-cost) */
     ens_estimator_t estimator; /* select.estimator */
     double min_gain_bits;      /* select.min_gain_bits */
+    double explore_rate;       /* select.explore_rate: share of queries asking every model */
+    size_t min_rows;           /* select.min_rows: coverage a model needs to be selected */
+    double retire_after;       /* select.retire_after: silence that retires a model (0: never) */
 } ens_task_conf_t;
 
 typedef struct {

@@ -27,7 +27,9 @@ static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 static void pack_task(msgpack_packer *pk, const ens_task_t *t, double now)
 {
     const ens_join_stats_t *js = ens_join_stats(t->join);
-    msgpack_pack_map(pk, 18);
+    msgpack_pack_map(pk, 19);
+    pack_str(pk, "explore_extra_queries_per_query");
+    msgpack_pack_double(pk, t->explore_extra);
     pack_kv_u64(pk, "rows", ens_window_rows(t->window));
     pack_kv_u64(pk, "capacity", ens_window_capacity(t->window));
     pack_kv_u64(pk, "pending", ens_join_pending(t->join));

@@ -57,6 +57,9 @@ typedef struct ens_task_s {
     msgpack_sbuffer body;  /* last published body (empty: none yet) */
     double last_select_at; /* wall time the last selection finished */
     double last_select_ms; /* how long it took */
+    double explore_extra;  /* exploration's extra model queries per query */
+    double *last_seen;     /* per model: arrival of its latest prediction */
+    double *last_row;      /* per model: time of its newest joined row */
     UT_hash_handle hh;
 } ens_task_t;
 
@@ -126,11 +129,24 @@ typedef struct {
 } ens_bounds_t;
 struct ens_data_s;
 struct ens_combiner_s;
-/* Encodes a selection into the task's body, bumps its version and
- * publishes it (acc: combiner, majority vote, best single, in sample). */
-void ens__publish_body(ens_task_t *t, const struct ens_data_s *snap, const ens_selection_t *sel,
-                       const struct ens_combiner_s *comb, const double acc[4],
-                       const ens_bounds_t *bounds, const char *reason, int replaced);
+/* Everything a publication carries (publish.c encodes it). */
+typedef struct {
+    const struct ens_data_s *pool;     /* the eligible models the selection saw */
+    const struct ens_data_s *snap;     /* the whole window */
+    const ens_selection_t *sel;        /* indices into pool */
+    const struct ens_combiner_s *comb; /* fitted on pool */
+    const double *acc;                 /* combiner, majority vote, best single, in sample */
+    const ens_bounds_t *bounds;
+    const char *reason;          /* why this set */
+    int replaced;                /* it replaced the previous set */
+    const size_t *coverage;      /* per snap model */
+    const double *row_age;       /* per snap model, -1: no row */
+    const char *const *excluded; /* per snap model: reason, or NULL */
+    double explore_rate;
+} ens_pub_t;
+/* Encodes a publication into the task's body, bumps its version and
+ * publishes it. */
+void ens__publish_body(ens_task_t *t, const ens_pub_t *p);
 int ens_publish_open(ens_daemon_t *d, char *err, size_t errlen);
 /* Publishes the task's current body. */
 void ens_publish_task(ens_task_t *t);

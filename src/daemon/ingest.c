@@ -142,6 +142,7 @@ static void apply_event(ens_daemon_t *d, const ens_event_t *e, double now)
     for (size_t i = 0; i < e->npreds && n < ENS_MAX_MODELS; i++) {
         int j = ens_window_model(t->window, e->preds[i].model.ptr, e->preds[i].model.len);
         int x = ens_window_label(t->window, e->preds[i].label.ptr, e->preds[i].label.len);
+        t->last_seen[j] = now;
         preds[n].model = (uint16_t)j;
         preds[n++].sym = (uint8_t)x;
     }

@@ -6,6 +6,7 @@
  * the latest body of every task whose topic the subscription prefix
  * matches, so a router that starts late never waits a whole period.
  */
+#include <math.h>
 #include <string.h>
 
 #include "daemon.h"
@@ -105,87 +106,138 @@ static void pack_double_or_nil(msgpack_packer *pk, double v)
         msgpack_pack_nil(pk);
 }
 
-/* Encodes the body into t->body, bumps the version and publishes it. */
-void ens__publish_body(ens_task_t *t, const ens_data_t *snap, const ens_selection_t *sel,
-                       const ens_combiner_t *comb, const double acc[4], const ens_bounds_t *bounds,
-                       const char *reason, int replaced)
+/* The exploration policy routers apply (docs/protocol.md): on a query whose
+ * hash falls below the rate, ask every model of the pool. */
+static void pack_explore(msgpack_packer *pk, const ens_pub_t *p)
+{
+    double extra = p->explore_rate * (double)(p->pool->nmodels - p->sel->n);
+    msgpack_pack_map(pk, 4);
+    pack_str(pk, "rate");
+    msgpack_pack_double(pk, p->explore_rate);
+    pack_str(pk, "rule");
+    pack_str(pk, "xxh3_64(task + 0x00 + key, seed 1) < rate * 2^64; key: 's' + query "
+                 "bytes, or 'u' + the query as 8 big-endian bytes");
+    pack_str(pk, "models");
+    msgpack_pack_array(pk, p->pool->nmodels);
+    for (size_t m = 0; m < p->pool->nmodels; m++)
+        pack_str(pk, p->pool->model_names[m]);
+    /* What exploration costs: the extra model queries per query. */
+    pack_str(pk, "extra_queries_per_query");
+    msgpack_pack_double(pk, extra);
+}
+
+/* Per model of the window: rows, age of its newest row, and why it is out
+ * of the pool if it is. */
+static void pack_coverage(msgpack_packer *pk, const ens_pub_t *p)
+{
+    const ens_data_t *d = p->snap;
+    size_t nexcl = 0;
+    msgpack_pack_map(pk, d->nmodels);
+    for (size_t m = 0; m < d->nmodels; m++) {
+        pack_str(pk, d->model_names[m]);
+        msgpack_pack_uint64(pk, p->coverage[m]);
+        nexcl += p->excluded[m] != NULL;
+    }
+    pack_str(pk, "freshness");
+    msgpack_pack_map(pk, d->nmodels);
+    for (size_t m = 0; m < d->nmodels; m++) {
+        pack_str(pk, d->model_names[m]);
+        pack_double_or_nil(pk, p->row_age[m] >= 0 ? p->row_age[m] : NAN);
+    }
+    pack_str(pk, "excluded");
+    msgpack_pack_map(pk, nexcl);
+    for (size_t m = 0; m < d->nmodels; m++) {
+        if (!p->excluded[m])
+            continue;
+        pack_str(pk, d->model_names[m]);
+        pack_str(pk, p->excluded[m]);
+    }
+}
+
+static void pack_header(msgpack_packer *pk, const ens_task_t *t, const ens_pub_t *p)
+{
+    pack_str(pk, "task");
+    pack_str(pk, t->name);
+    pack_str(pk, "version");
+    msgpack_pack_uint64(pk, t->version);
+    pack_str(pk, "ts");
+    msgpack_pack_double(pk, ens_now());
+    pack_str(pk, "strategy");
+    pack_str(pk, ens_strategy_name(t->conf.strategy));
+    pack_str(pk, "estimator");
+    pack_str(pk, ens_estimator_name(t->conf.estimator));
+    pack_str(pk, "budget");
+    msgpack_pack_uint64(pk, t->conf.budget);
+    pack_str(pk, "models");
+    msgpack_pack_array(pk, p->sel->n);
+    for (size_t i = 0; i < p->sel->n; i++)
+        pack_str(pk, p->pool->model_names[p->sel->models[i]]);
+    pack_str(pk, "steps");
+    pack_steps(pk, p->pool, p->sel);
+    pack_str(pk, "window_rows");
+    msgpack_pack_uint64(pk, p->snap->nrows);
+    pack_str(pk, "labels");
+    msgpack_pack_array(pk, p->pool->nlabels);
+    for (size_t l = 0; l < p->pool->nlabels; l++)
+        pack_str(pk, p->pool->label_names[l]);
+}
+
+static void pack_figures(msgpack_packer *pk, const ens_pub_t *p)
 {
     static const char *const acc_names[4] = {"combiner", "majority_vote", "best_single",
                                              "in_sample"};
+    pack_str(pk, "accuracy");
+    msgpack_pack_map(pk, 4);
+    for (int i = 0; i < 4; i++) {
+        pack_str(pk, acc_names[i]);
+        pack_double_or_nil(pk, p->acc[i]);
+    }
+    pack_str(pk, "bounds");
+    msgpack_pack_map(pk, 4);
+    pack_str(pk, "fano_error_lower");
+    pack_double_or_nil(pk, p->bounds->fano);
+    pack_str(pk, "copula_error_floor");
+    pack_double_or_nil(pk, p->bounds->floor_pool);
+    pack_str(pk, "copula_error_floor_ensemble");
+    pack_double_or_nil(pk, p->bounds->floor_set);
+    pack_str(pk, "latent_correlation_mean");
+    pack_double_or_nil(pk, p->bounds->rho_pool);
+}
+
+void ens__publish_body(ens_task_t *t, const ens_pub_t *p)
+{
     msgpack_sbuffer_clear(&t->body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &t->body, msgpack_sbuffer_write);
     t->version++;
     ens_state_version(t->d, t);
-    msgpack_pack_map(&pk, 16);
-    pack_str(&pk, "task");
-    pack_str(&pk, t->name);
-    pack_str(&pk, "version");
-    msgpack_pack_uint64(&pk, t->version);
-    pack_str(&pk, "ts");
-    msgpack_pack_double(&pk, ens_now());
-    pack_str(&pk, "strategy");
-    pack_str(&pk, ens_strategy_name(t->conf.strategy));
-    pack_str(&pk, "estimator");
-    pack_str(&pk, ens_estimator_name(t->conf.estimator));
-    pack_str(&pk, "budget");
-    msgpack_pack_uint64(&pk, t->conf.budget);
-    pack_str(&pk, "models");
-    msgpack_pack_array(&pk, sel->n);
-    for (size_t i = 0; i < sel->n; i++)
-        pack_str(&pk, snap->model_names[sel->models[i]]);
-    pack_str(&pk, "steps");
-    pack_steps(&pk, snap, sel);
-    pack_str(&pk, "window_rows");
-    msgpack_pack_uint64(&pk, snap->nrows);
-    pack_str(&pk, "labels");
-    msgpack_pack_array(&pk, snap->nlabels);
-    for (size_t l = 0; l < snap->nlabels; l++)
-        pack_str(&pk, snap->label_names[l]);
+    msgpack_pack_map(&pk, 19);
+    pack_header(&pk, t, p); /* 10 entries */
     pack_str(&pk, "combiner");
-    pack_combiner(&pk, snap, sel, comb);
-    pack_str(&pk, "accuracy");
-    msgpack_pack_map(&pk, 4);
-    for (int i = 0; i < 4; i++) {
-        pack_str(&pk, acc_names[i]);
-        pack_double_or_nil(&pk, acc[i]);
-    }
-    pack_str(&pk, "bounds");
-    msgpack_pack_map(&pk, 4);
-    pack_str(&pk, "fano_error_lower");
-    pack_double_or_nil(&pk, bounds->fano);
-    pack_str(&pk, "copula_error_floor");
-    pack_double_or_nil(&pk, bounds->floor_pool);
-    pack_str(&pk, "copula_error_floor_ensemble");
-    pack_double_or_nil(&pk, bounds->floor_set);
-    pack_str(&pk, "latent_correlation_mean");
-    pack_double_or_nil(&pk, bounds->rho_pool);
+    pack_combiner(&pk, p->pool, p->sel, p->comb);
+    pack_figures(&pk, p); /* 2 entries */
+    pack_str(&pk, "explore");
+    pack_explore(&pk, p);
     pack_str(&pk, "coverage");
-    msgpack_pack_map(&pk, snap->nmodels);
-    for (size_t j = 0; j < snap->nmodels; j++) {
-        const uint8_t *col = ens_data_col(snap, j);
-        uint64_t rows = 0;
-        for (size_t r = 0; r < snap->nrows; r++)
-            rows += col[r] != ENS_SYM_MISSING;
-        pack_str(&pk, snap->model_names[j]);
-        msgpack_pack_uint64(&pk, rows);
-    }
+    pack_coverage(&pk, p); /* 3 entries: coverage, freshness, excluded */
     pack_str(&pk, "replaced");
-    if (replaced)
+    if (p->replaced)
         msgpack_pack_true(&pk);
     else
         msgpack_pack_false(&pk);
     pack_str(&pk, "reason");
-    pack_str(&pk, reason);
+    pack_str(&pk, p->reason);
 
     for (size_t i = 0; i < t->pub_n; i++)
         free(t->pub_models[i]);
     free(t->pub_models);
-    t->pub_models = ens_xcalloc(sel->n + 1, sizeof(char *));
-    for (size_t i = 0; i < sel->n; i++)
-        t->pub_models[i] = ens_xstrndup(snap->model_names[sel->models[i]],
-                                        strlen(snap->model_names[sel->models[i]]));
-    t->pub_n = sel->n;
+    t->pub_models = ens_xcalloc(p->sel->n + 1, sizeof(char *));
+    for (size_t i = 0; i < p->sel->n; i++) {
+        const char *name = p->pool->model_names[p->sel->models[i]];
+        t->pub_models[i] = ens_xstrndup(name, strlen(name));
+    }
+    t->pub_n = p->sel->n;
+    t->explore_extra = p->explore_rate * (double)(p->pool->nmodels - p->sel->n);
     ens_publish_task(t);
 }
 

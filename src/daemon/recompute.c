@@ -20,8 +20,16 @@
 
 typedef struct {
     uv_work_t req;
-    ens_task_t *t;    /* loop thread only */
-    ens_data_t *snap; /* owned, immutable while the job runs */
+    ens_task_t *t;         /* loop thread only */
+    ens_data_t *snap;      /* the window, every model; owned, immutable while the job runs */
+    ens_data_t *pool;      /* its eligible models: the selection's data (made by the worker) */
+    double *seen_age;      /* per snap model: seconds since its latest prediction */
+    double *row_age;       /* per snap model: age of its newest joined row (-1: none) */
+    size_t min_rows;       /* select.min_rows */
+    double retire_after;   /* select.retire_after (0: never) */
+    double explore_rate;   /* select.explore_rate */
+    size_t *coverage;      /* per snap model: rows in which it was asked */
+    const char **excluded; /* per snap model: why it is not in the pool, or NULL */
     ens_select_opts_t opts;
     char **prev; /* the published set, copied */
     size_t nprev;
@@ -30,7 +38,7 @@ typedef struct {
     /* results */
     int rc;
     char err[256];
-    ens_selection_t sel; /* the set to publish, indices into snap */
+    ens_selection_t sel; /* the set to publish, indices into pool */
     const char *reason;  /* why this set */
     int replaced;        /* the set differs from the published one */
     ens_combiner_t *comb;
@@ -60,7 +68,7 @@ static void hysteresis(job_t *j, const ens_selection_t *fresh)
     ens_selection_t old = {0};
     int present = j->nprev > 0;
     for (size_t i = 0; i < j->nprev && present; i++) {
-        int m = ens_data_find_model(j->snap, j->prev[i]);
+        int m = ens_data_find_model(j->pool, j->prev[i]);
         present = m >= 0 && i < ENS_SELECT_MAX;
         if (present)
             old.models[old.n++] = (size_t)m;
@@ -79,7 +87,7 @@ static void hysteresis(job_t *j, const ens_selection_t *fresh)
         j->reason = "the budget is now smaller than the published set";
         return;
     }
-    fill_steps(j->snap, j->opts.estimator, &old);
+    fill_steps(j->pool, j->opts.estimator, &old);
     double old_mi = old.n ? old.mi_bits[old.n - 1] : 0;
     double new_mi = fresh->n ? fresh->mi_bits[fresh->n - 1] : 0;
     int same = old.n == fresh->n && memcmp(old.models, fresh->models, old.n * sizeof(size_t)) == 0;
@@ -99,7 +107,7 @@ static void hysteresis(job_t *j, const ens_selection_t *fresh)
  * rows, score on the odd ones, and the other way round. */
 static void honest_accuracy(job_t *j)
 {
-    const ens_data_t *d = j->snap;
+    const ens_data_t *d = j->pool;
     size_t n = d->nrows, half[2] = {(n + 1) / 2, n / 2};
     size_t *rows = ens_xcalloc(n, sizeof(size_t));
     double acc[3] = {0};
@@ -149,12 +157,12 @@ static void bounds(job_t *j)
 {
     ens_bounds_t *b = &j->bounds;
     b->fano = b->floor_pool = b->floor_set = b->rho_pool = NAN;
-    if (j->sel.n > 0 && ens_fano_bound(j->snap, j->sel.models, j->sel.n, 2.0, &b->fano) < 0)
+    if (j->sel.n > 0 && ens_fano_bound(j->pool, j->sel.models, j->sel.n, 2.0, &b->fano) < 0)
         b->fano = NAN;
-    ens_copula_t *c = ens_copula_fit(j->snap, NULL, j->snap->nmodels);
+    ens_copula_t *c = ens_copula_fit(j->pool, NULL, j->pool->nmodels);
     if (!c)
         return;
-    double L = (double)(j->snap->nlabels > 2 ? j->snap->nlabels : 2);
+    double L = (double)(j->pool->nlabels > 2 ? j->pool->nlabels : 2);
     ens_copula_summary_t sum;
     ens_copula_summary(c, NULL, c->n, &sum);
     b->rho_pool = sum.mean;
@@ -164,17 +172,51 @@ static void bounds(job_t *j)
     ens_copula_destroy(&c);
 }
 
+/* The pool: models with select.min_rows rows that answered within
+ * select.retire_after. Without exploration traffic the models outside the
+ * ensemble stop being asked; their coverage then tells how stale they are,
+ * and a model that went silent leaves the pool instead of lingering. */
+static void make_pool(job_t *j)
+{
+    const ens_data_t *d = j->snap;
+    size_t *keep = ens_xcalloc(d->nmodels + 1, sizeof(size_t)), n = 0;
+    j->coverage = ens_xcalloc(d->nmodels + 1, sizeof(size_t));
+    j->excluded = ens_xcalloc(d->nmodels + 1, sizeof(char *));
+    for (size_t m = 0; m < d->nmodels; m++) {
+        const uint8_t *col = ens_data_col(d, m);
+        for (size_t r = 0; r < d->nrows; r++)
+            j->coverage[m] += col[r] != ENS_SYM_MISSING;
+        if (j->retire_after > 0 && j->seen_age[m] > j->retire_after)
+            j->excluded[m] = "retired: silent for longer than select.retire_after";
+        else if (j->coverage[m] < j->min_rows)
+            j->excluded[m] = "coverage below select.min_rows";
+        else
+            keep[n++] = m;
+    }
+    j->pool = ens_data_columns(d, keep, n);
+    free(keep);
+}
+
 static void work(uv_work_t *req)
 {
     job_t *j = req->data;
     ens_selection_t fresh;
-    if (j->opts.budget > j->snap->nmodels)
-        j->opts.budget = j->snap->nmodels;
-    j->rc = ens_select(j->snap, &j->opts, &fresh, j->err, sizeof(j->err));
+    make_pool(j);
+    if (j->pool->nmodels == 0) {
+        j->rc = -1;
+        snprintf(j->err, sizeof(j->err),
+                 "no model in the pool (%zu models, none with %zu rows "
+                 "that answered within select.retire_after)",
+                 j->snap->nmodels, j->min_rows);
+        return;
+    }
+    if (j->opts.budget > j->pool->nmodels)
+        j->opts.budget = j->pool->nmodels;
+    j->rc = ens_select(j->pool, &j->opts, &fresh, j->err, sizeof(j->err));
     if (j->rc < 0)
         return;
     hysteresis(j, &fresh);
-    j->comb = ens_combiner_fit_best(j->snap, j->sel.models, j->sel.n);
+    j->comb = ens_combiner_fit_best(j->pool, j->sel.models, j->sel.n);
     j->acc_insample = ens_combiner_train_accuracy(j->comb);
     honest_accuracy(j);
     bounds(j);
@@ -186,7 +228,12 @@ static void job_free(job_t *j)
         free(j->prev[i]);
     free(j->prev);
     ens_combiner_destroy(&j->comb);
+    ens_data_destroy(&j->pool);
     ens_data_destroy(&j->snap);
+    free(j->coverage);
+    free(j->seen_age);
+    free(j->row_age);
+    free(j->excluded);
     free(j);
 }
 
@@ -206,7 +253,10 @@ static void after_work(uv_work_t *req, int status)
         double acc[4] = {j->acc_heldout, j->acc_vote, j->acc_single, j->acc_insample};
         if (j->replaced)
             ENS_LOG(INFO, "task %s: new ensemble of %zu models (%s)", t->name, j->sel.n, j->reason);
-        ens__publish_body(t, j->snap, &j->sel, j->comb, acc, &j->bounds, j->reason, j->replaced);
+        ens_pub_t pub = {j->pool,     j->snap,    &j->sel,     j->comb,
+                         acc,         &j->bounds, j->reason,   j->replaced,
+                         j->coverage, j->row_age, j->excluded, j->explore_rate};
+        ens__publish_body(t, &pub);
     }
     job_free(j);
     if (t->again && !d->stopping) {
@@ -230,6 +280,17 @@ void ens_recompute_start(ens_task_t *t)
     job_t *j = ens_xcalloc(1, sizeof(*j));
     j->t = t;
     j->snap = ens_window_snapshot(t->window);
+    size_t nm = j->snap->nmodels;
+    double now = ens_now();
+    j->seen_age = ens_xcalloc(nm + 1, sizeof(double));
+    j->row_age = ens_xcalloc(nm + 1, sizeof(double));
+    for (size_t m = 0; m < nm; m++) {
+        j->seen_age[m] = now - t->last_seen[m];
+        j->row_age[m] = t->last_row[m] > 0 ? now - t->last_row[m] : -1;
+    }
+    j->min_rows = t->conf.min_rows;
+    j->retire_after = t->conf.retire_after;
+    j->explore_rate = t->conf.explore_rate;
     ens_select_opts_default(&j->opts);
     j->opts.strategy = t->conf.strategy;
     j->opts.estimator = t->conf.estimator;

@@ -650,6 +650,19 @@ int ens_state_open(ens_daemon_t *d, int discard, char *err, size_t errlen)
         snprintf(err, errlen, "state.dir %s: cannot open a journal", d->conf.state_dir);
         return -1;
     }
+    /* Restored models count as heard from now (retire_after runs from the
+     * restart) and their newest row is the newest restored one. */
+    double now = ens_now();
+    for (ens_task_t *t = d->tasks; t; t = t->hh.next) {
+        size_t nm = ens_window_models(t->window), n = ens_window_rows(t->window);
+        for (size_t m = 0; m < nm; m++)
+            t->last_seen[m] = now;
+        for (size_t i = 0; i < n; i++)
+            for (size_t m = 0; m < nm; m++)
+                if (ens_window_x(t->window, i, m) != ENS_SYM_MISSING &&
+                    ens_window_ts(t->window, i) > t->last_row[m])
+                    t->last_row[m] = ens_window_ts(t->window, i);
+    }
     ENS_LOG(NOTICE, "state: restored %llu rows from the snapshot and %llu from journals",
             (unsigned long long)s->st.rows_snapshot, (unsigned long long)s->st.rows_replayed);
     return 0;

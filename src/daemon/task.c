@@ -13,8 +13,11 @@ static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t 
     uint8_t x[ENS_MAX_MODELS];
     size_t nm = ens_window_models(t->window);
     memset(x, ENS_SYM_MISSING, nm);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         x[preds[i].model] = preds[i].sym;
+        if (ts > t->last_row[preds[i].model])
+            t->last_row[preds[i].model] = ts;
+    }
     if (ens_window_push(t->window, y, x, nm, ts) < 0) {
         /* Symbols come from this window's own dictionaries: cannot fail. */
         ENS_LOG(ERR, "task %s: window refused a joined row", t->name);
@@ -45,6 +48,8 @@ ens_task_t *ens_task_create(ens_daemon_t *d, const char *name, size_t len)
     t->window = ens_window_new(t->conf.window_rows, d->conf.max_models);
     t->join = ens_join_new(t->conf.join_max_pending, t->conf.join_ttl, on_joined, t);
     msgpack_sbuffer_init(&t->body);
+    t->last_seen = ens_xcalloc(d->conf.max_models, sizeof(double));
+    t->last_row = ens_xcalloc(d->conf.max_models, sizeof(double));
     HASH_ADD_KEYPTR(hh, d->tasks, t->name, len, t);
     d->ntasks++;
     ENS_LOG(INFO, "task %s: created (window %zu rows, budget %zu, %s, %s)", t->name,
@@ -61,6 +66,8 @@ static void task_free(ens_task_t *t)
         free(t->pub_models[i]);
     free(t->pub_models);
     msgpack_sbuffer_destroy(&t->body);
+    free(t->last_seen);
+    free(t->last_row);
     free(t->name);
     free(t);
 }

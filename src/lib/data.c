@@ -81,6 +81,20 @@ ens_data_t *ens_data_rows(const ens_data_t *d, const size_t *rows, size_t n)
     return s;
 }
 
+ens_data_t *ens_data_columns(const ens_data_t *d, const size_t *cols, size_t n)
+{
+    ens_data_t *s = ens_data_new(d->nrows, n, d->nlabels);
+    memcpy(s->y, d->y, d->nrows);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(s->x + i * d->nrows, ens_data_col(d, cols[i]), d->nrows);
+        ens_data_set_model_name(s, i, d->model_names[cols[i]]);
+        s->cost[i] = d->cost[cols[i]];
+    }
+    for (size_t l = 0; l < d->nlabels; l++)
+        ens_data_set_label_name(s, l, d->label_names[l]);
+    return s;
+}
+
 int ens_data_find_model(const ens_data_t *d, const char *name)
 {
     for (size_t j = 0; j < d->nmodels; j++)
