@@ -49,6 +49,42 @@ dup = b"\x86" + b"".join(p(k) + p(v) for k, v in
                           [("kind", "prediction"), ("query", "q"), ("model", "m"),
                            ("label", "a"), ("kind", "label"), ("ts", 1)])
 seeds["dup_key"] = dup
+
+
+# Non-minimal and wide headers, which msgpack packers never choose for small
+# values but which are valid: every str, bin, ext, array, map and integer
+# width appears once. (An -O2 build folds these header cases into one
+# branch, so coverage alone would not lead the fuzzer to them.)
+def hdr(t, fmt, n):
+    return bytes([t]) + struct.pack(fmt, n)
+
+
+def s16(x):
+    return hdr(0xDA, ">H", len(x)) + x.encode()
+
+
+def s32(x):
+    return hdr(0xDB, ">I", len(x)) + x.encode()
+
+
+def s8(x):
+    return hdr(0xD9, ">B", len(x)) + x.encode()
+
+
+seeds["wide_event"] = (
+    hdr(0xDF, ">I", 6) + s32("kind") + s16("label") + s16("query") + hdr(0xCD, ">H", 256)
+    + s32("label") + hdr(0xD1, ">h", -256) + s8("x1") + hdr(0xC5, ">H", 3) + b"abc"
+    + s8("x2") + hdr(0xDC, ">H", 3) + hdr(0xC6, ">I", 2) + b"ab" + hdr(0xC8, ">H", 2) + b"\x05ab"
+    + hdr(0xC9, ">I", 1) + b"\x06a" + s8("ts") + hdr(0xCB, ">d", 12.5))
+ev1 = (hdr(0xDE, ">H", 5) + s8("kind") + s8("prediction") + s8("query")
+       + hdr(0xCE, ">I", 70000) + s8("model") + s8("m") + s8("label") + hdr(0xD2, ">i", -70000)
+       + s8("x") + b"\x95" + b"\xd4\x01a" + b"\xd5\x01ab" + b"\xd6\x01abcd" + b"\xd7\x01" + b"a" * 8
+       + b"\xd8\x01" + b"a" * 16)
+ev2 = (hdr(0xDE, ">H", 4) + s8("kind") + s8("prediction") + s8("query")
+       + hdr(0xCF, ">Q", 2**40) + s8("predictions") + hdr(0xDE, ">H", 3) + s8("a")
+       + hdr(0xD3, ">q", -2**40) + s8("b") + hdr(0xD0, ">b", -3) + s8("c") + hdr(0xCC, ">B", 200)
+       + s8("x") + b"\x92" + hdr(0xC4, ">B", 2) + b"ab" + hdr(0xC7, ">B", 2) + b"\x01ab")
+seeds["wide_batch"] = hdr(0xDD, ">I", 2) + ev1 + ev2
 for name, data in seeds.items():
     write("decode", name, data)
 
