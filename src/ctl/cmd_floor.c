@@ -101,42 +101,9 @@ static int parse_args(int argc, char **argv, args_t *a)
 /* The columns named in list (comma-separated), or NULL with an error. */
 static ens_data_t *restrict_models(const ens_data_t *d, const char *list)
 {
-    size_t cols[ENS_MAX_MODELS], n = 0;
-    char *copy = ens_xstrndup(list, strlen(list));
-    int bad = 0;
-    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && !bad;
-         tok = strtok_r(NULL, ",", &save)) {
-        int j = ens_data_find_model(d, tok);
-        if (j < 0) {
-            ctl_error("--models: unknown model '%s'", tok);
-            bad = 1;
-            break;
-        }
-        for (size_t i = 0; i < n; i++)
-            if (cols[i] == (size_t)j) {
-                ctl_error("--models: '%s' listed twice", tok);
-                bad = 1;
-            }
-        if (!bad)
-            cols[n++] = (size_t)j;
-    }
-    free(copy);
-    if (!bad && n == 0) {
-        ctl_error("--models: no model given");
-        bad = 1;
-    }
-    if (bad)
-        return NULL;
-    ens_data_t *s = ens_data_new(d->nrows, n, d->nlabels);
-    memcpy(s->y, d->y, d->nrows);
-    for (size_t i = 0; i < n; i++) {
-        memcpy(s->x + i * d->nrows, ens_data_col(d, cols[i]), d->nrows);
-        ens_data_set_model_name(s, i, d->model_names[cols[i]]);
-        s->cost[i] = d->cost[cols[i]];
-    }
-    for (size_t l = 0; l < d->nlabels; l++)
-        ens_data_set_label_name(s, l, d->label_names[l]);
-    return s;
+    size_t cols[ENS_MAX_MODELS];
+    int n = ctl_parse_models(d, list, cols, ENS_MAX_MODELS);
+    return n < 0 ? NULL : ens_data_columns(d, cols, (size_t)n);
 }
 
 static void json_num(double v)

@@ -13,43 +13,6 @@ static const char usage[] =
     "Prints I(Y; X_S) in bits over the rows where every listed model was asked,\n"
     "and the number of those rows.\n";
 
-/* Resolves a comma-separated list of model names; returns the count or -1. */
-static int parse_models(const ens_data_t *d, const char *list, size_t *out, size_t max)
-{
-    size_t n = 0;
-    char *copy = strdup(list);
-    int rc = 0;
-    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        int j = ens_data_find_model(d, tok);
-        if (j < 0) {
-            ctl_error("--models: unknown model '%s'", tok);
-            rc = -1;
-            break;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (out[i] == (size_t)j) {
-                ctl_error("--models: '%s' listed twice", tok);
-                rc = -1;
-            }
-        }
-        if (rc < 0)
-            break;
-        if (n == max) {
-            ctl_error("--models: more than %zu models", max);
-            rc = -1;
-            break;
-        }
-        out[n++] = (size_t)j;
-    }
-    free(copy);
-    if (rc == 0 && n == 0) {
-        ctl_error("--models: no model given");
-        rc = -1;
-    }
-    return rc < 0 ? -1 : (int)n;
-}
-
 int ctl_mi(int argc, char **argv)
 {
     static const struct option opts[] = {{"csv", required_argument, NULL, 'c'},
@@ -90,7 +53,7 @@ int ctl_mi(int argc, char **argv)
     if (!d)
         return 1;
     size_t set[ENS_SELECT_MAX];
-    int k = parse_models(d, models, set, ENS_SELECT_MAX);
+    int k = ctl_parse_models(d, models, set, ENS_SELECT_MAX);
     int rc = 1;
     if (k > 0) {
         double bits = 0;

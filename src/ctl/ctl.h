@@ -29,6 +29,11 @@ void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Loads a wide CSV; prints one error line and returns NULL on failure. */
 ens_data_t *ctl_load_csv(const char *path);
 
+/* Resolves a comma-separated list of model names of d into out[0..max):
+ * returns the count (>= 1), or -1 with the error printed (unknown or
+ * repeated name, too many, none). */
+int ctl_parse_models(const ens_data_t *d, const char *list, size_t *out, size_t max);
+
 /* Parses a non-negative integer / a double in [lo, hi]; 0 or -1 (error
  * printed, naming the option). */
 int ctl_parse_size(const char *opt, const char *s, size_t lo, size_t hi, size_t *out);

@@ -103,3 +103,39 @@ void ctl_json_string(FILE *f, const char *s)
     }
     fputc('"', f);
 }
+
+int ctl_parse_models(const ens_data_t *d, const char *list, size_t *out, size_t max)
+{
+    size_t n = 0;
+    char *copy = ens_xstrndup(list, strlen(list));
+    int rc = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        int j = ens_data_find_model(d, tok);
+        if (j < 0) {
+            ctl_error("--models: unknown model '%s'", tok);
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (out[i] == (size_t)j) {
+                ctl_error("--models: '%s' listed twice", tok);
+                rc = -1;
+            }
+        }
+        if (rc < 0)
+            break;
+        if (n == max) {
+            ctl_error("--models: more than %zu models", max);
+            rc = -1;
+            break;
+        }
+        out[n++] = (size_t)j;
+    }
+    free(copy);
+    if (rc == 0 && n == 0) {
+        ctl_error("--models: no model given");
+        rc = -1;
+    }
+    return rc < 0 ? -1 : (int)n;
+}
