@@ -39,6 +39,9 @@ int ens_log_parse_level(const char *s, ens_log_level_t *out)
 }
 
 static void vlog(ens_log_level_t level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void vlog(ens_log_level_t level, const char *fmt, va_list ap)
 {
     if (level > max_level)
         return;
