@@ -18,6 +18,7 @@ int ctl_control(int argc, char **argv);
 int ctl_watch(int argc, char **argv);
 int ctl_replay(int argc, char **argv);
 int ctl_keygen(int argc, char **argv);
+int ctl_send(int argc, char **argv);
 
 /* Makes sock a CURVE client when either key file is given (both are then
  * required): 0, or -1 with the error printed. */

@@ -30,6 +30,8 @@ static const char usage[] =
     "  replay    --csv FILE [--ingest ENDPOINT] [--task T] [--rate R]\n"
     "            [--label-lag ROWS] [--batch N]\n"
     "            stream a CSV as prediction and label events\n"
+    "  send      --kind prediction|label --query Q [--model M] --label L\n"
+    "            send one event\n"
     "  keygen    NAME: write a CURVE key pair NAME.key / NAME.pub\n"
     "  (status, ensemble, recompute, watch and replay take --server-key FILE\n"
     "  --client-key FILE when the daemon runs with CURVE)\n"
@@ -63,6 +65,8 @@ int main(int argc, char **argv)
         return ctl_watch(argc - 1, argv + 1);
     if (strcmp(argv[1], "replay") == 0)
         return ctl_replay(argc - 1, argv + 1);
+    if (strcmp(argv[1], "send") == 0)
+        return ctl_send(argc - 1, argv + 1);
     if (strcmp(argv[1], "keygen") == 0)
         return ctl_keygen(argc - 1, argv + 1);
     ctl_error("unknown command '%s' (try --help)", argv[1]);
