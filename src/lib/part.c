@@ -118,7 +118,8 @@ struct ens_part_s {
     uint32_t *marg;   /* GROUP_MAX * nst * (nsym + 1): counts per candidate */
     size_t marg_cap;  /* entries allocated in marg */
     size_t st_cap;    /* states allocated in st_out / st_y */
-    uint32_t *st_row; /* a row of each state (while numbering them) */
+    uint32_t *st_row; /* JOINT_MAX: a row of each state (while numbering them) */
+    uint16_t *tmap;   /* JOINT_MAX: next state of (state, symbol), see states_next */
     double *sc_bits;  /* nmodels: last score of each model ... */
     size_t *sc_rows;  /* ... its rows ... */
     size_t *sc_stamp; /* ... valid when equal to nsel + 1 */
@@ -580,10 +581,8 @@ static void states_alloc(ens_part_t *p, size_t nst)
     if (nst > p->st_cap) {
         free(p->st_out);
         free(p->st_y);
-        free(p->st_row);
         p->st_out = ens_xmalloc(nst * p->nsym * sizeof(uint64_t));
         p->st_y = ens_xmalloc(nst);
-        p->st_row = ens_xmalloc(nst * sizeof(uint32_t));
         p->st_cap = nst;
     }
     if (GROUP_MAX * nst * R > p->marg_cap) {
@@ -640,11 +639,54 @@ static uint64_t signature(const ens_part_t *p, size_t r)
     return sig;
 }
 
+/* Fills st_y and st_out of the held-out states from a row of each (st_row). */
+static void states_keys(ens_part_t *p)
+{
+    const size_t L = p->L, nsym = p->nsym;
+    for (size_t s = 0; s < p->nst; s++) {
+        size_t r = p->st_row[s];
+        p->st_y[s] = p->d->y[r];
+        for (size_t x = 0; x < nsym; x++)
+            p->st_out[s * nsym + x] = row_key(p, r, x < L ? (uint8_t)x : ENS_SYM_ABSTAIN);
+    }
+}
+
+/* Held-out states of S + j from those of S (called before the refinement;
+ * returns their number, 0 when none, and leaves a row of each in st_row).
+ * A row's state under S + j is fixed by its state under S and x_j, and one
+ * to one (the child cell fixes the cell and class of x_j, a new class its
+ * answer), so numbering the pairs (state, x_j) in order of first appearance
+ * numbers the new states as states_heldout would, without signatures. */
+static size_t states_next(ens_part_t *p, size_t j)
+{
+    const uint8_t *col = ens_data_col(p->d, j);
+    const size_t L = p->L, nsym = p->nsym;
+    size_t next = 0;
+    memset(p->tmap, 0xFF, p->nst * nsym * sizeof(uint16_t));
+    for (size_t r = 0; r < p->n; r++) {
+        uint8_t x = col[r];
+        if (p->st[r] == ST_DEAD || x == ENS_SYM_MISSING) {
+            p->st[r] = ST_DEAD;
+            continue;
+        }
+        size_t t = p->st[r] * nsym + (x < L ? x : L);
+        if (p->tmap[t] == UINT16_MAX) {
+            /* Past JOINT_MAX states the fast way is off: stop numbering. */
+            if (next == JOINT_MAX)
+                return SIZE_MAX;
+            p->st_row[next] = (uint32_t)r;
+            p->tmap[t] = (uint16_t)next++;
+        }
+        p->st[r] = p->tmap[t];
+    }
+    return next;
+}
+
 /* Agreement patterns: states numbered by signature in order of first
  * appearance (the counter numbers them as ens__part_add numbers cells). */
 static void states_heldout(ens_part_t *p)
 {
-    const size_t L = p->L, nsym = p->nsym;
+    const size_t L = p->L;
     counter_t *c = &p->ctr;
     /* The signatures must fit in 64 bits: cells * L * (L + 1)^classes. */
     long double space = (long double)(p->ncells ? p->ncells : 1) * (long double)L;
@@ -671,12 +713,7 @@ static void states_heldout(ens_part_t *p)
             }
             p->st[r] = s;
         }
-        for (size_t s = 0; s < nst; s++) {
-            size_t r = p->st_row[s];
-            p->st_y[s] = p->d->y[r];
-            for (size_t x = 0; x < nsym; x++)
-                p->st_out[s * nsym + x] = row_key(p, r, x < L ? (uint8_t)x : ENS_SYM_ABSTAIN);
-        }
+        states_keys(p);
     }
     for (size_t i = 0; i < c->nt; i++)
         c->cnt[c->touched[i]] = 0;
@@ -716,6 +753,8 @@ ens_part_t *ens__part_new(const ens_data_t *d, ens_estimator_t est)
     p->keys = ens_xmalloc(2 * (p->n + 1) * sizeof(uint64_t));
     p->cnts = ens_xmalloc(2 * (p->n + 1) * sizeof(uint32_t));
     p->st = ens_xmalloc((p->n ? p->n : 1) * sizeof(uint16_t));
+    p->st_row = ens_xmalloc(JOINT_MAX * sizeof(uint32_t));
+    p->tmap = ens_xmalloc(JOINT_MAX * sizeof(uint16_t));
     size_t m = d->nmodels ? d->nmodels : 1;
     p->sc_bits = ens_xmalloc(m * sizeof(double));
     p->sc_rows = ens_xmalloc(m * sizeof(size_t));
@@ -744,6 +783,7 @@ void ens__part_destroy(ens_part_t **pp)
     free(p->st_out);
     free(p->st_y);
     free(p->st_row);
+    free(p->tmap);
     free(p->hist);
     free(p->marg);
     free(p->sc_bits);
@@ -872,8 +912,19 @@ void ens__part_add(ens_part_t *p, size_t j)
     } else {
         p->bits = ens__part_score(p, j, &p->rows);
     }
+    size_t next = 0;
+    int chain = p->est == ENS_EST_HELDOUT && p->nst > 0;
+    if (chain)
+        next = states_next(p, j);
     refine(p, j);
     p->sel[p->nsel++] = j;
     ctr_setup(&p->ctr, keyspace(p), p->n + 1);
-    states_build(p);
+    if (!chain) {
+        states_build(p);
+    } else if (next > 0 && next <= states_max(p)) {
+        states_alloc(p, next);
+        states_keys(p);
+    } else {
+        p->nst = 0;
+    }
 }
