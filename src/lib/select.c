@@ -115,6 +115,25 @@ static size_t score_step(ens_part_t *p, const ens_data_t *d, const char *used, d
     return nc;
 }
 
+/* Best-single-element fallback of the cost-benefit greedy: it keeps the
+ * (1 - 1/e)/2 guarantee that gain per cost alone lacks. Replaces out with the
+ * best affordable model when that has more information than the greedy's set
+ * (cur bits); returns 1 then, 0 otherwise. */
+static int best_single(const ens_data_t *d, const ens_select_opts_t *o, const double *single,
+                       double cur, ens_selection_t *out)
+{
+    size_t bs = SIZE_MAX;
+    for (size_t j = 0; j < d->nmodels; j++)
+        if (d->cost[j] <= o->cost_budget + 1e-12 &&
+            (bs == SIZE_MAX || single[j] > single[bs] + TIE_EPS))
+            bs = j;
+    if (bs == SIZE_MAX || !(single[bs] > cur + TIE_EPS))
+        return 0;
+    out->n = 1;
+    out->models[0] = bs;
+    return 1;
+}
+
 /* The greedy of the paper, optionally by gain per unit cost under a cost
  * budget (cost_budget > 0). Fills out->mi_bits / gain_bits / rows as it goes
  * (the part's estimate after each addition). Returns 1 when those are the
@@ -170,21 +189,7 @@ static int greedy(const ens_data_t *d, const ens_select_opts_t *o, int by_cost,
     }
     ens__part_destroy(&p);
 
-    int steps = 1;
-    if (by_cost) {
-        /* Best-single-element fallback of the cost-benefit greedy: it keeps
-         * the (1 - 1/e)/2 guarantee that gain per cost alone lacks. */
-        size_t bs = SIZE_MAX;
-        for (size_t j = 0; j < m; j++)
-            if (d->cost[j] <= o->cost_budget + 1e-12 &&
-                (bs == SIZE_MAX || single[j] > single[bs] + TIE_EPS))
-                bs = j;
-        if (bs != SIZE_MAX && single[bs] > cur + TIE_EPS) {
-            out->n = 1;
-            out->models[0] = bs;
-            steps = 0;
-        }
-    }
+    int steps = by_cost ? !best_single(d, o, single, cur, out) : 1;
     free(single);
     free(score);
     free(rows);
