@@ -173,7 +173,7 @@ static int start(ens_daemon_t *d, char *err, size_t errlen)
     uv_timer_init(d->loop, &d->tick);
     uv_timer_init(d->loop, &d->watchdog);
     d->tick.data = d->watchdog.data = d;
-    uv_timer_start(&d->tick, on_tick, 200, 200);
+    uv_timer_start(&d->tick, on_tick, 100, 100);
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
         uv_timer_start(&d->watchdog, on_watchdog, 0, usec / 2000);

@@ -684,22 +684,29 @@ void ens_state_tick(ens_daemon_t *d, double now)
     struct ens_state_s *s = d->state;
     if (!s || d->stopping)
         return;
-    if (s->dirty && !s->syncing && s->fd >= 0 && now - s->last_sync >= d->conf.fsync_interval) {
-        s->dirty = 0;
-        s->syncing = 1;
-        s->last_sync = now;
-        s->sync_req.data = d;
-        uv_fs_fdatasync(d->loop, &s->sync_req, s->fd, on_synced);
-    }
-    if (!s->snapshotting && !s->syncing && d->conf.snapshot_interval > 0 &&
-        now - s->last_snapshot >= d->conf.snapshot_interval) {
+    /* A due snapshot goes first: it syncs and rotates the journal itself.
+     * It waits only for an fdatasync in flight on the journal it closes,
+     * which the fsync below never starts while a snapshot is due. */
+    int snapshot_due =
+        d->conf.snapshot_interval > 0 && now - s->last_snapshot >= d->conf.snapshot_interval;
+    if (snapshot_due && !s->snapshotting && !s->syncing) {
         snap_job_t *j = snapshot_begin(d);
         s->snapshotting = 1;
+        s->last_sync = now;
         if (uv_queue_work(d->loop, &j->req, snapshot_work, snapshot_done) < 0) {
             s->snapshotting = 0;
             msgpack_sbuffer_destroy(&j->file);
             free(j);
         }
+        return;
+    }
+    if (!snapshot_due && s->dirty && !s->syncing && s->fd >= 0 &&
+        now - s->last_sync >= d->conf.fsync_interval) {
+        s->dirty = 0;
+        s->syncing = 1;
+        s->last_sync = now;
+        s->sync_req.data = d;
+        uv_fs_fdatasync(d->loop, &s->sync_req, s->fd, on_synced);
     }
 }
 

@@ -14,7 +14,8 @@ struct ens_zsock_s {
     void *sock;     /* the libzmq socket */
     ens_zsock_msg_fn on_msg;
     void *ud;
-    size_t fair_cap; /* messages per drain */
+    size_t fair_cap;    /* messages per drain */
+    uint64_t budget_ns; /* time per drain */
     int closing;
     int handles; /* handles not yet closed */
 };
@@ -47,12 +48,16 @@ static void on_idle(uv_idle_t *h);
 static void drain(ens_zsock_t *z)
 {
     size_t handled = 0;
+    uint64_t start = uv_hrtime();
     while (!z->closing) {
         int events = 0;
         size_t len = sizeof(events);
         if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &len) < 0 || !(events & ZMQ_POLLIN))
             break;
-        if (handled == z->fair_cap) {
+        /* A few huge batches take as long as many small messages: the drain
+         * yields on whichever limit comes first, so the control socket and
+         * the timers are served within a few milliseconds under any load. */
+        if (handled == z->fair_cap || (handled > 0 && uv_hrtime() - start > z->budget_ns)) {
             /* Queued messages raise no new edge: come back next turn. */
             uv_idle_start(&z->idle, on_idle);
             return;
@@ -96,6 +101,7 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
     z->on_msg = on_msg;
     z->ud = ud;
     z->fair_cap = fair_cap ? fair_cap : 1;
+    z->budget_ns = 5 * 1000 * 1000;
     if (uv_poll_init(loop, &z->poll, fd) < 0) {
         free(z);
         return NULL;
