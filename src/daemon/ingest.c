@@ -126,6 +126,8 @@ static void apply_event(ens_daemon_t *d, const ens_event_t *e, double now)
     ens_task_t *t = ens_task_find(d, e->task.ptr, e->task.len);
     if (!t)
         t = ens_task_create(d, e->task.ptr, e->task.len);
+    if (!t)
+        return; /* cannot happen: check_capacity counted the new tasks */
     unsigned char key[1 + 1024];
     size_t len = query_key(e, key);
     if (!sampled_in(d, e, key, len)) {
