@@ -55,6 +55,9 @@ int ctl_simulate(int argc, char **argv)
     size_t seed = 1;
     int c;
     char err[256];
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--closed-loop") == 0)
+            return ctl_simulate_loop(argc, argv);
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'f':

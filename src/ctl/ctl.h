@@ -12,6 +12,8 @@
 int ctl_mi(int argc, char **argv);
 int ctl_select(int argc, char **argv);
 int ctl_simulate(int argc, char **argv);
+/* simulate --closed-loop (cmd_loop.c): argv as ctl_simulate's. */
+int ctl_simulate_loop(int argc, char **argv);
 int ctl_floor(int argc, char **argv);
 /* status, ensemble, recompute: argv[0] is the command. */
 int ctl_control(int argc, char **argv);
