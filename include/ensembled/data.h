@@ -57,6 +57,10 @@ ens_data_t *ens_data_rows(const ens_data_t *d, const size_t *rows, size_t n);
  * row (names and costs copied). */
 ens_data_t *ens_data_columns(const ens_data_t *d, const size_t *cols, size_t n);
 
+/* Returns a new matrix holding the rows of d where every model of
+ * models[0..k) was asked (all rows when k is 0), in order. */
+ens_data_t *ens_data_rows_asked(const ens_data_t *d, const size_t *models, size_t k);
+
 /* Looks a model up by name: its index, or ENS_ENOTFOUND. */
 int ens_data_find_model(const ens_data_t *d, const char *name);
 

@@ -106,11 +106,32 @@ static void pack_double_or_nil(msgpack_packer *pk, double v)
         msgpack_pack_nil(pk);
 }
 
+/* Models routers ask on exploration queries: every model of the window
+ * but the retired ones. Models short of select.min_rows are included: they
+ * can only gain rows through exploration. */
+static int explored(const ens_pub_t *p, size_t m)
+{
+    return !p->excluded[m] || strncmp(p->excluded[m], "retired", 7) != 0;
+}
+
+/* Exploration's cost: extra model queries per query over asking the
+ * ensemble alone. */
+static double explore_cost(const ens_pub_t *p)
+{
+    size_t n = 0;
+    for (size_t m = 0; m < p->snap->nmodels; m++)
+        n += explored(p, m);
+    return p->explore_rate * (double)(n > p->sel->n ? n - p->sel->n : 0);
+}
+
 /* The exploration policy routers apply (docs/protocol.md): on a query whose
- * hash falls below the rate, ask every model of the pool. */
+ * hash falls below the rate, ask every model of `models` (and any model the
+ * router serves that the daemon has not seen yet). */
 static void pack_explore(msgpack_packer *pk, const ens_pub_t *p)
 {
-    double extra = p->explore_rate * (double)(p->pool->nmodels - p->sel->n);
+    size_t n = 0;
+    for (size_t m = 0; m < p->snap->nmodels; m++)
+        n += explored(p, m);
     msgpack_pack_map(pk, 4);
     pack_str(pk, "rate");
     msgpack_pack_double(pk, p->explore_rate);
@@ -118,12 +139,12 @@ static void pack_explore(msgpack_packer *pk, const ens_pub_t *p)
     pack_str(pk, "xxh3_64(task + 0x00 + key, seed 1) < rate * 2^64; key: 's' + query "
                  "bytes, or 'u' + the query as 8 big-endian bytes");
     pack_str(pk, "models");
-    msgpack_pack_array(pk, p->pool->nmodels);
-    for (size_t m = 0; m < p->pool->nmodels; m++)
-        pack_str(pk, p->pool->model_names[m]);
-    /* What exploration costs: the extra model queries per query. */
+    msgpack_pack_array(pk, n);
+    for (size_t m = 0; m < p->snap->nmodels; m++)
+        if (explored(p, m))
+            pack_str(pk, p->snap->model_names[m]);
     pack_str(pk, "extra_queries_per_query");
-    msgpack_pack_double(pk, extra);
+    msgpack_pack_double(pk, explore_cost(p));
 }
 
 /* Per model of the window: rows, age of its newest row, and why it is out
@@ -237,7 +258,7 @@ void ens__publish_body(ens_task_t *t, const ens_pub_t *p)
         t->pub_models[i] = ens_xstrndup(name, strlen(name));
     }
     t->pub_n = p->sel->n;
-    t->explore_extra = p->explore_rate * (double)(p->pool->nmodels - p->sel->n);
+    t->explore_extra = explore_cost(p);
     ens_publish_task(t);
 }
 

@@ -61,6 +61,34 @@ static void fill_steps(const ens_data_t *d, ens_estimator_t est, ens_selection_t
     }
 }
 
+/* How many more bits the fresh set carries than the published one, both
+ * estimated on the same rows: those where every model of either set was
+ * asked. Estimating each on its own rows would pit a set seen only on
+ * exploration rows against one seen everywhere, and the best of many small
+ * samples beats any threshold by chance. -INFINITY when fewer than
+ * select.min_rows rows (at least 1) hold both sets: no evidence to switch. */
+static double compare_sets(const job_t *j, const ens_selection_t *old, const ens_selection_t *fresh)
+{
+    size_t both[2 * ENS_SELECT_MAX], n = 0;
+    for (size_t i = 0; i < old->n; i++)
+        both[n++] = old->models[i];
+    for (size_t i = 0; i < fresh->n; i++) {
+        size_t h = 0;
+        while (h < old->n && old->models[h] != fresh->models[i])
+            h++;
+        if (h == old->n)
+            both[n++] = fresh->models[i];
+    }
+    ens_data_t *rows = ens_data_rows_asked(j->pool, both, n);
+    double gain = -INFINITY, a = 0, b = 0;
+    if (rows->nrows >= (j->min_rows ? j->min_rows : 1) &&
+        ens_mi(rows, old->models, old->n, j->opts.estimator, &a, NULL) == 0 &&
+        ens_mi(rows, fresh->models, fresh->n, j->opts.estimator, &b, NULL) == 0)
+        gain = b - a;
+    ens_data_destroy(&rows);
+    return gain;
+}
+
 /* The hysteresis rule: the fresh selection replaces the published set only
  * if it carries min_improvement more bits, or a published model left. */
 static void hysteresis(job_t *j, const ens_selection_t *fresh)
@@ -87,20 +115,32 @@ static void hysteresis(job_t *j, const ens_selection_t *fresh)
         j->reason = "the budget is now smaller than the published set";
         return;
     }
-    fill_steps(j->pool, j->opts.estimator, &old);
-    double old_mi = old.n ? old.mi_bits[old.n - 1] : 0;
-    double new_mi = fresh->n ? fresh->mi_bits[fresh->n - 1] : 0;
     int same = old.n == fresh->n && memcmp(old.models, fresh->models, old.n * sizeof(size_t)) == 0;
     if (same) {
         j->replaced = 0;
         j->reason = "same set";
-    } else if (new_mi >= old_mi + j->min_improvement) {
-        j->reason = "more information";
-    } else {
-        j->sel = old;
-        j->replaced = 0;
-        j->reason = "kept: the new set is not better by publish.min_improvement_bits";
+        return;
     }
+    if (compare_sets(j, &old, fresh) >= j->min_improvement) {
+        j->reason = "more information";
+        return;
+    }
+    fill_steps(j->pool, j->opts.estimator, &old);
+    j->sel = old;
+    j->replaced = 0;
+    j->reason = "kept: the new set is not better by publish.min_improvement_bits";
+}
+
+/* Accuracy of c on the rows of test where every model of the set was asked:
+ * on the others a router would not be using this set (exploration rows aside,
+ * routers ask the ensemble), and the combiner would fall back to a guess. */
+static double accuracy_where_asked(const ens_combiner_t *c, const ens_data_t *test,
+                                   const size_t *models, size_t k)
+{
+    ens_data_t *rows = ens_data_rows_asked(test, models, k);
+    double acc = rows->nrows ? ens_combiner_accuracy(c, rows) : NAN;
+    ens_data_destroy(&rows);
+    return acc;
 }
 
 /* Accuracy on rows the selection did not see: select and fit on the even
@@ -133,9 +173,9 @@ static void honest_accuracy(job_t *j)
             ens_selection_t top;
             ens_select(train, &o, &top, NULL, 0);
             ens_combiner_t *one = ens_combiner_fit(train, top.models, 1, ENS_COMB_WEIGHTED);
-            acc[0] += ens_combiner_accuracy(c, test);
-            acc[1] += ens_combiner_accuracy(v, test);
-            acc[2] += ens_combiner_accuracy(one, test);
+            acc[0] += accuracy_where_asked(c, test, s.models, s.n);
+            acc[1] += accuracy_where_asked(v, test, s.models, s.n);
+            acc[2] += accuracy_where_asked(one, test, top.models, 1);
             halves++;
             ens_combiner_destroy(&c);
             ens_combiner_destroy(&v);

@@ -95,6 +95,21 @@ ens_data_t *ens_data_columns(const ens_data_t *d, const size_t *cols, size_t n)
     return s;
 }
 
+ens_data_t *ens_data_rows_asked(const ens_data_t *d, const size_t *models, size_t k)
+{
+    size_t *rows = ens_xcalloc(d->nrows + 1, sizeof(size_t)), n = 0;
+    for (size_t r = 0; r < d->nrows; r++) {
+        size_t i = 0;
+        while (i < k && ens_data_col(d, models[i])[r] != ENS_SYM_MISSING)
+            i++;
+        if (i == k)
+            rows[n++] = r;
+    }
+    ens_data_t *s = ens_data_rows(d, rows, n);
+    free(rows);
+    return s;
+}
+
 int ens_data_find_model(const ens_data_t *d, const char *name)
 {
     for (size_t j = 0; j < d->nmodels; j++)
