@@ -91,7 +91,7 @@ const msgpack_object *ctl_map_get(const msgpack_object *m, const char *key)
 /* Sends one request to the control socket and prints the reply as JSON.
  * Returns the exit code: 0 when the reply says ok. */
 static int request(const char *endpoint, const char *cmd, const char *task, int timeout_ms,
-                   const char *server_key, const char *client_key)
+                   const ctl_curve_keys_t *keys)
 {
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_REQ);
@@ -112,7 +112,7 @@ static int request(const char *endpoint, const char *cmd, const char *task, int 
     int rc = 1;
     zmq_msg_t reply;
     zmq_msg_init(&reply);
-    if (ctl_curve_client(s, server_key, client_key) < 0) {
+    if (ctl_curve_client(s, keys) < 0) {
         rc = 2;
     } else if (zmq_connect(s, endpoint) < 0 || zmq_send(s, sb.data, sb.size, 0) < 0) {
         ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
@@ -147,15 +147,12 @@ static const char control_usage[] =
 
 int ctl_control(int argc, char **argv)
 {
-    static const struct option opts[] = {{"control", required_argument, NULL, 'c'},
-                                         {"task", required_argument, NULL, 't'},
-                                         {"timeout", required_argument, NULL, 'T'},
-                                         {"server-key", required_argument, NULL, 'S'},
-                                         {"client-key", required_argument, NULL, 'K'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"control", required_argument, NULL, 'c'}, {"task", required_argument, NULL, 't'},
+        {"timeout", required_argument, NULL, 'T'}, CTL_CURVE_OPTIONS,
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *endpoint = "ipc:///run/ensembled/control", *task = NULL;
-    const char *server_key = NULL, *client_key = NULL;
+    ctl_curve_keys_t keys = {NULL, NULL};
     size_t timeout = 2000;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -166,12 +163,6 @@ int ctl_control(int argc, char **argv)
         case 't':
             task = optarg;
             break;
-        case 'S':
-            server_key = optarg;
-            break;
-        case 'K':
-            client_key = optarg;
-            break;
         case 'T':
             if (ctl_parse_size("--timeout", optarg, 1, 3600000, &timeout) < 0)
                 return 2;
@@ -180,6 +171,8 @@ int ctl_control(int argc, char **argv)
             fputs(control_usage, stdout);
             return 0;
         default:
+            if (ctl_curve_option(c, &keys))
+                break;
             fputs(control_usage, stderr);
             return 2;
         }
@@ -188,5 +181,5 @@ int ctl_control(int argc, char **argv)
         fputs(control_usage, stderr);
         return 2;
     }
-    return request(endpoint, argv[0], task, (int)timeout, server_key, client_key);
+    return request(endpoint, argv[0], task, (int)timeout, &keys);
 }

@@ -1,7 +1,9 @@
 /* cmd_keygen.c - ensemblectl keygen: a CURVE key pair for ensembled or a
- * client, and the client side of CURVE for the other commands. */
+ * client, and the client side of CURVE for the other commands: their
+ * --server-key/--client-key options and the keys they apply to a socket. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,16 +75,27 @@ static int read_z85(const char *path, char *z85)
     return 0;
 }
 
-int ctl_curve_client(void *sock, const char *server_pub, const char *client_secret)
+int ctl_curve_option(int c, ctl_curve_keys_t *k)
 {
-    if (!server_pub && !client_secret)
+    if (c == CTL_OPT_SERVER_KEY)
+        k->server = optarg;
+    else if (c == CTL_OPT_CLIENT_KEY)
+        k->client = optarg;
+    else
         return 0;
-    if (!server_pub || !client_secret) {
+    return 1;
+}
+
+int ctl_curve_client(void *sock, const ctl_curve_keys_t *k)
+{
+    if (!k->server && !k->client)
+        return 0;
+    if (!k->server || !k->client) {
         ctl_error("CURVE needs both --server-key and --client-key");
         return -1;
     }
     char srv[41], sec[41], pub[41];
-    if (read_z85(server_pub, srv) < 0 || read_z85(client_secret, sec) < 0)
+    if (read_z85(k->server, srv) < 0 || read_z85(k->client, sec) < 0)
         return -1;
     zmq_curve_public(pub, sec);
     zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, srv, 40);

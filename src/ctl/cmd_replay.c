@@ -129,12 +129,11 @@ int ctl_replay(int argc, char **argv)
                                          {"rate", required_argument, NULL, 'r'},
                                          {"label-lag", required_argument, NULL, 'l'},
                                          {"batch", required_argument, NULL, 'b'},
-                                         {"server-key", required_argument, NULL, 'S'},
-                                         {"client-key", required_argument, NULL, 'K'},
+                                         CTL_CURVE_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *csv = NULL, *endpoint = "tcp://127.0.0.1:5557";
-    const char *server_key = NULL, *client_key = NULL;
+    ctl_curve_keys_t keys = {NULL, NULL};
     out_t o = {.batch = 1, .task = "default"};
     size_t lag = 100;
     int c;
@@ -161,16 +160,12 @@ int ctl_replay(int argc, char **argv)
             if (ctl_parse_size("--batch", optarg, 1, 10000, &o.batch) < 0)
                 return 2;
             break;
-        case 'S':
-            server_key = optarg;
-            break;
-        case 'K':
-            client_key = optarg;
-            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
         default:
+            if (ctl_curve_option(c, &keys))
+                break;
             fputs(usage, stderr);
             return 2;
         }
@@ -187,7 +182,7 @@ int ctl_replay(int argc, char **argv)
     msgpack_sbuffer_init(&o.sb);
     msgpack_packer_init(&o.pk, &o.sb, msgpack_sbuffer_write);
     clock_gettime(CLOCK_MONOTONIC, &o.t0);
-    int rc = ctl_curve_client(o.sock, server_key, client_key) < 0 ? -2 : 0;
+    int rc = ctl_curve_client(o.sock, &keys) < 0 ? -2 : 0;
     if (rc == 0)
         rc = zmq_connect(o.sock, endpoint);
     char q[64];

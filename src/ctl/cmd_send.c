@@ -65,21 +65,16 @@ static int pack_event(const event_t *e, msgpack_sbuffer *sb)
 
 int ctl_send(int argc, char **argv)
 {
-    static const struct option opts[] = {{"kind", required_argument, NULL, 'k'},
-                                         {"query", required_argument, NULL, 'q'},
-                                         {"task", required_argument, NULL, 't'},
-                                         {"model", required_argument, NULL, 'm'},
-                                         {"label", required_argument, NULL, 'l'},
-                                         {"uint-query", no_argument, NULL, 'u'},
-                                         {"ts", required_argument, NULL, 's'},
-                                         {"cost", required_argument, NULL, 'c'},
-                                         {"ingest", required_argument, NULL, 'i'},
-                                         {"server-key", required_argument, NULL, 'S'},
-                                         {"client-key", required_argument, NULL, 'K'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"kind", required_argument, NULL, 'k'},   {"query", required_argument, NULL, 'q'},
+        {"task", required_argument, NULL, 't'},   {"model", required_argument, NULL, 'm'},
+        {"label", required_argument, NULL, 'l'},  {"uint-query", no_argument, NULL, 'u'},
+        {"ts", required_argument, NULL, 's'},     {"cost", required_argument, NULL, 'c'},
+        {"ingest", required_argument, NULL, 'i'}, CTL_CURVE_OPTIONS,
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     event_t e = {.task = "default", .ts = -1, .cost = -1};
-    const char *endpoint = "tcp://127.0.0.1:5557", *server_key = NULL, *client_key = NULL;
+    const char *endpoint = "tcp://127.0.0.1:5557";
+    ctl_curve_keys_t keys = {NULL, NULL};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -112,16 +107,12 @@ int ctl_send(int argc, char **argv)
         case 'i':
             endpoint = optarg;
             break;
-        case 'S':
-            server_key = optarg;
-            break;
-        case 'K':
-            client_key = optarg;
-            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
         default:
+            if (ctl_curve_option(c, &keys))
+                break;
             fputs(usage, stderr);
             return 2;
         }
@@ -139,7 +130,7 @@ int ctl_send(int argc, char **argv)
     int linger = 5000, timeout = 5000;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof(timeout));
-    if (rc == 0 && ctl_curve_client(s, server_key, client_key) < 0)
+    if (rc == 0 && ctl_curve_client(s, &keys) < 0)
         rc = 2;
     if (rc == 0 && (zmq_connect(s, endpoint) < 0 || zmq_send(s, sb.data, sb.size, 0) < 0)) {
         ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));

@@ -68,17 +68,13 @@ static void print_line(const msgpack_object *b)
 
 int ctl_watch(int argc, char **argv)
 {
-    static const struct option opts[] = {{"publish", required_argument, NULL, 'p'},
-                                         {"task", required_argument, NULL, 't'},
-                                         {"count", required_argument, NULL, 'n'},
-                                         {"timeout", required_argument, NULL, 'T'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"server-key", required_argument, NULL, 'S'},
-                                         {"client-key", required_argument, NULL, 'K'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"publish", required_argument, NULL, 'p'}, {"task", required_argument, NULL, 't'},
+        {"count", required_argument, NULL, 'n'},   {"timeout", required_argument, NULL, 'T'},
+        {"json", no_argument, NULL, 'j'},          CTL_CURVE_OPTIONS,
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *endpoint = "tcp://127.0.0.1:5558", *task = NULL;
-    const char *server_key = NULL, *client_key = NULL;
+    ctl_curve_keys_t keys = {NULL, NULL};
     size_t count = 0, timeout = 0;
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -100,16 +96,12 @@ int ctl_watch(int argc, char **argv)
         case 'j':
             json = 1;
             break;
-        case 'S':
-            server_key = optarg;
-            break;
-        case 'K':
-            client_key = optarg;
-            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
         default:
+            if (ctl_curve_option(c, &keys))
+                break;
             fputs(usage, stderr);
             return 2;
         }
@@ -123,7 +115,7 @@ int ctl_watch(int argc, char **argv)
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &to, sizeof(to));
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
     int rc = 0;
-    if (ctl_curve_client(s, server_key, client_key) < 0) {
+    if (ctl_curve_client(s, &keys) < 0) {
         rc = 2;
     } else if (zmq_connect(s, endpoint) < 0) {
         ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));

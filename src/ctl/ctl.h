@@ -22,9 +22,31 @@ int ctl_replay(int argc, char **argv);
 int ctl_keygen(int argc, char **argv);
 int ctl_send(int argc, char **argv);
 
-/* Makes sock a CURVE client when either key file is given (both are then
- * required): 0, or -1 with the error printed. */
-int ctl_curve_client(void *sock, const char *server_pub, const char *client_secret);
+/* The CURVE client options every daemon command takes, --server-key FILE
+ * and --client-key FILE: CTL_CURVE_OPTIONS goes in the command's getopt_long
+ * table, and ctl_curve_option() in its switch before the default error. The
+ * option values lie above any character, so they never clash with a
+ * command's own short values. */
+enum { CTL_OPT_SERVER_KEY = 0x100, CTL_OPT_CLIENT_KEY };
+/* Unformatted: clang-format would spread the second entry over four lines. */
+/* clang-format off */
+#define CTL_CURVE_OPTIONS                                                                          \
+    {"server-key", required_argument, NULL, CTL_OPT_SERVER_KEY},                                   \
+    {"client-key", required_argument, NULL, CTL_OPT_CLIENT_KEY}
+/* clang-format on */
+
+/* The key files given (NULL: not given); borrowed from argv. */
+typedef struct {
+    const char *server, *client;
+} ctl_curve_keys_t;
+
+/* Takes getopt_long's value c (and optarg) into k: 1 when c is one of the
+ * CURVE options, 0 otherwise. */
+int ctl_curve_option(int c, ctl_curve_keys_t *k);
+
+/* Makes sock a CURVE client when either key file of k is given (both are
+ * then required): 0, or -1 with the error printed. */
+int ctl_curve_client(void *sock, const ctl_curve_keys_t *k);
 
 /* Prints "ensemblectl: <message>" on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
