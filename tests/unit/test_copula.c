@@ -707,28 +707,12 @@ static void test_copula_fano_below_heldout_sampled(void **state)
     ens_data_destroy(&d);
 }
 
-static ens_data_t *load_real(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", ENS_DATA_DIR, name);
-    size_t len = 0;
-    char *buf = tu_read_file(path, &len);
-    if (!buf)
-        print_message("cannot read %s\n", path);
-    assert_non_null(buf);
-    ens_data_t *d = NULL;
-    char err[256] = "";
-    assert_int_equal(ens_csv_parse(buf, len, &d, err, sizeof(err)), 0);
-    free(buf);
-    return d;
-}
-
 static void test_copula_fano_below_heldout_real(void **state)
 {
     (void)state;
     const char *names[] = {"winogrande_routerbench_11llm.csv", "mmlupro_28llm.csv"};
     for (size_t i = 0; i < 2; i++) {
-        ens_data_t *d = load_real(names[i]);
+        ens_data_t *d = tu_load_real(names[i]);
         fano_below_errors(d, 7, names[i]);
         ens_data_destroy(&d);
     }

@@ -26,25 +26,6 @@
 #define SEED 7
 #define SLACK 0.002
 
-static ens_data_t *load(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", ENS_DATA_DIR, name);
-    size_t len = 0;
-    char *buf = tu_read_file(path, &len);
-    if (!buf)
-        print_message("cannot read %s\n", path);
-    assert_non_null(buf);
-    ens_data_t *d = NULL;
-    char err[256] = "";
-    int rc = ens_csv_parse(buf, len, &d, err, sizeof(err));
-    free(buf);
-    if (rc)
-        print_message("%s: %s\n", name, err);
-    assert_int_equal(rc, 0);
-    return d;
-}
-
 static ens_eval_t eval(const ens_data_t *d, ens_strategy_t s, size_t budget)
 {
     ens_select_opts_t o;
@@ -64,7 +45,7 @@ static ens_eval_t eval(const ens_data_t *d, ens_strategy_t s, size_t budget)
 
 static void promise(const char *name)
 {
-    ens_data_t *d = load(name);
+    ens_data_t *d = tu_load_real(name);
     /* Sanity of the evaluation itself: the best single model's held-out
      * accuracy is close to the best in-sample accuracy computed here. */
     double best_acc = 0;

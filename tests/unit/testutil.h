@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ensembled/csv.h"
 #include "ensembled/data.h"
 
 #ifndef ENS_DATA_DIR
@@ -125,5 +126,29 @@ static inline double tu_brute_plugin(const ens_data_t *d, const size_t *t, size_
         *rows = nl;
     return nl ? s / (double)nl : 0.0;
 }
+
+#ifdef ENS_DATA_DIR
+/* Loads ENS_DATA_DIR/name, a real data set beside the repository; fails the
+ * test with the parser's message if it cannot. Needs <cmocka.h> included
+ * before. */
+static inline ens_data_t *tu_load_real(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", ENS_DATA_DIR, name);
+    size_t len = 0;
+    char *buf = tu_read_file(path, &len);
+    if (!buf)
+        print_message("cannot read %s\n", path);
+    assert_non_null(buf);
+    ens_data_t *d = NULL;
+    char err[256] = "";
+    int rc = ens_csv_parse(buf, len, &d, err, sizeof(err));
+    free(buf);
+    if (rc)
+        print_message("%s: %s\n", name, err);
+    assert_int_equal(rc, 0);
+    return d;
+}
+#endif
 
 #endif
