@@ -26,7 +26,7 @@ typedef struct entry_s {
     unsigned label;              /* true label or NO_LABEL */
     double label_ts;             /* the label's row time */
     ens_join_pred_t *preds;      /* answers so far */
-    uint32_t npreds, cap; /* answers held, allocated */
+    uint32_t npreds, cap;        /* answers held, allocated */
     size_t keylen;
     unsigned char key[]; /* query bytes */
 } entry_t;
