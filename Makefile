@@ -5,7 +5,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz test demo bench table clean format
+.PHONY: all deps build build-asan build-fuzz test demo bench table clean format format-check
 
 all: build
 
@@ -29,7 +29,7 @@ build-fuzz: deps
 # Every test in the plain build; unit and integration tests again with the
 # sanitized daemon and library (the flood's timing and memory bounds are
 # for the optimized build); a few seconds of each fuzzer.
-test: build build-asan build-fuzz
+test: format-check build build-asan build-fuzz
 	ctest --test-dir $(BUILD) $(CTEST_ARGS)
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -47,6 +47,10 @@ table: build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The code is formatted as .clang-format says (clang-format 14).
+format-check: deps
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
