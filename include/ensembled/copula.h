@@ -91,6 +91,18 @@ size_t ens_copula_clusters(const ens_copula_t *c, double threshold, size_t *clus
  * may be fractional (an effective number of options); n >= 1. */
 double ens_copula_floor(double rho, const double *tau, size_t n, double nlabels);
 
+/* The plurality-vote error of m models (model i has threshold tau[i mod n])
+ * under the same model with nlabels labels and uniform wrong answers; a tie
+ * is broken uniformly at random (the truth wins a tie of t labels w.p. 1/t).
+ * Exact up to quadrature and pmf trimming (< 1e-9): given G = g the truth's
+ * count is a sum of n binomials and, given that count k, the wrong answers
+ * are a uniform multinomial, whose chance of staying below k (ties split)
+ * comes from Poisson convolutions (theory.md §3.1). Time O(L^2 m^2 / 4) for
+ * the multinomial table plus O(m^2 / n) per quadrature node (about 10^3
+ * nodes); m = 1,000: milliseconds. Tends to ens_copula_floor as m grows.
+ * Returns NaN for n == 0, m == 0 or nlabels < 2. */
+double ens_copula_vote_error_m(double rho, const double *tau, size_t n, size_t nlabels, size_t m);
+
 #define ENS_COPULA_FINITE_MAX 10
 
 /* The exact error, under the one-factor model with nlabels labels and

@@ -18,15 +18,6 @@
 
 #include "copula_int.h"
 
-#define RHO_MAX (1 - 1e-12)
-
-static double clamp_rho(double rho)
-{
-    if (!(rho > 0))
-        return 0;
-    return rho > RHO_MAX ? RHO_MAX : rho;
-}
-
 /* pbar(g): the mean conditional accuracy of the models given G = g. */
 static double pbar(double rho, const double *tau, size_t n, double g)
 {
@@ -40,7 +31,7 @@ double ens_copula_floor(double rho, const double *tau, size_t n, double nlabels)
 {
     if (n == 0 || !(nlabels >= 2))
         return NAN;
-    rho = clamp_rho(rho);
+    rho = ens__clamp_rho(rho);
     double t = 1 / nlabels;
     /* pbar is increasing in g when rho > 0 (and constant when rho = 0), so
      * {g : pbar(g) <= t} is a half line (-inf, g*] and the floor is
@@ -193,7 +184,7 @@ int ens_copula_finite_errors(double rho, const double *tau, size_t k, size_t nla
 {
     if (k == 0 || k > ENS_COPULA_FINITE_MAX || nlabels < 2)
         return ENS_EINVAL;
-    rho = clamp_rho(rho);
+    rho = ens__clamp_rho(rho);
     double *F = ens_xcalloc((size_t)1 << k, sizeof(double));
     subset_integrals(rho, tau, k, nlabels, F);
     parts_t s = {.k = k, .nlabels = nlabels, .F = F, .tau = tau};
