@@ -137,6 +137,7 @@ static void stop(ens_daemon_t *d)
         return;
     d->stopping = 1;
     sd_notify(0, "STOPPING=1");
+    ens_state_stop(d);
     ENS_LOG(NOTICE, "stopping");
     ens_zsock_close(d->ctl);
     ens_zsock_close(d->pub);

@@ -33,6 +33,29 @@ int ens__write_all(int fd, const void *buf, size_t len)
 }
 
 /* Appends one framed record to the journal. */
+/* Writes the records gathered so far to the journal. */
+static void flush(struct ens_state_s *s)
+{
+    if (s->out.size == 0 || s->fd < 0)
+        return;
+    if (ens__write_all(s->fd, s->out.data, s->out.size) < 0) {
+        s->st.write_errors++;
+        ENS_LOG(ERR, "state: journal write failed: %s", strerror(errno));
+    }
+    msgpack_sbuffer_clear(&s->out);
+    s->dirty = 1;
+}
+
+static void on_flush(uv_check_t *h)
+{
+    flush(h->data);
+}
+
+/* Frames a record into the journal buffer. The buffer is written once per
+ * loop turn (after the turn's events, before the loop waits again), so a
+ * flood costs one write per turn instead of one per row, and a row is in the
+ * kernel before the daemon next waits; a crash loses at most the rows of the
+ * turn it interrupts. A torn write can only cut the tail. */
 static void append(ens_daemon_t *d, const msgpack_sbuffer *sb)
 {
     struct ens_state_s *s = d->state;
@@ -41,16 +64,10 @@ static void append(ens_daemon_t *d, const msgpack_sbuffer *sb)
     unsigned char head[FRAME_HEAD];
     put_le(head, sb->size, 4);
     put_le(head + 4, XXH3_64bits(sb->data, sb->size), 8);
-    /* One write per record keeps a torn record at the tail, never inside. */
-    char *rec = ens_xmalloc(FRAME_HEAD + sb->size);
-    memcpy(rec, head, FRAME_HEAD);
-    memcpy(rec + FRAME_HEAD, sb->data, sb->size);
-    if (ens__write_all(s->fd, rec, FRAME_HEAD + sb->size) < 0) {
-        s->st.write_errors++;
-        ENS_LOG(ERR, "state: journal write failed: %s", strerror(errno));
-    }
-    free(rec);
-    s->dirty = 1;
+    msgpack_sbuffer_write(&s->out, (const char *)head, FRAME_HEAD);
+    msgpack_sbuffer_write(&s->out, sb->data, sb->size);
+    if (s->out.size >= (1u << 20))
+        flush(s);
 }
 
 void ens_state_row(ens_daemon_t *d, const ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx,
@@ -195,6 +212,7 @@ static void snapshot_done(uv_work_t *req, int status)
 static snap_job_t *snapshot_begin(ens_daemon_t *d)
 {
     struct ens_state_s *s = d->state;
+    flush(s);
     if (s->fd >= 0) {
         fdatasync(s->fd);
         close(s->fd);
@@ -354,6 +372,11 @@ int ens_state_open(ens_daemon_t *d, int discard, char *err, size_t errlen)
     }
     struct ens_state_s *s = ens_xcalloc(1, sizeof(*s));
     s->fd = -1;
+    msgpack_sbuffer_init(&s->out);
+    uv_check_init(d->loop, &s->flush);
+    s->flush.data = s;
+    uv_check_start(&s->flush, on_flush);
+    s->flush_open = 1;
     d->state = s;
     uint64_t covers = 0;
     int refused = 0;
@@ -435,6 +458,7 @@ void ens_state_tick(ens_daemon_t *d, double now)
         }
         return;
     }
+    flush(s);
     if (!snapshot_due && s->dirty && !s->syncing && s->fd >= 0 &&
         now - s->last_sync >= d->conf.fsync_interval) {
         s->dirty = 0;
@@ -458,12 +482,25 @@ void ens_state_close(ens_daemon_t *d)
         msgpack_sbuffer_destroy(&j->file);
         free(j);
     }
+    flush(s);
     if (s->fd >= 0) {
         fdatasync(s->fd);
         close(s->fd);
     }
+    msgpack_sbuffer_destroy(&s->out);
     free(s);
     d->state = NULL;
+}
+
+void ens_state_stop(ens_daemon_t *d)
+{
+    struct ens_state_s *s = d->state;
+    if (!s || !s->flush_open)
+        return;
+    flush(s);
+    s->flush_open = 0;
+    uv_check_stop(&s->flush);
+    uv_close((uv_handle_t *)&s->flush, NULL);
 }
 
 void ens_state_abandon(ens_daemon_t *d)
@@ -473,6 +510,7 @@ void ens_state_abandon(ens_daemon_t *d)
         return;
     if (s->fd >= 0)
         close(s->fd);
+    msgpack_sbuffer_destroy(&s->out);
     free(s);
     d->state = NULL;
 }

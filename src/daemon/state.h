@@ -38,14 +38,18 @@ typedef struct {
  * refuses to start unless told to discard it). No state.dir: nothing. */
 int ens_state_open(struct ens_daemon_s *d, int discard, char *err, size_t errlen);
 
-/* Appends a joined row / a publication to the journal (buffered by the
- * kernel; made durable by the fsync timer). */
+/* Appends a joined row / a publication to the journal: gathered in memory,
+ * written once per loop turn, made durable by the fsync timer. */
 void ens_state_row(struct ens_daemon_s *d, const struct ens_task_s *t, uint8_t y, const uint8_t *x,
                    size_t nx, double ts);
 void ens_state_version(struct ens_daemon_s *d, const struct ens_task_s *t);
 
 /* Timer work: fdatasync the journal; start a snapshot when it is due. */
 void ens_state_tick(struct ens_daemon_s *d, double now);
+
+/* When the daemon begins to stop (loop still running): writes what is
+ * buffered and releases the per-turn flush handle. */
+void ens_state_stop(struct ens_daemon_s *d);
 
 /* At a clean stop: a synchronous snapshot, then the journals are removed. */
 void ens_state_close(struct ens_daemon_s *d);

@@ -24,6 +24,9 @@ struct ens_state_s {
     double last_snapshot; /* wall time the last snapshot began */
     double last_sync;     /* wall time of the last fdatasync */
     uv_fs_t sync_req;
+    msgpack_sbuffer out; /* framed records not yet written */
+    uv_check_t flush;    /* writes `out` once per loop turn */
+    int flush_open;      /* `flush` is initialised and not closed */
     ens_state_stats_t st;
 };
 
