@@ -71,6 +71,11 @@ const char *ens_strategy_name(ens_strategy_t s);
 /* 0 or ENS_EINVAL. */
 int ens_strategy_parse(const char *name, ens_strategy_t *out);
 
+/* Fills mi_bits, gain_bits, rows and cost of sel for its models in their
+ * order (sel->n and sel->models set by the caller), with one partition
+ * refinement along that order: what every strategy reports. */
+void ens_selection_steps(const ens_data_t *d, ens_estimator_t est, ens_selection_t *sel);
+
 /* Runs o->strategy on every row of d. Returns 0, or ENS_EINVAL (bad budget,
  * budget above the number of models), ENS_ETOOBIG (exhaustive over the
  * limit) or ENS_EEMPTY (no rows), with one line in err. */

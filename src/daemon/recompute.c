@@ -46,21 +46,6 @@ typedef struct {
     ens_bounds_t bounds;
 } job_t;
 
-/* Cumulative estimates of an ordered set, as ens_select reports them. */
-static void fill_steps(const ens_data_t *d, ens_estimator_t est, ens_selection_t *s)
-{
-    double prev = 0;
-    s->cost = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        s->mi_bits[i] = 0;
-        s->rows[i] = 0;
-        ens_mi(d, s->models, i + 1, est, &s->mi_bits[i], &s->rows[i]);
-        s->gain_bits[i] = s->mi_bits[i] - prev;
-        prev = s->mi_bits[i];
-        s->cost += d->cost[s->models[i]];
-    }
-}
-
 /* How many more bits the fresh set carries than the published one, both
  * estimated on the same rows: those where every model of either set was
  * asked. Estimating each on its own rows would pit a set seen only on
@@ -125,7 +110,7 @@ static void hysteresis(job_t *j, const ens_selection_t *fresh)
         j->reason = "more information";
         return;
     }
-    fill_steps(j->pool, j->opts.estimator, &old);
+    ens_selection_steps(j->pool, j->opts.estimator, &old);
     j->sel = old;
     j->replaced = 0;
     j->reason = "kept: the new set is not better by publish.min_improvement_bits";

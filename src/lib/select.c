@@ -426,3 +426,9 @@ int ens_select(const ens_data_t *d, const ens_select_opts_t *o, ens_selection_t 
     fill_cost(d, out);
     return 0;
 }
+
+void ens_selection_steps(const ens_data_t *d, ens_estimator_t est, ens_selection_t *sel)
+{
+    fill_steps(d, est, sel);
+    fill_cost(d, sel);
+}
