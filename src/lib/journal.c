@@ -1,0 +1,454 @@
+/* journal.c - the persistence record codec (see journal.h for the layout).
+ *
+ * One set of rules, ens_jrec_check, serves both directions: the encoder
+ * refuses what it says is invalid, and the reader runs it on every record it
+ * parsed, so nothing the encoder can write is refused by the reader and
+ * nothing the reader returns could not have been written.
+ */
+#include "ensembled/journal.h"
+
+#include <assert.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "ensembled/err.h"
+
+/* Fixed payload sizes: the kind byte plus the fixed fields. A dictionary
+ * record adds its name, a ROW its answers, a BLOCK its arrays. */
+#define SZ_HEADER 21u
+#define SZ_TASK 7u
+#define SZ_DICT 11u
+#define SZ_ROW 25u
+#define SZ_VERSION 13u
+#define SZ_BLOCK 17u
+
+#define FORM_DENSE 0
+#define FORM_SPARSE 1
+
+const char *ens_jrec_kind_name(int kind)
+{
+    switch (kind) {
+#define ENS__JREC_NAME(id, byte, name)                                                             \
+    case byte:                                                                                     \
+        return name;
+        ENS_JREC_KIND_MAP(ENS__JREC_NAME)
+#undef ENS__JREC_NAME
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- validation ------------------------------------------------------- */
+
+static int check_name(const char *name, size_t len)
+{
+    if (len == 0 || !name)
+        return ENS_EINVAL;
+    return len > ENS_JREC_MAX_NAME ? ENS_ETOOLONG : 0;
+}
+
+static int check_block(const ens_jrec_t *r)
+{
+    uint64_t n = r->block.nrows, m = r->block.nmodels;
+    if (m > ENS_MAX_MODELS)
+        return ENS_ETOOBIG;
+    /* Each row costs its y, its ts and its m answers; the division keeps
+     * n * (9 + m) from overflowing before it is compared. */
+    if (n > (ENS_JREC_MAX_PAYLOAD - SZ_BLOCK) / (9 + m))
+        return ENS_ETOOBIG;
+    if (n > 0 && (!r->block.y || !r->block.ts || (m > 0 && !r->block.x)))
+        return ENS_EINVAL;
+    for (uint64_t i = 0; i < n; i++)
+        if (r->block.y[i] >= ENS_MAX_LABELS)
+            return ENS_EINVAL;
+    return 0;
+}
+
+int ens_jrec_check(const ens_jrec_t *r)
+{
+    switch (r->kind) {
+    case ENS_JREC_HEADER:
+    case ENS_JREC_VERSION:
+        return 0;
+    case ENS_JREC_TASK:
+        return check_name(r->dict.name, r->dict.len);
+    case ENS_JREC_MODEL:
+        if (r->dict.id >= ENS_MAX_MODELS)
+            return ENS_EINVAL;
+        return check_name(r->dict.name, r->dict.len);
+    case ENS_JREC_LABEL:
+        if (r->dict.id >= ENS_MAX_LABELS)
+            return ENS_EINVAL;
+        return check_name(r->dict.name, r->dict.len);
+    case ENS_JREC_ROW:
+        if (r->row.y >= ENS_MAX_LABELS || (r->row.nx > 0 && !r->row.x))
+            return ENS_EINVAL;
+        return r->row.nx > ENS_MAX_MODELS ? ENS_ETOOBIG : 0;
+    case ENS_JREC_BLOCK:
+        return check_block(r);
+    default:
+        return ENS_EINVAL;
+    }
+}
+
+/* ---- encoding --------------------------------------------------------- */
+
+static uint8_t *put(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return p + n;
+}
+
+static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
+{
+    if (n > 0)
+        memcpy(p, src, n);
+    return p + n;
+}
+
+static uint64_t f64_bits(double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    return bits;
+}
+
+/* A row's stored shape: nx without trailing misses, the asked count, and
+ * whether the sparse form is strictly smaller. */
+typedef struct {
+    size_t nx, asked;
+    int sparse;
+} row_shape_t;
+
+static row_shape_t row_shape(const ens_jrec_t *r)
+{
+    row_shape_t s = {r->row.nx, 0, 0};
+    while (s.nx > 0 && r->row.x[s.nx - 1] == ENS_SYM_MISSING)
+        s.nx--;
+    for (size_t j = 0; j < s.nx; j++)
+        s.asked += r->row.x[j] != ENS_SYM_MISSING;
+    s.sparse = 3 * s.asked < s.nx;
+    return s;
+}
+
+static uint64_t payload_size(const ens_jrec_t *r)
+{
+    switch (r->kind) {
+    case ENS_JREC_HEADER:
+        return SZ_HEADER;
+    case ENS_JREC_TASK:
+        return SZ_TASK + r->dict.len;
+    case ENS_JREC_MODEL:
+    case ENS_JREC_LABEL:
+        return SZ_DICT + r->dict.len;
+    case ENS_JREC_ROW: {
+        row_shape_t s = row_shape(r);
+        return SZ_ROW + (s.sparse ? 3 * s.asked : s.nx);
+    }
+    case ENS_JREC_VERSION:
+        return SZ_VERSION;
+    default:
+        return SZ_BLOCK + r->block.nrows * (9 + (uint64_t)r->block.nmodels);
+    }
+}
+
+static uint8_t *put_row(uint8_t *p, const ens_jrec_t *r)
+{
+    row_shape_t s = row_shape(r);
+    p = put(p, r->row.seq, 8);
+    p = put(p, r->row.task, 4);
+    p = put(p, f64_bits(r->row.ts), 8);
+    p = put(p, r->row.y, 1);
+    p = put(p, s.sparse ? FORM_SPARSE : FORM_DENSE, 1);
+    p = put(p, s.sparse ? s.asked : s.nx, 2);
+    if (!s.sparse)
+        return put_bytes(p, r->row.x, s.nx);
+    for (size_t j = 0; j < s.nx; j++) {
+        if (r->row.x[j] == ENS_SYM_MISSING)
+            continue;
+        p = put(p, j, 2);
+        p = put(p, r->row.x[j], 1);
+    }
+    return p;
+}
+
+static uint8_t *put_payload(uint8_t *p, const ens_jrec_t *r)
+{
+    p = put(p, (uint64_t)r->kind, 1);
+    switch (r->kind) {
+    case ENS_JREC_HEADER:
+        p = put(p, r->header.format, 4);
+        p = put(p, r->header.seq, 8);
+        return put(p, r->header.journal, 8);
+    case ENS_JREC_TASK:
+    case ENS_JREC_MODEL:
+    case ENS_JREC_LABEL:
+        p = put(p, r->dict.task, 4);
+        if (r->kind != ENS_JREC_TASK)
+            p = put(p, r->dict.id, 4);
+        p = put(p, r->dict.len, 2);
+        return put_bytes(p, r->dict.name, r->dict.len);
+    case ENS_JREC_ROW:
+        return put_row(p, r);
+    case ENS_JREC_VERSION:
+        p = put(p, r->version.task, 4);
+        return put(p, r->version.version, 8);
+    default: {
+        size_t n = (size_t)r->block.nrows;
+        p = put(p, r->block.task, 4);
+        p = put(p, r->block.nrows, 8);
+        p = put(p, r->block.nmodels, 4);
+        p = put_bytes(p, r->block.y, n);
+        p = put_bytes(p, r->block.ts, 8 * n);
+        return put_bytes(p, r->block.x, n * r->block.nmodels);
+    }
+    }
+}
+
+size_t ens_jrec_encode(const ens_jrec_t *r, void *out, size_t cap)
+{
+    if (ens_jrec_check(r) != 0)
+        return 0;
+    uint64_t plen = payload_size(r);
+    /* A BLOCK near the u32 limit is larger than size_t on a 32-bit host. */
+    if (plen > SIZE_MAX - ENS_JREC_HEAD)
+        return 0;
+    size_t size = ENS_JREC_HEAD + (size_t)plen;
+    if (size > cap)
+        return size;
+    uint8_t *f = out;
+    memcpy(f, ENS_JREC_MAGIC, 4);
+    put(f + 12, plen, 4);
+    uint8_t *end = put_payload(f + ENS_JREC_HEAD, r);
+    assert(end == f + size);
+    (void)end;
+    put(f + 4, XXH3_64bits(f + 12, 4 + (size_t)plen), 8);
+    return size;
+}
+
+size_t ens_jrec_size(const ens_jrec_t *r)
+{
+    return ens_jrec_encode(r, NULL, 0);
+}
+
+/* ---- decoding --------------------------------------------------------- */
+
+/* A bounds-checked cursor over one payload: a read past the end sets bad
+ * and yields zeros, so a parser checks once, at the end. */
+typedef struct {
+    const uint8_t *p, *end;
+    int bad;
+} cur_t;
+
+static const uint8_t *take(cur_t *c, uint64_t n)
+{
+    if (c->bad || n > (uint64_t)(c->end - c->p)) {
+        c->bad = 1;
+        return NULL;
+    }
+    const uint8_t *q = c->p;
+    c->p += n;
+    return q;
+}
+
+static uint64_t le(const uint8_t *q, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | q[i];
+    return v;
+}
+
+static uint64_t get(cur_t *c, int n)
+{
+    const uint8_t *q = take(c, (uint64_t)n);
+    return q ? le(q, n) : 0;
+}
+
+static void get_name(cur_t *c, ens_jrec_t *r)
+{
+    r->dict.len = (size_t)get(c, 2);
+    r->dict.name = (const char *)take(c, r->dict.len);
+}
+
+/* Expands a sparse row into x (ENS_MAX_MODELS bytes); 0, or -1 when the
+ * pairs are not strictly increasing models with non-missing symbols. */
+static int get_sparse(cur_t *c, size_t count, uint8_t *x, size_t *nx)
+{
+    const uint8_t *q = take(c, 3 * (uint64_t)count);
+    if (!q)
+        return -1;
+    size_t next = 0; /* the smallest model the next pair may name */
+    for (size_t i = 0; i < count; i++, q += 3) {
+        size_t m = (size_t)q[0] | (size_t)q[1] << 8;
+        if (m < next || m >= ENS_MAX_MODELS || q[2] == ENS_SYM_MISSING)
+            return -1;
+        memset(x + next, ENS_SYM_MISSING, m - next);
+        x[m] = q[2];
+        next = m + 1;
+    }
+    *nx = next;
+    return 0;
+}
+
+static int get_row(cur_t *c, ens_jrec_t *r, uint8_t *scratch)
+{
+    r->row.seq = get(c, 8);
+    r->row.task = (uint32_t)get(c, 4);
+    uint64_t bits = get(c, 8);
+    memcpy(&r->row.ts, &bits, sizeof(bits));
+    r->row.y = (uint8_t)get(c, 1);
+    int form = (int)get(c, 1);
+    size_t count = (size_t)get(c, 2);
+    if (c->bad)
+        return -1;
+    if (form == FORM_SPARSE) {
+        r->row.x = scratch;
+        return get_sparse(c, count, scratch, &r->row.nx);
+    }
+    r->row.x = take(c, count);
+    r->row.nx = count;
+    /* A dense row stops at its last asked model: otherwise two encodings
+     * would mean one row, and a re-encoding would not give the same nx. */
+    if (form != FORM_DENSE || (count > 0 && r->row.x && r->row.x[count - 1] == ENS_SYM_MISSING))
+        return -1;
+    return 0;
+}
+
+static void get_block(cur_t *c, ens_jrec_t *r)
+{
+    r->block.task = (uint32_t)get(c, 4);
+    r->block.nrows = get(c, 8);
+    r->block.nmodels = (uint32_t)get(c, 4);
+    uint64_t n = r->block.nrows, m = r->block.nmodels;
+    /* The declared shape must fit the bytes present before any product of
+     * it is formed: n * (9 + m) could wrap otherwise. */
+    if (c->bad || m > ENS_MAX_MODELS || n > (uint64_t)(c->end - c->p) / (9 + m)) {
+        c->bad = 1;
+        return;
+    }
+    r->block.y = take(c, n);
+    r->block.ts = take(c, 8 * n);
+    r->block.x = take(c, n * m);
+}
+
+/* Parses payload[0..len) into *r: 0, or -1 when it breaks a rule. */
+static int parse_payload(const uint8_t *payload, size_t len, ens_jrec_t *r, uint8_t *scratch)
+{
+    cur_t c = {payload, payload + len, 0};
+    memset(r, 0, sizeof(*r));
+    r->kind = (ens_jrec_kind_t)get(&c, 1);
+    switch (r->kind) {
+    case ENS_JREC_HEADER:
+        r->header.format = (uint32_t)get(&c, 4);
+        r->header.seq = get(&c, 8);
+        r->header.journal = get(&c, 8);
+        break;
+    case ENS_JREC_TASK:
+        r->dict.task = (uint32_t)get(&c, 4);
+        get_name(&c, r);
+        break;
+    case ENS_JREC_MODEL:
+    case ENS_JREC_LABEL:
+        r->dict.task = (uint32_t)get(&c, 4);
+        r->dict.id = (uint32_t)get(&c, 4);
+        get_name(&c, r);
+        break;
+    case ENS_JREC_ROW:
+        if (get_row(&c, r, scratch) < 0)
+            return -1;
+        break;
+    case ENS_JREC_VERSION:
+        r->version.task = (uint32_t)get(&c, 4);
+        r->version.version = get(&c, 8);
+        break;
+    case ENS_JREC_BLOCK:
+        get_block(&c, r);
+        break;
+    default:
+        return -1;
+    }
+    if (c.bad || c.p != c.end)
+        return -1;
+    return ens_jrec_check(r) == 0 ? 0 : -1;
+}
+
+/* ---- reading a file image --------------------------------------------- */
+
+void ens_jreader_init(ens_jreader_t *rd, const void *buf, size_t len, size_t max_record)
+{
+    memset(rd, 0, sizeof(*rd));
+    rd->buf = buf;
+    rd->len = len;
+    rd->max_record = max_record;
+}
+
+enum { FRAME_OK, FRAME_DAMAGED, FRAME_UNPARSABLE };
+
+/* Looks at the frame at off. FRAME_OK: *out holds its record; damaged: no
+ * frame verifies here; unparsable: a verified frame of *flen bytes whose
+ * payload breaks the rules (a later format, or a bug, not damage). */
+static int try_frame(ens_jreader_t *rd, size_t off, ens_jrec_t *out, size_t *flen)
+{
+    const uint8_t *f = rd->buf + off;
+    size_t room = rd->len - off;
+    if (room < ENS_JREC_HEAD || memcmp(f, ENS_JREC_MAGIC, 4) != 0)
+        return FRAME_DAMAGED;
+    uint64_t plen = le(f + 12, 4);
+    /* The length is checked before it is used: against the caller's limit,
+     * so that a damaged length cannot make us hash gigabytes, and against
+     * the bytes present. */
+    if (plen > rd->max_record || plen > room - ENS_JREC_HEAD)
+        return FRAME_DAMAGED;
+    if (le(f + 4, 8) != XXH3_64bits(f + 12, 4 + (size_t)plen))
+        return FRAME_DAMAGED;
+    *flen = ENS_JREC_HEAD + (size_t)plen;
+    if (parse_payload(f + ENS_JREC_HEAD, (size_t)plen, out, rd->x) < 0)
+        return FRAME_UNPARSABLE;
+    return FRAME_OK;
+}
+
+/* The offset of the next magic at or after from, or len when none starts
+ * a whole frame header. */
+static size_t next_magic(const ens_jreader_t *rd, size_t from)
+{
+    const uint8_t m0 = (uint8_t)ENS_JREC_MAGIC[0];
+    while (from < rd->len && rd->len - from >= ENS_JREC_HEAD) {
+        const uint8_t *q = memchr(rd->buf + from, m0, rd->len - from - ENS_JREC_HEAD + 1);
+        if (!q)
+            break;
+        size_t at = (size_t)(q - rd->buf);
+        if (memcmp(q, ENS_JREC_MAGIC, 4) == 0)
+            return at;
+        from = at + 1;
+    }
+    return rd->len;
+}
+
+int ens_jreader_next(ens_jreader_t *rd, ens_jrec_t *out)
+{
+    while (rd->off < rd->len) {
+        size_t flen = 0;
+        int rc = try_frame(rd, rd->off, out, &flen);
+        if (rc == FRAME_OK) {
+            /* Whatever lies between the previous good record and this one
+             * was one damaged region, however many frames it held. */
+            if (rd->off > rd->st.good_end) {
+                rd->st.corrupt++;
+                rd->st.skipped += rd->off - rd->st.good_end;
+            }
+            rd->st.records++;
+            rd->st.last_off = rd->off;
+            rd->off += flen;
+            rd->st.good_end = rd->off;
+            return 1;
+        }
+        /* A verified frame is skipped whole: its payload is intact, so a
+         * magic inside it is data, not a frame. Anything else may have a
+         * good frame starting at any later byte. */
+        rd->off = rc == FRAME_UNPARSABLE ? rd->off + flen : next_magic(rd, rd->off + 1);
+    }
+    memset(out, 0, sizeof(*out));
+    return 0;
+}
