@@ -1,4 +1,5 @@
-/* protocol.h - wire protocol v1: decoding prediction and label events.
+/* protocol.h - wire protocol v1: decoding and encoding prediction and label
+ * events.
  *
  * One ZeroMQ message is one MessagePack object: an event map or an array of
  * event maps (a batch); see docs/protocol.md. Decoding is all or nothing: a
@@ -16,6 +17,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ensembled/mpw.h"
 
 /* Why a message was rejected; the names are the counters of `status`. */
 #define ENS_REJECT_MAP(XX)                                                                         \
@@ -104,5 +107,15 @@ void ens_decoded_destroy(ens_decoded_t **mp);
  * reason (ENS_REJECT_MALFORMED, _TRAILING, _TOO_DEEP) + 1 as a negative
  * number: -(reason + 1). Exposed for tests and the fuzzer. */
 int ens_proto_prewalk(const char *buf, size_t len, size_t max_depth);
+
+/* Appends one event map to w, as every producer writes it: kind, task,
+ * query (an unsigned integer when query_is_uint, else a string), then for a
+ * prediction with one answer model and label, with several a predictions
+ * map (model -> label), and for a label event its label; ts and cost last,
+ * each only when >= 0. An empty answer label is written as nil (an
+ * abstention, as "?" is). A batch is an array of such maps: the caller
+ * opens and closes it. Nothing is validated: an event the decoder would
+ * refuse is written as given. Strings are borrowed. */
+void ens_event_encode(ens_mpw_t *w, const ens_event_t *e);
 
 #endif

@@ -1,9 +1,11 @@
-/* protocol.c - decoding of wire protocol v1 events (see protocol.h).
+/* protocol.c - decoding and encoding of wire protocol v1 events (see
+ * protocol.h).
  *
  * Three stages, each rejecting the whole message at the first problem:
  * the pre-walk over raw bytes (container lengths against bytes present,
  * depth), msgpack-c unpacking into a zone, then field-by-field validation
- * into ens_event_t records. Nothing is applied to any state here.
+ * into ens_event_t records. Nothing is applied to any state here. The
+ * encoder at the end writes what the decoder reads.
  */
 #include "ensembled/protocol.h"
 
@@ -478,4 +480,56 @@ size_t ens_decoded_count(const ens_decoded_t *m)
 const ens_event_t *ens_decoded_event(const ens_decoded_t *m, size_t i)
 {
     return i < m->count ? &m->events[i] : NULL;
+}
+
+/* ---- encoding --------------------------------------------------------- */
+
+static void encode_label(ens_mpw_t *w, ens_str_t label)
+{
+    if (label.len == 0)
+        ens_mpw_nil(w);
+    else
+        ens_mpw_str(w, label.ptr, label.len);
+}
+
+void ens_event_encode(ens_mpw_t *w, const ens_event_t *e)
+{
+    int pred = e->kind == ENS_EVENT_PREDICTION;
+    ens_mpw_map_begin(w);
+    ens_mpw_cstr(w, "kind");
+    ens_mpw_cstr(w, pred ? "prediction" : "label");
+    ens_mpw_cstr(w, "task");
+    ens_mpw_str(w, e->task.ptr, e->task.len);
+    ens_mpw_cstr(w, "query");
+    if (e->query_is_uint)
+        ens_mpw_uint(w, e->query_uint);
+    else
+        ens_mpw_str(w, e->query_str.ptr, e->query_str.len);
+    if (!pred) {
+        ens_mpw_cstr(w, "label");
+        encode_label(w, e->label);
+    } else if (e->npreds == 1) {
+        /* One answer: the shorter form `ensemblectl send` has always used. */
+        ens_mpw_cstr(w, "model");
+        ens_mpw_str(w, e->preds[0].model.ptr, e->preds[0].model.len);
+        ens_mpw_cstr(w, "label");
+        encode_label(w, e->preds[0].label);
+    } else {
+        ens_mpw_cstr(w, "predictions");
+        ens_mpw_map_begin(w);
+        for (size_t i = 0; i < e->npreds; i++) {
+            ens_mpw_str(w, e->preds[i].model.ptr, e->preds[i].model.len);
+            encode_label(w, e->preds[i].label);
+        }
+        ens_mpw_map_end(w);
+    }
+    if (e->ts >= 0) {
+        ens_mpw_cstr(w, "ts");
+        ens_mpw_double(w, e->ts);
+    }
+    if (e->cost >= 0) {
+        ens_mpw_cstr(w, "cost");
+        ens_mpw_double(w, e->cost);
+    }
+    ens_mpw_map_end(w);
 }

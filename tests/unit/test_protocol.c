@@ -6,7 +6,9 @@
  * checked field by field; random mutations of valid messages must decode or
  * reject with a valid reason, never crash (run under ASan in CI); and the
  * pre-walk is checked against msgpack-c's packer: random valid objects pass,
- * every strict prefix is malformed, one level less depth is too deep. */
+ * every strict prefix is malformed, one level less depth is too deep.
+ * The event encoder must write the bytes the producers packed by hand with
+ * msgpack-c, and every encoded event must decode to itself. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -811,6 +813,228 @@ static void test_protocol_prewalk_vs_packer(void **state)
             fail_msg("only %zu objects of depth %zu", by_depth[d], d);
 }
 
+/* ---- the event encoder ------------------------------------------------ */
+
+static ens_str_t S(const char *s)
+{
+    ens_str_t r = {s, strlen(s)};
+    return r;
+}
+
+/* The writer's bytes must be those of spec, packed by msgpack-c the way the
+ * producers packed events by hand (ensemblectl send, replay, the closed
+ * loop). */
+static void assert_bytes(const ens_mpw_t *w, const char *spec)
+{
+    mp_t m;
+    mp_init(&m);
+    mp_spec(&m, spec);
+    if (w->size != m.sb.size || memcmp(w->data, m.sb.data, w->size) != 0)
+        fail_msg("encoder bytes differ from %s (%zu vs %zu bytes)", spec, w->size, m.sb.size);
+    mp_free(&m);
+}
+
+static void test_protocol_encode_matches_producers(void **state)
+{
+    (void)state;
+    ens_mpw_t w;
+    ens_mpw_init(&w);
+    /* send: one answer as model/label, ts then cost. */
+    ens_pred_t one = {S("m1"), S("A")};
+    ens_event_t e = {.kind = ENS_EVENT_PREDICTION,
+                     .task = S("t"),
+                     .query_str = S("q1"),
+                     .preds = &one,
+                     .npreds = 1,
+                     .ts = 1700000000.5,
+                     .cost = 0.25};
+    ens_event_encode(&w, &e);
+    assert_bytes(&w, "{7 s:kind s:prediction s:task s:t s:query s:q1 s:model s:m1 s:label s:A "
+                     "s:ts f:1700000000.5 s:cost f:0.25");
+    /* send --kind label --uint-query, without ts and cost. */
+    ens_mpw_reset(&w);
+    ens_event_t l = {.kind = ENS_EVENT_LABEL,
+                     .task = S("default"),
+                     .query_is_uint = 1,
+                     .query_uint = 70000,
+                     .label = S("B"),
+                     .ts = -1,
+                     .cost = -1};
+    ens_event_encode(&w, &l);
+    assert_bytes(&w, "{4 s:kind s:label s:task s:default s:query u:70000 s:label s:B");
+    /* replay and the closed loop: a predictions map, "?" as sent, batched. */
+    ens_mpw_reset(&w);
+    ens_pred_t many[3] = {{S("a"), S("A")}, {S("b"), S("?")}, {S("c"), S("B")}};
+    ens_event_t p = {.kind = ENS_EVENT_PREDICTION,
+                     .task = S("default"),
+                     .query_str = S("row-1"),
+                     .preds = many,
+                     .npreds = 3,
+                     .ts = -1,
+                     .cost = -1};
+    l.query_is_uint = 0;
+    l.query_str = S("row-1");
+    l.label = S("A");
+    ens_mpw_array_begin(&w);
+    ens_event_encode(&w, &p);
+    ens_event_encode(&w, &l);
+    ens_mpw_array_end(&w);
+    assert_bytes(&w, "[2 {4 s:kind s:prediction s:task s:default s:query s:row-1 s:predictions "
+                     "{3 s:a s:A s:b s:? s:c s:B {4 s:kind s:label s:task s:default s:query "
+                     "s:row-1 s:label s:A");
+    /* An empty answer is nil. */
+    ens_mpw_reset(&w);
+    many[1].label = S("");
+    p.npreds = 2;
+    p.query_is_uint = 1;
+    p.query_uint = 3;
+    ens_event_encode(&w, &p);
+    assert_bytes(&w, "{4 s:kind s:prediction s:task s:default s:query u:3 s:predictions {2 s:a "
+                     "s:A s:b nil");
+    ens_mpw_free(&w);
+}
+
+static int str_eq(ens_str_t a, ens_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* What the decoder gives back for an encoded event: empty answers are
+ * abstentions ("?"), negative ts and cost are absent (-1). */
+static void assert_event_equal(const ens_event_t *got, const ens_event_t *want)
+{
+    assert_int_equal(got->kind, want->kind);
+    assert_true(str_eq(got->task, want->task));
+    assert_int_equal(got->query_is_uint, want->query_is_uint);
+    if (want->query_is_uint)
+        assert_true(got->query_uint == want->query_uint);
+    else
+        assert_true(str_eq(got->query_str, want->query_str));
+    assert_true(got->ts == (want->ts >= 0 ? want->ts : -1));
+    assert_true(got->cost == (want->cost >= 0 ? want->cost : -1));
+    if (want->kind == ENS_EVENT_LABEL) {
+        assert_true(str_eq(got->label, want->label));
+        assert_int_equal(got->npreds, 0);
+        return;
+    }
+    assert_int_equal(got->npreds, want->npreds);
+    for (size_t i = 0; i < want->npreds; i++) {
+        assert_true(str_eq(got->preds[i].model, want->preds[i].model));
+        ens_str_t lw = want->preds[i].label.len ? want->preds[i].label : S("?");
+        assert_true(str_eq(got->preds[i].label, lw));
+    }
+}
+
+/* Encodes n events (as a batch when batch is set), decodes, compares. */
+static void roundtrip(const ens_event_t *ev, size_t n, int batch)
+{
+    ens_mpw_t w;
+    ens_mpw_init(&w);
+    if (batch)
+        ens_mpw_array_begin(&w);
+    for (size_t i = 0; i < n; i++)
+        ens_event_encode(&w, &ev[i]);
+    if (batch)
+        ens_mpw_array_end(&w);
+    ens_decoded_t *d = NULL;
+    ens_reject_t why;
+    if (decode(w.data, w.size, NULL, &d, &why) != 0)
+        fail_msg("encoded events rejected: %s", ens_reject_name(why));
+    assert_int_equal(ens_decoded_count(d), n);
+    for (size_t i = 0; i < n; i++)
+        assert_event_equal(ens_decoded_event(d, i), &ev[i]);
+    ens_decoded_destroy(&d);
+    ens_mpw_free(&w);
+}
+
+static void test_protocol_encode_roundtrip(void **state)
+{
+    (void)state;
+    ens_pred_t one = {S("m"), S("?")}, two[2] = {{S("a\0b"), S("x")}, {S("a"), S("")}};
+    two[0].model.len = 3; /* a NUL inside a model name */
+    ens_event_t ev[4] = {
+        {.kind = ENS_EVENT_PREDICTION,
+         .task = S("default"),
+         .query_str = S("q"),
+         .preds = &one,
+         .npreds = 1,
+         .ts = 0,
+         .cost = 0},
+        {.kind = ENS_EVENT_PREDICTION,
+         .task = S("t"),
+         .query_is_uint = 1,
+         .query_uint = UINT64_MAX,
+         .preds = two,
+         .npreds = 2,
+         .ts = -1,
+         .cost = 12.5},
+        {.kind = ENS_EVENT_LABEL,
+         .task = S("t"),
+         .query_is_uint = 1,
+         .query_uint = 0,
+         .label = S("3"),
+         .ts = 1e9,
+         .cost = -1},
+        {.kind = ENS_EVENT_LABEL,
+         .task = S("t"),
+         .query_str = S("q"),
+         .label = S("B"),
+         .ts = -3,
+         .cost = -1},
+    };
+    for (size_t i = 0; i < 4; i++)
+        roundtrip(&ev[i], 1, 0);
+    roundtrip(ev, 4, 1);
+    roundtrip(ev, 1, 1); /* a batch of one is still a batch */
+}
+
+/* A random name of 1..maxlen bytes, any byte (NUL included). */
+static ens_str_t random_name(tu_rng_t *r, char *buf, size_t maxlen)
+{
+    size_t n = 1 + tu_below(r, maxlen);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)tu_below(r, 256);
+    ens_str_t s = {buf, n};
+    return s;
+}
+
+static void test_protocol_encode_roundtrip_random(void **state)
+{
+    (void)state;
+    enum { MAXEV = 20, MAXP = 30 };
+    static char names[MAXEV][MAXP + 3][256];
+    ens_event_t ev[MAXEV];
+    ens_pred_t preds[MAXEV][MAXP];
+    tu_rng_t r;
+    tu_seed(&r, 7);
+    for (int t = 0; t < 300; t++) {
+        size_t n = 1 + tu_below(&r, MAXEV);
+        for (size_t i = 0; i < n; i++) {
+            ens_event_t *e = &ev[i];
+            memset(e, 0, sizeof(*e));
+            e->kind = tu_below(&r, 2) ? ENS_EVENT_LABEL : ENS_EVENT_PREDICTION;
+            e->task = random_name(&r, names[i][0], 256);
+            e->query_is_uint = (int)tu_below(&r, 2);
+            e->query_uint = tu_next(&r) >> tu_below(&r, 64);
+            if (!e->query_is_uint)
+                e->query_str = random_name(&r, names[i][1], 256);
+            e->ts = tu_below(&r, 3) ? tu_uniform(&r) * 2e9 : -1;
+            e->cost = tu_below(&r, 3) ? tu_uniform(&r) * 10 : -1;
+            do
+                e->label = random_name(&r, names[i][2], 20);
+            while (e->label.len == 1 && e->label.ptr[0] == '?');
+            e->npreds = e->kind == ENS_EVENT_LABEL ? 0 : 1 + tu_below(&r, MAXP);
+            e->preds = preds[i];
+            for (size_t k = 0; k < e->npreds; k++) {
+                preds[i][k].model = random_name(&r, names[i][3 + k], 256);
+                size_t how = tu_below(&r, 4);
+                preds[i][k].label = how == 0 ? S("?") : how == 1 ? S("") : e->label;
+            }
+        }
+        roundtrip(ev, n, n > 1 || tu_below(&r, 2));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -827,6 +1051,9 @@ int main(void)
         cmocka_unit_test(test_protocol_batch_all_or_nothing),
         cmocka_unit_test(test_protocol_random_mutations),
         cmocka_unit_test(test_protocol_prewalk_vs_packer),
+        cmocka_unit_test(test_protocol_encode_matches_producers),
+        cmocka_unit_test(test_protocol_encode_roundtrip),
+        cmocka_unit_test(test_protocol_encode_roundtrip_random),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }
