@@ -25,6 +25,9 @@ int ens_dict_find(const ens_dict_t *d, const char *name, size_t len);
 
 /* Borrowed, NUL-terminated, valid while the dictionary lives. */
 const char *ens_dict_name(const ens_dict_t *d, int id);
+/* The length of a name in bytes (names may hold NUL bytes); 0 for an
+ * unknown id. */
+size_t ens_dict_name_len(const ens_dict_t *d, int id);
 size_t ens_dict_count(const ens_dict_t *d);
 
 #endif

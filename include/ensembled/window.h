@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "ensembled/data.h"
+#include "ensembled/protocol.h"
 
 typedef struct ens_window_s ens_window_t;
 
@@ -58,6 +59,10 @@ size_t ens_window_models(const ens_window_t *w);
 size_t ens_window_labels(const ens_window_t *w);
 const char *ens_window_model_name(const ens_window_t *w, int id);
 const char *ens_window_label_name(const ens_window_t *w, int id);
+
+/* The same names with their lengths (they may hold NUL bytes); borrowed. */
+ens_str_t ens_window_model_str(const ens_window_t *w, int id);
+ens_str_t ens_window_label_str(const ens_window_t *w, int id);
 
 /* Prediction of model j in the i-th oldest row (i < rows). */
 uint8_t ens_window_x(const ens_window_t *w, size_t i, size_t j);

@@ -1,96 +1,251 @@
-/* daemon.c - start, run, reload and stop (see daemon.h).
- *
- * Start order: config, loop, ZeroMQ context, ingest, publish, control,
- * timers, signals, then READY=1 once every socket is bound. Stop runs in
- * reverse: STOPPING=1, sockets closed (their poll handles first), timers and
- * signals closed, the loop run until queued selections return, tasks freed.
- */
+/* daemon.c - start, run, reload and stop; the wiring between modules (see
+ * daemon.h). */
+#include "daemon.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
+#include <zmq.h>
 
-#include "daemon.h"
+#include "clock.h"
+#include "config.h"
+#include "control.h"
+#include "ensembled/version.h"
+#include "ingest.h"
+#include "log.h"
+#include "publish.h"
+#include "recompute.h"
 #include "security.h"
 #include "state.h"
+#include "task.h"
+#include "zsock.h"
 
-static const char *const drop_names[] = {
-#define ENS__DROP_NAME(id, name) name,
-    ENS_DROP_MAP(ENS__DROP_NAME)
-#undef ENS__DROP_NAME
-};
+typedef struct {
+    uv_loop_t loop;
+    char conf_path[4096];
+    ens_config_t conf;
+    void *zctx;
+    ens_tasks_t *tasks;
+    ens_ingest_t *ingest;
+    ens_recompute_t *recompute;
+    ens_publish_t *publish;
+    ens_control_t *control;
+    ens_state_t *state;
+    ens_security_t *security;
+    ens_zsock_t *pull;
+    ens_zsock_t *subs[ENS_CONF_MAX_CONNECT];
+    uv_timer_t tick;     /* 100 ms: expiry, state timers, publish.interval */
+    uv_timer_t watchdog; /* sd_notify WATCHDOG=1 */
+    uv_signal_t sighup, sigterm, sigint;
+    double started;            /* monotonic time at start */
+    double last_publish_round; /* monotonic */
+    int stopping;
+    int handles_ready; /* timers and signals initialised */
+    int exit_code;
+} daemon_t;
 
-const char *ens_drop_name(ens_drop_t r)
+/* ---- hooks: what crosses between modules ------------------------------ */
+
+static void on_added(void *ud, const ens_task_t *t, ens_name_kind_t kind, uint32_t id,
+                     ens_str_t name)
 {
-    return (size_t)r < ENS_DROP_COUNT ? drop_names[r] : "?";
+    daemon_t *d = ud;
+    ens_state_added(d->state, t, kind, id, name);
 }
 
-double ens_now(void)
+static void on_joined(void *ud, ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    daemon_t *d = ud;
+    ens_state_row(d->state, t, y, x, nx, ts);
+    ens_recompute_joined(d->recompute, t);
 }
+
+static void on_selected(void *ud, ens_task_t *t, const ens_pipeline_t *p)
+{
+    daemon_t *d = ud;
+    ens_publish_result(d->publish, t, p, ens_now());
+}
+
+static void published_set(void *ud, const ens_task_t *t, const ens_str_t **names, size_t *n)
+{
+    daemon_t *d = ud;
+    ens_publish_models(d->publish, t, names, n);
+}
+
+static void on_published(void *ud, const ens_task_t *t, uint64_t version)
+{
+    daemon_t *d = ud;
+    ens_state_version(d->state, t, version);
+}
+
+static void on_restored_version(void *ud, const ens_task_t *t, uint64_t version)
+{
+    daemon_t *d = ud;
+    ens_publish_restore_version(d->publish, t, version);
+}
+
+static uint64_t version_of(void *ud, const ens_task_t *t)
+{
+    daemon_t *d = ud;
+    return ens_publish_version(d->publish, t);
+}
+
+/* ---- control commands ------------------------------------------------- */
+
+static void write_task_status(daemon_t *d, const ens_task_t *t, ens_mpw_t *w)
+{
+    const ens_join_stats_t *js = ens_join_stats(t->join);
+    const struct {
+        const char *key;
+        uint64_t v;
+    } counts[] = {{"rows", ens_window_rows(t->window)},
+                  {"capacity", ens_window_capacity(t->window)},
+                  {"pending", ens_join_pending(t->join)},
+                  {"models", ens_window_models(t->window)},
+                  {"labels", ens_window_labels(t->window)},
+                  {"queries", js->queries},
+                  {"joined", js->joined},
+                  {"expired", js->expired},
+                  {"evicted", js->evicted},
+                  {"late_predictions", js->late_predictions},
+                  {"late_labels", js->late_labels},
+                  {"duplicate_predictions", js->dup_predictions},
+                  {"duplicate_labels", js->dup_labels},
+                  {"sampled_out", t->sampled_out}};
+    ens_mpw_map_begin(w);
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        ens_mpw_cstr(w, counts[i].key);
+        ens_mpw_uint(w, counts[i].v);
+    }
+    ens_publish_task_status(d->publish, t, w);
+    ens_recompute_task_status(d->recompute, t, w);
+    ens_mpw_map_end(w);
+}
+
+static void write_status(void *ud, ens_mpw_t *w)
+{
+    daemon_t *d = ud;
+    ens_mpw_cstr(w, "version");
+    ens_mpw_cstr(w, ENS_VERSION);
+    ens_mpw_cstr(w, "uptime_s");
+    ens_mpw_double(w, ens_mono() - d->started);
+    ens_security_status(d->security, w);
+    ens_state_status(d->state, w);
+    ens_ingest_status(d->ingest, w);
+    ens_publish_status(d->publish, w);
+    ens_mpw_cstr(w, "tasks");
+    ens_mpw_map_begin(w);
+    for (uint32_t i = 0; i < ens_tasks_count(d->tasks); i++) {
+        const ens_task_t *t = ens_tasks_get(d->tasks, i);
+        ens_mpw_str(w, t->name, t->len);
+        write_task_status(d, t, w);
+    }
+    ens_mpw_map_end(w);
+}
+
+static int get_ensemble(void *ud, const char *task, size_t len, const char **body, size_t *size)
+{
+    daemon_t *d = ud;
+    const ens_task_t *t = ens_tasks_find(d->tasks, task, len);
+    if (!t)
+        return -1;
+    *body = ens_publish_body(d->publish, t, size);
+    return *size ? 0 : -2;
+}
+
+static int start_recompute(void *ud, const char *task, size_t len)
+{
+    daemon_t *d = ud;
+    if (!task) {
+        ens_recompute_start_all(d->recompute);
+        return (int)ens_tasks_count(d->tasks);
+    }
+    ens_task_t *t = ens_tasks_find(d->tasks, task, len);
+    if (!t)
+        return -1;
+    ens_recompute_start(d->recompute, t);
+    return 1;
+}
+
+/* ---- sockets ---------------------------------------------------------- */
 
 static void on_ingest(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 {
     (void)z;
+    daemon_t *d = ud;
     /* SUB publishers may send a topic frame first: the body is the last. */
-    ens_ingest_message(ud, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]));
+    ens_ingest_message(d->ingest, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]),
+                       ens_now(), ens_mono());
 }
 
-static void *ingest_socket(ens_daemon_t *d, int type)
+/* A socket of type, CURVE applied (but for SUB, a client), bound to
+ * endpoint (or connected, for SUB); NULL with err. */
+static void *open_socket(daemon_t *d, int type, const char *key, const char *endpoint, char *err,
+                         size_t errlen)
 {
     void *s = zmq_socket(d->zctx, type);
     if (type != ZMQ_SUB)
-        ens_security_apply(d, s);
+        ens_security_apply(d->security, s);
     int64_t max = (int64_t)d->conf.max_message_bytes;
-    /* libzmq drops oversized messages before they are read (and counts them
-     * nowhere); the decoder's own cap below counts what gets through. */
-    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+    int one = 1;
+    if (type == ZMQ_PULL || type == ZMQ_SUB)
+        /* libzmq drops oversized messages before they are read (and counts
+         * them nowhere); the decoder's own cap counts what gets through. */
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
     if (type == ZMQ_SUB)
         zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+    if (type == ZMQ_XPUB)
+        zmq_setsockopt(s, ZMQ_XPUB_VERBOSE, &one, sizeof(one));
+    int rc = type == ZMQ_SUB ? zmq_connect(s, endpoint) : zmq_bind(s, endpoint);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s %s: %s", key, endpoint, zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
     return s;
 }
 
-static int open_ingest(ens_daemon_t *d, char *err, size_t errlen)
+static int open_sockets(daemon_t *d, char *err, size_t errlen)
 {
-    void *s = ingest_socket(d, ZMQ_PULL);
-    if (zmq_bind(s, d->conf.ingest_bind) < 0) {
-        snprintf(err, errlen, "ingest.bind %s: %s", d->conf.ingest_bind, zmq_strerror(zmq_errno()));
-        zmq_close(s);
+    const ens_config_t *c = &d->conf;
+    void *pull = open_socket(d, ZMQ_PULL, "ingest.bind", c->ingest_bind, err, errlen);
+    if (!pull)
         return -1;
-    }
     /* Fairness: at most 1024 messages per wake-up, then the loop serves the
      * control and publish sockets and timers before coming back. */
-    d->ingest = ens_zsock_new(d->loop, s, on_ingest, d, 1024);
-    for (size_t i = 0; i < d->conf.ingest_nconnect; i++) {
-        void *sub = ingest_socket(d, ZMQ_SUB);
-        if (zmq_connect(sub, d->conf.ingest_connect[i]) < 0) {
-            snprintf(err, errlen, "ingest.connect %s: %s", d->conf.ingest_connect[i],
-                     zmq_strerror(zmq_errno()));
-            zmq_close(sub);
+    d->pull = ens_zsock_new(&d->loop, pull, on_ingest, d, 1024);
+    for (size_t i = 0; i < c->ingest_nconnect; i++) {
+        void *sub = open_socket(d, ZMQ_SUB, "ingest.connect", c->ingest_connect[i], err, errlen);
+        if (!sub)
             return -1;
-        }
-        d->subs[i] = ens_zsock_new(d->loop, sub, on_ingest, d, 1024);
+        d->subs[i] = ens_zsock_new(&d->loop, sub, on_ingest, d, 1024);
     }
+    void *pub = open_socket(d, ZMQ_XPUB, "publish.bind", c->publish_bind, err, errlen);
+    if (!pub)
+        return -1;
+    ens_publish_attach(d->publish, &d->loop, pub);
+    void *ctl = open_socket(d, ZMQ_REP, "control.bind", c->control_bind, err, errlen);
+    if (!ctl)
+        return -1;
+    ens_control_hooks_t ch = {write_status, get_ensemble, start_recompute, d};
+    d->control = ens_control_new(&d->loop, ctl, &ch);
     return 0;
 }
 
+/* ---- timers and signals ----------------------------------------------- */
+
 static void on_tick(uv_timer_t *h)
 {
-    ens_daemon_t *d = h->data;
-    double now = ens_now();
-    for (ens_task_t *t = d->tasks; t; t = t->hh.next)
-        ens_task_tick(t, now);
-    ens_state_tick(d, now);
+    daemon_t *d = h->data;
+    double mono = ens_mono();
+    ens_tasks_tick(d->tasks, ens_now(), mono);
+    ens_state_tick(d->state, mono);
     double every = d->conf.publish_interval;
-    if (every > 0 && now - d->last_publish_round >= every) {
-        d->last_publish_round = now;
-        for (ens_task_t *t = d->tasks; t; t = t->hh.next)
-            ens_recompute_start(t);
+    if (every > 0 && mono - d->last_publish_round >= every) {
+        d->last_publish_round = mono;
+        ens_recompute_start_all(d->recompute);
     }
 }
 
@@ -100,7 +255,7 @@ static void on_watchdog(uv_timer_t *h)
     sd_notify(0, "WATCHDOG=1");
 }
 
-static void reload(ens_daemon_t *d)
+static void reload(daemon_t *d)
 {
     ens_config_t *next = malloc(sizeof(*next));
     char err[1024], fixed[1024];
@@ -115,64 +270,55 @@ static void reload(ens_daemon_t *d)
         ens_config_keep_fixed(next, &d->conf);
         d->conf = *next;
         ens_log_set_level(d->conf.log_level);
-        ens_security_reload(d);
-        for (ens_task_t *t = d->tasks; t; t = t->hh.next) {
-            ens_task_apply_conf(t);
-            ens_recompute_start(t);
-        }
+        ens_security_reload(d->security, &d->conf);
+        ens_tasks_set_config(d->tasks, &d->conf, ens_mono());
+        ens_recompute_start_all(d->recompute);
         ENS_LOG(NOTICE, "reload: configuration from %s applied", d->conf_path);
     }
     free(next);
     sd_notify(0, "READY=1");
 }
 
-static void on_close_handle(uv_handle_t *h)
-{
-    (void)h;
-}
-
-static void stop(ens_daemon_t *d)
+static void stop(daemon_t *d)
 {
     if (d->stopping)
         return;
     d->stopping = 1;
     sd_notify(0, "STOPPING=1");
-    ens_state_stop(d);
+    ens_state_stop(d->state);
+    ens_recompute_stop(d->recompute);
     ENS_LOG(NOTICE, "stopping");
-    ens_zsock_close(d->ctl);
-    ens_zsock_close(d->pub);
+    ens_control_close(d->control);
+    ens_publish_close(d->publish);
     for (size_t i = 0; i < ENS_CONF_MAX_CONNECT; i++)
         ens_zsock_close(d->subs[i]);
-    ens_zsock_close(d->ingest);
-    ens_security_close(d);
-    d->ctl = d->pub = d->ingest = NULL;
+    ens_zsock_close(d->pull);
+    ens_security_close(d->security);
+    d->pull = NULL;
     memset(d->subs, 0, sizeof(d->subs));
     /* A start that failed half-way never initialised these. */
     if (!d->handles_ready)
         return;
-    uv_close((uv_handle_t *)&d->tick, on_close_handle);
-    uv_close((uv_handle_t *)&d->watchdog, on_close_handle);
-    uv_close((uv_handle_t *)&d->sighup, on_close_handle);
-    uv_close((uv_handle_t *)&d->sigterm, on_close_handle);
-    uv_close((uv_handle_t *)&d->sigint, on_close_handle);
+    uv_close((uv_handle_t *)&d->tick, NULL);
+    uv_close((uv_handle_t *)&d->watchdog, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    ens_daemon_t *d = h->data;
+    daemon_t *d = h->data;
     if (signum == SIGHUP)
         reload(d);
     else
         stop(d);
 }
 
-static int start(ens_daemon_t *d, char *err, size_t errlen)
+static void start_handles(daemon_t *d)
 {
-    if (ens_security_open(d, err, errlen) < 0 || open_ingest(d, err, errlen) < 0 ||
-        ens_publish_open(d, err, errlen) < 0 || ens_control_open(d, err, errlen) < 0)
-        return -1;
-    uv_timer_init(d->loop, &d->tick);
-    uv_timer_init(d->loop, &d->watchdog);
+    uv_timer_init(&d->loop, &d->tick);
+    uv_timer_init(&d->loop, &d->watchdog);
     d->tick.data = d->watchdog.data = d;
     uv_timer_start(&d->tick, on_tick, 100, 100);
     uint64_t usec = 0;
@@ -181,65 +327,95 @@ static int start(ens_daemon_t *d, char *err, size_t errlen)
     uv_signal_t *sig[] = {&d->sighup, &d->sigterm, &d->sigint};
     int num[] = {SIGHUP, SIGTERM, SIGINT};
     for (int i = 0; i < 3; i++) {
-        uv_signal_init(d->loop, sig[i]);
+        uv_signal_init(&d->loop, sig[i]);
         sig[i]->data = d;
         uv_signal_start(sig[i], on_signal, num[i]);
     }
     d->handles_ready = 1;
+}
+
+/* ---- life ------------------------------------------------------------- */
+
+/* The modules, wired; saved state restored. Returns 0 or -1 with err. */
+static int make_modules(daemon_t *d, int discard, char *err, size_t errlen)
+{
+    d->tasks = ens_tasks_new(&d->conf);
+    d->ingest = ens_ingest_new(d->tasks, &d->conf);
+    ens_publish_hooks_t ph = {on_published, d};
+    d->publish = ens_publish_new(d->tasks, &ph);
+    ens_recompute_hooks_t rh = {published_set, on_selected, d};
+    d->recompute = ens_recompute_new(&d->loop, d->tasks, &d->conf, &rh);
+    ens_state_hooks_t sh = {on_restored_version, version_of, d};
+    if (ens_state_open(&d->loop, &d->conf, d->tasks, &sh, discard, &d->state, err, errlen) < 0) {
+        fprintf(stderr,
+                "ensembled: %s\nensembled: refusing to start; --discard-state starts empty (the "
+                "refused state is kept aside)\n",
+                err);
+        return -1;
+    }
+    /* Restored: from now on every new name and row is journaled. */
+    ens_task_hooks_t th = {on_added, on_joined, d};
+    ens_tasks_set_hooks(d->tasks, &th);
     return 0;
+}
+
+static void free_modules(daemon_t *d)
+{
+    if (d->exit_code == 0)
+        ens_state_close(&d->state);
+    else
+        ens_state_abandon(&d->state);
+    ens_control_destroy(&d->control);
+    ens_publish_destroy(&d->publish);
+    ens_recompute_destroy(&d->recompute);
+    ens_ingest_destroy(&d->ingest);
+    ens_tasks_destroy(&d->tasks);
+    ens_security_free(&d->security);
+}
+
+static void run(daemon_t *d, int discard)
+{
+    char err[1024];
+    if (make_modules(d, discard, err, sizeof(err)) < 0 ||
+        ens_security_open(&d->loop, d->zctx, &d->conf, &d->security, err, sizeof(err)) < 0 ||
+        open_sockets(d, err, sizeof(err)) < 0) {
+        ENS_LOG(ERR, "%s", err);
+        d->exit_code = 1;
+        stop(d);
+        return;
+    }
+    start_handles(d);
+    ENS_LOG(NOTICE, "ensembled %s ready: ingest %s, publish %s, control %s", ENS_VERSION,
+            d->conf.ingest_bind, d->conf.publish_bind, d->conf.control_bind);
+    sd_notify(0, "READY=1\nSTATUS=ready");
+    /* Restored tasks publish at once: routers need not wait a period. */
+    ens_recompute_start_all(d->recompute);
 }
 
 int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
 {
-    static ens_daemon_t daemon_state; /* too big for the stack; one per process */
-    ens_daemon_t *d = &daemon_state;
+    daemon_t *d = calloc(1, sizeof(*d));
     char err[1024];
-    memset(d, 0, sizeof(*d));
+    if (!d)
+        return 1;
     snprintf(d->conf_path, sizeof(d->conf_path), "%s", conf_path);
     if (ens_config_load(conf_path, &d->conf, err, sizeof(err)) < 0) {
         fprintf(stderr, "ensembled: %s\n", err);
+        free(d);
         return 1;
     }
     ens_log_init(d->conf.log_level, foreground);
-    ens_proto_limits_default(&d->limits);
-    d->limits.max_message_bytes = d->conf.max_message_bytes;
-    d->loop = malloc(sizeof(uv_loop_t));
-    uv_loop_init(d->loop);
+    uv_loop_init(&d->loop);
     d->zctx = zmq_ctx_new();
-    d->started = d->last_publish_round = ens_now();
+    d->started = d->last_publish_round = ens_mono();
     signal(SIGPIPE, SIG_IGN);
-
-    int rc = ens_state_open(d, discard_state, err, sizeof(err));
-    if (rc < 0)
-        d->exit_code = 1,
-        fprintf(stderr,
-                "ensembled: %s\nensembled: refusing to start; --discard-state starts "
-                "empty (the refused snapshot is kept aside)\n",
-                err);
-    else
-        rc = start(d, err, sizeof(err));
-    if (rc < 0) {
-        ENS_LOG(ERR, "%s", err);
-        d->exit_code = 1;
-        stop(d);
-    } else {
-        ENS_LOG(NOTICE, "ensembled %s ready: ingest %s, publish %s, control %s", ENS_VERSION,
-                d->conf.ingest_bind, d->conf.publish_bind, d->conf.control_bind);
-        sd_notify(0, "READY=1\nSTATUS=ready");
-        /* Restored tasks publish at once: routers need not wait a period. */
-        for (ens_task_t *t = d->tasks; t; t = t->hh.next)
-            ens_recompute_start(t);
-    }
-    uv_run(d->loop, UV_RUN_DEFAULT);
+    run(d, discard_state);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
     /* Every queued selection and write has returned: persist and free. */
-    if (d->exit_code == 0)
-        ens_state_close(d);
-    else
-        ens_state_abandon(d);
-    ens_task_destroy_all(d);
-    ens_security_free(d);
+    free_modules(d);
     zmq_ctx_term(d->zctx);
-    uv_loop_close(d->loop);
-    free(d->loop);
-    return d->exit_code;
+    uv_loop_close(&d->loop);
+    int code = d->exit_code;
+    free(d);
+    return code;
 }

@@ -1,17 +1,33 @@
-/* ingest.c - from a ZeroMQ message to joins: decode, check, sample, apply.
- *
- * A message is applied all or nothing. Decoding (protocol.c) rejects
- * malformed or ill-typed input; then capacity is checked for the whole
- * message (tasks, models and labels it would add) before any state changes,
- * so a message that would overflow a dictionary changes nothing either.
- */
+/* ingest.c - from a message to joins (see ingest.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 #include <xxhash.h>
 
-#include "daemon.h"
 #include "ensembled/err.h"
 #include "ensembled/xalloc.h"
+#include "ingest.h"
+#include "log.h"
+
+struct ens_ingest_s {
+    ens_tasks_t *tasks;       /* borrowed */
+    const ens_config_t *conf; /* borrowed */
+    ens_proto_limits_t limits;
+    ens_ingest_stats_t st;
+    ens_ratelimit_t rl_reject[ENS_REJECT_COUNT];
+    ens_ratelimit_t rl_drop[ENS_DROP_COUNT];
+};
+
+static const char *const drop_names[] = {
+#define ENS__DROP_NAME(id, name) name,
+    ENS_DROP_MAP(ENS__DROP_NAME)
+#undef ENS__DROP_NAME
+};
+
+const char *ens_drop_name(ens_drop_t r)
+{
+    return (size_t)r < ENS_DROP_COUNT ? drop_names[r] : "?";
+}
 
 /* A name the message would add, to count distinct additions. */
 typedef struct {
@@ -60,17 +76,18 @@ static void additions_free(additions_t *a)
  * message against each task's room, which is exact for the usual
  * single-task message and errs on the side of refusing otherwise. Returns
  * -1 and the drop reason if not. */
-static int check_capacity(ens_daemon_t *d, const ens_decoded_t *m, ens_drop_t *why)
+static int check_capacity(const ens_ingest_t *in, const ens_decoded_t *m, ens_drop_t *why)
 {
     additions_t a = {0};
     static const ens_str_t none = {"", 0};
     int rc = 0;
     for (size_t i = 0; i < ens_decoded_count(m) && rc == 0; i++) {
         const ens_event_t *e = ens_decoded_event(m, i);
-        ens_task_t *t = ens_task_find(d, e->task.ptr, e->task.len);
+        ens_task_t *t = ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
         size_t have_models = t ? ens_window_models(t->window) : 0;
         size_t have_labels = t ? ens_window_labels(t->window) : 0;
-        if (!t && first_time(&a, 't', e->task, none) && d->ntasks + ++a.tasks > d->conf.max_tasks)
+        if (!t && first_time(&a, 't', e->task, none) &&
+            ens_tasks_count(in->tasks) + ++a.tasks > in->conf->max_tasks)
             *why = ENS_DROP_TOO_MANY_TASKS, rc = -1;
         size_t n = e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
         for (size_t p = 0; p < n && rc == 0; p++) {
@@ -83,7 +100,7 @@ static int check_capacity(ens_daemon_t *d, const ens_decoded_t *m, ens_drop_t *w
             ens_str_t model = e->preds[p].model;
             if ((!t || ens_window_find_model(t->window, model.ptr, model.len) < 0) &&
                 first_time(&a, 'm', e->task, model) &&
-                have_models + ++a.models > d->conf.max_models)
+                have_models + ++a.models > in->conf->max_models)
                 *why = ENS_DROP_TOO_MANY_MODELS, rc = -1;
         }
     }
@@ -108,73 +125,118 @@ static size_t query_key(const ens_event_t *e, unsigned char *key)
 /* ingest.sample_rate keeps a query iff XXH3-64 of its task and key is below
  * rate * 2^64: the same decision for its predictions and its label, on every
  * daemon, without coordination. */
-static int sampled_in(const ens_daemon_t *d, const ens_event_t *e, const unsigned char *key,
+static int sampled_in(const ens_ingest_t *in, const ens_event_t *e, const unsigned char *key,
                       size_t len)
 {
-    if (d->conf.sample_rate >= 1.0)
+    if (in->conf->sample_rate >= 1.0)
         return 1;
     unsigned char buf[2 * 1024 + 2];
     memcpy(buf, e->task.ptr, e->task.len);
     buf[e->task.len] = '\0';
     memcpy(buf + e->task.len + 1, key, len);
     uint64_t h = XXH3_64bits(buf, e->task.len + 1 + len);
-    return (double)h < d->conf.sample_rate * 18446744073709551616.0;
+    return (double)h < in->conf->sample_rate * 18446744073709551616.0;
 }
 
-static void apply_event(ens_daemon_t *d, const ens_event_t *e, double now)
+/* Applies one event of a message whose capacity was checked: the task,
+ * models and labels it adds all fit. */
+static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, double mono)
 {
-    ens_task_t *t = ens_task_find(d, e->task.ptr, e->task.len);
-    if (!t)
-        t = ens_task_create(d, e->task.ptr, e->task.len);
-    if (!t)
-        return; /* cannot happen: check_capacity counted the new tasks */
+    ens_task_t *t = ens_tasks_intern(in->tasks, e->task.ptr, e->task.len);
     unsigned char key[1 + 1024];
     size_t len = query_key(e, key);
-    if (!sampled_in(d, e, key, len)) {
-        t->sampled_out++;
+    if (!sampled_in(in, e, key, len)) {
+        ens_task_sampled_out(t);
         return;
     }
     if (e->kind == ENS_EVENT_LABEL) {
-        int y = ens_window_label(t->window, e->label.ptr, e->label.len);
-        ens_join_label(t->join, key, len, (uint8_t)y, now, e->ts >= 0 ? e->ts : now);
+        int y = ens_task_label(t, e->label.ptr, e->label.len);
+        ens_task_truth(t, key, len, (uint8_t)y, mono, e->ts >= 0 ? e->ts : now);
         return;
     }
     ens_join_pred_t preds[ENS_MAX_MODELS];
     size_t n = 0;
     for (size_t i = 0; i < e->npreds && n < ENS_MAX_MODELS; i++) {
-        int j = ens_window_model(t->window, e->preds[i].model.ptr, e->preds[i].model.len);
-        int x = ens_window_label(t->window, e->preds[i].label.ptr, e->preds[i].label.len);
-        t->last_seen[j] = now;
+        int j = ens_task_model(t, e->preds[i].model.ptr, e->preds[i].model.len);
+        int x = ens_task_label(t, e->preds[i].label.ptr, e->preds[i].label.len);
         preds[n].model = (uint16_t)j;
         preds[n++].sym = (uint8_t)x;
     }
-    ens_join_predictions(t->join, key, len, preds, n, now);
+    ens_task_predictions(t, key, len, preds, n, mono);
 }
 
-void ens_ingest_message(ens_daemon_t *d, const char *buf, size_t len)
+int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now, double mono)
 {
     ens_decoded_t *m = NULL;
     ens_reject_t why;
-    d->messages_in++;
-    if (ens_proto_decode(buf, len, &d->limits, &m, &why) < 0) {
-        d->rejected[why]++;
-        ens_log_limited(&d->rl_reject[why], ENS_LOG_WARNING,
+    in->st.messages++;
+    if (ens_proto_decode(buf, len, &in->limits, &m, &why) < 0) {
+        in->st.rejected[why]++;
+        ens_log_limited(&in->rl_reject[why], ENS_LOG_WARNING,
                         "ingest: rejected a %zu-byte message: %s (%s)", len, ens_reject_name(why),
                         ens_reject_text(why));
-        return;
+        return -1;
     }
     ens_drop_t drop = ENS_DROP_TOO_MANY_TASKS;
-    if (check_capacity(d, m, &drop) < 0) {
-        d->dropped[drop]++;
-        ens_log_limited(&d->rl_drop[drop], ENS_LOG_WARNING,
+    if (check_capacity(in, m, &drop) < 0) {
+        in->st.dropped[drop]++;
+        ens_log_limited(&in->rl_drop[drop], ENS_LOG_WARNING,
                         "ingest: dropped a message of %zu events: %s", ens_decoded_count(m),
                         ens_drop_name(drop));
         ens_decoded_destroy(&m);
-        return;
+        return -1;
     }
-    double now = ens_now();
     for (size_t i = 0; i < ens_decoded_count(m); i++)
-        apply_event(d, ens_decoded_event(m, i), now);
-    d->events_in += ens_decoded_count(m);
+        apply_event(in, ens_decoded_event(m, i), now, mono);
+    in->st.events += ens_decoded_count(m);
     ens_decoded_destroy(&m);
+    return 0;
+}
+
+ens_ingest_t *ens_ingest_new(ens_tasks_t *tasks, const ens_config_t *conf)
+{
+    ens_ingest_t *in = ens_xcalloc(1, sizeof(*in));
+    in->tasks = tasks;
+    ens_ingest_set_config(in, conf);
+    return in;
+}
+
+void ens_ingest_set_config(ens_ingest_t *in, const ens_config_t *conf)
+{
+    in->conf = conf;
+    ens_proto_limits_default(&in->limits);
+    in->limits.max_message_bytes = conf->max_message_bytes;
+}
+
+void ens_ingest_destroy(ens_ingest_t **ip)
+{
+    free(*ip);
+    *ip = NULL;
+}
+
+const ens_ingest_stats_t *ens_ingest_stats(const ens_ingest_t *in)
+{
+    return &in->st;
+}
+
+void ens_ingest_status(const ens_ingest_t *in, ens_mpw_t *w)
+{
+    ens_mpw_cstr(w, "messages_in");
+    ens_mpw_uint(w, in->st.messages);
+    ens_mpw_cstr(w, "events_in");
+    ens_mpw_uint(w, in->st.events);
+    ens_mpw_cstr(w, "rejected");
+    ens_mpw_map_begin(w);
+    for (int r = 0; r < ENS_REJECT_COUNT; r++) {
+        ens_mpw_cstr(w, ens_reject_name((ens_reject_t)r));
+        ens_mpw_uint(w, in->st.rejected[r]);
+    }
+    ens_mpw_map_end(w);
+    ens_mpw_cstr(w, "dropped");
+    ens_mpw_map_begin(w);
+    for (int r = 0; r < ENS_DROP_COUNT; r++) {
+        ens_mpw_cstr(w, ens_drop_name((ens_drop_t)r));
+        ens_mpw_uint(w, in->st.dropped[r]);
+    }
+    ens_mpw_map_end(w);
 }

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "ensembled/version.h"
 
 static const char usage[] =
     "usage: ensembled -c FILE [--check-config] [--foreground] [--discard-state]\n"

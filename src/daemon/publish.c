@@ -1,324 +1,217 @@
-/* publish.c - the XPUB socket, ensemble bodies and the last-value cache.
- *
- * Each publication is two frames: the topic "ensemble.<task>" and a
- * MessagePack map (docs/protocol.md). The socket runs with ZMQ_XPUB_VERBOSE
- * so every subscription reaches us, even a repeated one; on each we resend
- * the latest body of every task whose topic the subscription prefix
- * matches, so a router that starts late never waits a whole period.
- */
-#include <math.h>
+/* publish.c - see publish.h. */
+#include "publish.h"
+
+#include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
-#include "daemon.h"
-#include "ensembled/combine.h"
+#include "ensembled/body.h"
 #include "ensembled/xalloc.h"
-#include "security.h"
-#include "state.h"
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_label(msgpack_packer *pk, const ens_data_t *d, uint8_t x)
-{
-    if (x == ENS_SYM_MISSING)
-        msgpack_pack_nil(pk);
-    else if (x == ENS_SYM_ABSTAIN)
-        pack_str(pk, "?");
-    else
-        pack_str(pk, d->label_names[x]);
-}
+#include "log.h"
+#include "zsock.h"
 
 typedef struct {
-    msgpack_packer *pk;
-    const ens_data_t *d;
-    ens_comb_kind_t kind;
-    size_t count; /* entries packed (first pass: counted only) */
-    int counting;
-} table_ctx_t;
+    uint64_t version;
+    char *body; /* last body (owned) */
+    size_t size;
+    ens_str_t *models; /* the published set, pointing into names */
+    char *names;
+    size_t nmodels;
+    double explore_extra; /* exploration's extra model queries per query */
+} slot_t;
 
-/* One decision-table entry: [key..., decision]. Pattern keys hold class
- * indices (-1 abstained, -2 not asked); table keys hold labels ("?", nil). */
-static void pack_entry(void *ud, const uint8_t *key, size_t k, unsigned decision)
+struct ens_publish_s {
+    ens_zsock_t *z; /* NULL: offline */
+    const ens_tasks_t *tasks;
+    ens_publish_hooks_t hooks;
+    slot_t *slots; /* by task id */
+    size_t nslots;
+    uint64_t sent;
+};
+
+static slot_t *slot(ens_publish_t *pub, uint32_t id)
 {
-    table_ctx_t *c = ud;
-    c->count++;
-    if (c->counting)
-        return;
-    msgpack_pack_array(c->pk, k + 1);
-    for (size_t i = 0; i < k; i++) {
-        if (c->kind == ENS_COMB_PATTERN)
-            msgpack_pack_int(c->pk, key[i] == ENS_SYM_ABSTAIN   ? -1
-                                    : key[i] == ENS_SYM_MISSING ? -2
-                                                                : (int)key[i]);
-        else
-            pack_label(c->pk, c->d, key[i]);
+    if (id >= pub->nslots) {
+        size_t n = id + 16;
+        pub->slots = ens_xreallocarray(pub->slots, n, sizeof(slot_t));
+        memset(pub->slots + pub->nslots, 0, (n - pub->nslots) * sizeof(slot_t));
+        pub->nslots = n;
     }
-    if (c->kind == ENS_COMB_PATTERN)
-        msgpack_pack_unsigned_int(c->pk, decision);
-    else
-        pack_label(c->pk, c->d, (uint8_t)decision);
+    return &pub->slots[id];
 }
 
-static void pack_combiner(msgpack_packer *pk, const ens_data_t *d, const ens_selection_t *sel,
-                          const ens_combiner_t *comb)
+static const slot_t *cslot(const ens_publish_t *pub, const ens_task_t *t)
 {
-    ens_comb_kind_t kind = ens_combiner_kind(comb);
-    msgpack_pack_map(pk, 3);
-    pack_str(pk, "kind");
-    pack_str(pk, ens_comb_name(kind));
-    pack_str(pk, "weights");
-    msgpack_pack_array(pk, sel->n);
-    for (size_t i = 0; i < sel->n; i++)
-        msgpack_pack_double(pk, ens_combiner_weight(comb, i));
-    pack_str(pk, "table");
-    table_ctx_t c = {pk, d, kind, 0, 1};
-    ens_combiner_foreach(comb, pack_entry, &c);
-    msgpack_pack_array(pk, c.count);
-    c.counting = 0;
-    ens_combiner_foreach(comb, pack_entry, &c);
-}
-
-static void pack_steps(msgpack_packer *pk, const ens_data_t *d, const ens_selection_t *sel)
-{
-    msgpack_pack_array(pk, sel->n);
-    for (size_t i = 0; i < sel->n; i++) {
-        msgpack_pack_map(pk, 4);
-        pack_str(pk, "model");
-        pack_str(pk, d->model_names[sel->models[i]]);
-        pack_str(pk, "mi_bits");
-        msgpack_pack_double(pk, sel->mi_bits[i]);
-        pack_str(pk, "gain_bits");
-        msgpack_pack_double(pk, sel->gain_bits[i]);
-        pack_str(pk, "rows");
-        msgpack_pack_uint64(pk, sel->rows[i]);
-    }
-}
-
-static void pack_double_or_nil(msgpack_packer *pk, double v)
-{
-    if (v == v)
-        msgpack_pack_double(pk, v);
-    else
-        msgpack_pack_nil(pk);
-}
-
-/* Models routers ask on exploration queries: every model of the window
- * but the retired ones. Models short of select.min_rows are included: they
- * can only gain rows through exploration. */
-static int explored(const ens_pub_t *p, size_t m)
-{
-    return !p->excluded[m] || strncmp(p->excluded[m], "retired", 7) != 0;
-}
-
-/* Exploration's cost: extra model queries per query over asking the
- * ensemble alone. */
-static double explore_cost(const ens_pub_t *p)
-{
-    size_t n = 0;
-    for (size_t m = 0; m < p->snap->nmodels; m++)
-        n += explored(p, m);
-    return p->explore_rate * (double)(n > p->sel->n ? n - p->sel->n : 0);
-}
-
-/* The exploration policy routers apply (docs/protocol.md): on a query whose
- * hash falls below the rate, ask every model of `models` (and any model the
- * router serves that the daemon has not seen yet). */
-static void pack_explore(msgpack_packer *pk, const ens_pub_t *p)
-{
-    size_t n = 0;
-    for (size_t m = 0; m < p->snap->nmodels; m++)
-        n += explored(p, m);
-    msgpack_pack_map(pk, 4);
-    pack_str(pk, "rate");
-    msgpack_pack_double(pk, p->explore_rate);
-    pack_str(pk, "rule");
-    pack_str(pk, "xxh3_64(task + 0x00 + key, seed 1) < rate * 2^64; key: 's' + query "
-                 "bytes, or 'u' + the query as 8 big-endian bytes");
-    pack_str(pk, "models");
-    msgpack_pack_array(pk, n);
-    for (size_t m = 0; m < p->snap->nmodels; m++)
-        if (explored(p, m))
-            pack_str(pk, p->snap->model_names[m]);
-    pack_str(pk, "extra_queries_per_query");
-    msgpack_pack_double(pk, explore_cost(p));
-}
-
-/* Per model of the window: rows, age of its newest row, and why it is out
- * of the pool if it is. */
-static void pack_coverage(msgpack_packer *pk, const ens_pub_t *p)
-{
-    const ens_data_t *d = p->snap;
-    size_t nexcl = 0;
-    msgpack_pack_map(pk, d->nmodels);
-    for (size_t m = 0; m < d->nmodels; m++) {
-        pack_str(pk, d->model_names[m]);
-        msgpack_pack_uint64(pk, p->coverage[m]);
-        nexcl += p->excluded[m] != NULL;
-    }
-    pack_str(pk, "freshness");
-    msgpack_pack_map(pk, d->nmodels);
-    for (size_t m = 0; m < d->nmodels; m++) {
-        pack_str(pk, d->model_names[m]);
-        pack_double_or_nil(pk, p->row_age[m] >= 0 ? p->row_age[m] : NAN);
-    }
-    pack_str(pk, "excluded");
-    msgpack_pack_map(pk, nexcl);
-    for (size_t m = 0; m < d->nmodels; m++) {
-        if (!p->excluded[m])
-            continue;
-        pack_str(pk, d->model_names[m]);
-        pack_str(pk, p->excluded[m]);
-    }
-}
-
-static void pack_header(msgpack_packer *pk, const ens_task_t *t, const ens_pub_t *p)
-{
-    pack_str(pk, "task");
-    pack_str(pk, t->name);
-    pack_str(pk, "version");
-    msgpack_pack_uint64(pk, t->version);
-    pack_str(pk, "ts");
-    msgpack_pack_double(pk, ens_now());
-    pack_str(pk, "strategy");
-    pack_str(pk, ens_strategy_name(t->conf.strategy));
-    pack_str(pk, "estimator");
-    pack_str(pk, ens_estimator_name(t->conf.estimator));
-    pack_str(pk, "budget");
-    msgpack_pack_uint64(pk, t->conf.budget);
-    pack_str(pk, "models");
-    msgpack_pack_array(pk, p->sel->n);
-    for (size_t i = 0; i < p->sel->n; i++)
-        pack_str(pk, p->pool->model_names[p->sel->models[i]]);
-    pack_str(pk, "steps");
-    pack_steps(pk, p->pool, p->sel);
-    pack_str(pk, "window_rows");
-    msgpack_pack_uint64(pk, p->snap->nrows);
-    pack_str(pk, "labels");
-    msgpack_pack_array(pk, p->pool->nlabels);
-    for (size_t l = 0; l < p->pool->nlabels; l++)
-        pack_str(pk, p->pool->label_names[l]);
-}
-
-static void pack_figures(msgpack_packer *pk, const ens_pub_t *p)
-{
-    static const char *const acc_names[4] = {"combiner", "majority_vote", "best_single",
-                                             "in_sample"};
-    pack_str(pk, "accuracy");
-    msgpack_pack_map(pk, 4);
-    for (int i = 0; i < 4; i++) {
-        pack_str(pk, acc_names[i]);
-        pack_double_or_nil(pk, p->acc[i]);
-    }
-    pack_str(pk, "bounds");
-    msgpack_pack_map(pk, 4);
-    pack_str(pk, "fano_error_lower");
-    pack_double_or_nil(pk, p->bounds->fano);
-    pack_str(pk, "copula_error_floor");
-    pack_double_or_nil(pk, p->bounds->floor_pool);
-    pack_str(pk, "copula_error_floor_ensemble");
-    pack_double_or_nil(pk, p->bounds->floor_set);
-    pack_str(pk, "latent_correlation_mean");
-    pack_double_or_nil(pk, p->bounds->rho_pool);
-}
-
-void ens__publish_body(ens_task_t *t, const ens_pub_t *p)
-{
-    msgpack_sbuffer_clear(&t->body);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &t->body, msgpack_sbuffer_write);
-    t->version++;
-    ens_state_version(t->d, t);
-    msgpack_pack_map(&pk, 19);
-    pack_header(&pk, t, p); /* 10 entries */
-    pack_str(&pk, "combiner");
-    pack_combiner(&pk, p->pool, p->sel, p->comb);
-    pack_figures(&pk, p); /* 2 entries */
-    pack_str(&pk, "explore");
-    pack_explore(&pk, p);
-    pack_str(&pk, "coverage");
-    pack_coverage(&pk, p); /* 3 entries: coverage, freshness, excluded */
-    pack_str(&pk, "replaced");
-    if (p->replaced)
-        msgpack_pack_true(&pk);
-    else
-        msgpack_pack_false(&pk);
-    pack_str(&pk, "reason");
-    pack_str(&pk, p->reason);
-
-    for (size_t i = 0; i < t->pub_n; i++)
-        free(t->pub_models[i]);
-    free(t->pub_models);
-    t->pub_models = ens_xcalloc(p->sel->n + 1, sizeof(char *));
-    for (size_t i = 0; i < p->sel->n; i++) {
-        const char *name = p->pool->model_names[p->sel->models[i]];
-        t->pub_models[i] = ens_xstrndup(name, strlen(name));
-    }
-    t->pub_n = p->sel->n;
-    t->explore_extra = explore_cost(p);
-    ens_publish_task(t);
+    static const slot_t none;
+    return t->id < pub->nslots ? &pub->slots[t->id] : &none;
 }
 
 /* Sends topic + body without blocking: a slow subscriber loses messages at
  * its high-water mark instead of stalling the loop. */
-static void send_task(ens_daemon_t *d, const ens_task_t *t)
+static void send_task(ens_publish_t *pub, const ens_task_t *t)
 {
-    if (t->body.size == 0)
+    const slot_t *s = cslot(pub, t);
+    if (!pub->z || s->size == 0)
         return;
-    void *s = ens_zsock_socket(d->pub);
-    char topic[ENS_MAX_NAME + 16];
-    int n = snprintf(topic, sizeof(topic), "ensemble.%s", t->name);
-    if (zmq_send(s, topic, (size_t)n, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(s, t->body.data, t->body.size, ZMQ_DONTWAIT) < 0)
-        ENS_LOG(DEBUG, "publish: %s not sent: %s", topic, zmq_strerror(zmq_errno()));
+    void *sock = ens_zsock_socket(pub->z);
+    char topic[9 + ENS_MAX_NAME];
+    size_t n = 9 + (t->len < ENS_MAX_NAME ? t->len : ENS_MAX_NAME);
+    memcpy(topic, "ensemble.", 9);
+    memcpy(topic + 9, t->name, n - 9);
+    if (zmq_send(sock, topic, n, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(sock, s->body, s->size, ZMQ_DONTWAIT) < 0)
+        ENS_LOG(DEBUG, "publish: ensemble.%s not sent: %s", t->name, zmq_strerror(zmq_errno()));
     else
-        d->published++;
-}
-
-void ens_publish_task(ens_task_t *t)
-{
-    ens_daemon_t *d = t->d;
-    send_task(d, t);
-    /* A send outside the XPUB's own callback may swallow its edge. */
-    ens_zsock_kick(d->pub);
+        pub->sent++;
 }
 
 /* A (un)subscription: 1 or 0, then the topic prefix. */
 static void on_subscription(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 {
     (void)z;
-    ens_daemon_t *d = ud;
+    ens_publish_t *pub = ud;
     const char *p = zmq_msg_data(&frames[0]);
     size_t len = zmq_msg_size(&frames[0]);
     if (n != 1 || len < 1 || p[0] != 1)
         return;
     const char *prefix = p + 1;
     size_t plen = len - 1;
-    ens_task_t *t, *tmp;
-    HASH_ITER(hh, d->tasks, t, tmp)
-    {
-        char topic[ENS_MAX_NAME + 16];
-        int tl = snprintf(topic, sizeof(topic), "ensemble.%s", t->name);
-        if (plen <= (size_t)tl && memcmp(topic, prefix, plen) == 0)
-            send_task(d, t);
+    for (uint32_t i = 0; i < ens_tasks_count(pub->tasks); i++) {
+        const ens_task_t *t = ens_tasks_get(pub->tasks, i);
+        size_t head = plen < 9 ? plen : 9;
+        if (memcmp(prefix, "ensemble.", head) == 0 &&
+            (plen <= 9 || (plen - 9 <= t->len && memcmp(prefix + 9, t->name, plen - 9) == 0)))
+            send_task(pub, t);
     }
 }
 
-int ens_publish_open(ens_daemon_t *d, char *err, size_t errlen)
+ens_publish_t *ens_publish_new(const ens_tasks_t *tasks, const ens_publish_hooks_t *hooks)
 {
-    void *s = zmq_socket(d->zctx, ZMQ_XPUB);
-    ens_security_apply(d, s);
-    int one = 1;
-    zmq_setsockopt(s, ZMQ_XPUB_VERBOSE, &one, sizeof(one));
-    if (zmq_bind(s, d->conf.publish_bind) < 0) {
-        snprintf(err, errlen, "publish.bind %s: %s", d->conf.publish_bind,
-                 zmq_strerror(zmq_errno()));
-        zmq_close(s);
-        return -1;
+    ens_publish_t *pub = ens_xcalloc(1, sizeof(*pub));
+    pub->tasks = tasks;
+    pub->hooks = *hooks;
+    return pub;
+}
+
+void ens_publish_attach(ens_publish_t *pub, uv_loop_t *loop, void *sock)
+{
+    pub->z = ens_zsock_new(loop, sock, on_subscription, pub, 256);
+}
+
+void ens_publish_close(ens_publish_t *pub)
+{
+    if (!pub)
+        return;
+    ens_zsock_close(pub->z);
+    pub->z = NULL;
+}
+
+void ens_publish_destroy(ens_publish_t **pp)
+{
+    ens_publish_t *pub = *pp;
+    if (!pub)
+        return;
+    ens_publish_close(pub);
+    for (size_t i = 0; i < pub->nslots; i++) {
+        free(pub->slots[i].body);
+        free(pub->slots[i].models);
+        free(pub->slots[i].names);
     }
-    d->pub = ens_zsock_new(d->loop, s, on_subscription, d, 256);
-    return d->pub ? 0 : -1;
+    free(pub->slots);
+    free(pub);
+    *pp = NULL;
+}
+
+/* Keeps the published set by name: the next selection's hysteresis
+ * compares against it. */
+static void keep_models(slot_t *s, const ens_body_t *b)
+{
+    size_t bytes = 0, off = 0;
+    for (size_t i = 0; i < b->nmodels; i++)
+        bytes += b->models[i].len;
+    free(s->models);
+    free(s->names);
+    s->models = ens_xcalloc(b->nmodels + 1, sizeof(ens_str_t));
+    s->names = ens_xmalloc(bytes + 1);
+    for (size_t i = 0; i < b->nmodels; i++) {
+        memcpy(s->names + off, b->models[i].ptr, b->models[i].len);
+        s->models[i].ptr = s->names + off;
+        s->models[i].len = b->models[i].len;
+        off += b->models[i].len;
+    }
+    s->nmodels = b->nmodels;
+    s->explore_extra = b->explore_extra;
+}
+
+void ens_publish_result(ens_publish_t *pub, const ens_task_t *t, const ens_pipeline_t *p,
+                        double ts)
+{
+    slot_t *s = slot(pub, t->id);
+    ens_body_t b = *ens_pipeline_body(p);
+    b.task.ptr = t->name;
+    b.task.len = t->len;
+    b.version = ++s->version;
+    b.ts = ts;
+    ens_mpw_t w;
+    ens_mpw_init(&w);
+    ens_body_encode(&b, &w);
+    free(s->body);
+    s->body = ens_mpw_take(&w, &s->size);
+    keep_models(s, &b);
+    if (b.replaced)
+        ENS_LOG(INFO, "task %s: new ensemble of %zu models (%s)", t->name, b.nmodels,
+                ens_reason_name(b.reason));
+    if (pub->hooks.published)
+        pub->hooks.published(pub->hooks.ud, t, s->version);
+    send_task(pub, t);
+    /* A send outside the XPUB's own callback may swallow its edge. */
+    if (pub->z)
+        ens_zsock_kick(pub->z);
+}
+
+void ens_publish_restore_version(ens_publish_t *pub, const ens_task_t *t, uint64_t version)
+{
+    slot_t *s = slot(pub, t->id);
+    if (version > s->version)
+        s->version = version;
+}
+
+uint64_t ens_publish_version(const ens_publish_t *pub, const ens_task_t *t)
+{
+    return cslot(pub, t)->version;
+}
+
+const char *ens_publish_body(const ens_publish_t *pub, const ens_task_t *t, size_t *size)
+{
+    const slot_t *s = cslot(pub, t);
+    *size = s->size;
+    return s->body;
+}
+
+void ens_publish_models(const ens_publish_t *pub, const ens_task_t *t, const ens_str_t **names,
+                        size_t *n)
+{
+    const slot_t *s = cslot(pub, t);
+    *names = s->models;
+    *n = s->nmodels;
+}
+
+void ens_publish_status(const ens_publish_t *pub, ens_mpw_t *w)
+{
+    ens_mpw_cstr(w, "published");
+    ens_mpw_uint(w, pub->sent);
+}
+
+void ens_publish_task_status(const ens_publish_t *pub, const ens_task_t *t, ens_mpw_t *w)
+{
+    const slot_t *s = cslot(pub, t);
+    ens_mpw_cstr(w, "version");
+    ens_mpw_uint(w, s->version);
+    ens_mpw_cstr(w, "explore_extra_queries_per_query");
+    ens_mpw_double(w, s->explore_extra);
+    ens_mpw_cstr(w, "ensemble");
+    ens_mpw_array_begin(w);
+    for (size_t i = 0; i < s->nmodels; i++)
+        ens_mpw_str(w, s->models[i].ptr, s->models[i].len);
+    ens_mpw_array_end(w);
 }

@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "ensembled/xalloc.h"
+#include "log.h"
+#include "zsock.h"
 
 struct ens_security_s {
     char secret[41];     /* the server's secret key, Z85 */
@@ -18,6 +19,7 @@ struct ens_security_s {
     ens_zsock_t *zap; /* the ZAP handler's REP socket */
     ens_security_stats_t st;
     ens_ratelimit_t rl;
+    char keys_dir[ENS_CONF_STR]; /* security.authorized_keys_dir */
 };
 
 int ens_read_z85(const char *path, char *z85)
@@ -44,7 +46,7 @@ int ens_read_z85(const char *path, char *z85)
 }
 
 /* Loads every key file of the authorized directory. */
-static int load_keys(struct ens_security_s *s, const char *dir, char *err, size_t errlen)
+static int load_keys(ens_security_t *s, const char *dir, char *err, size_t errlen)
 {
     DIR *dp = opendir(dir);
     if (!dp) {
@@ -71,7 +73,7 @@ static int load_keys(struct ens_security_s *s, const char *dir, char *err, size_
     return 0;
 }
 
-static int authorized(const struct ens_security_s *s, const void *key, size_t len)
+static int authorized(const ens_security_t *s, const void *key, size_t len)
 {
     if (len != 32)
         return 0;
@@ -86,8 +88,7 @@ static int authorized(const struct ens_security_s *s, const void *key, size_t le
  * status text, user id, metadata. */
 static void on_zap(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 {
-    ens_daemon_t *d = ud;
-    struct ens_security_s *s = d->security;
+    ens_security_t *s = ud;
     void *sock = ens_zsock_socket(z);
     int ok = n >= 7 && zmq_msg_size(&frames[5]) == 5 &&
              memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
@@ -110,17 +111,9 @@ static void on_zap(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
     zmq_send(sock, "", 0, 0);
 }
 
-int ens_security_open(ens_daemon_t *d, char *err, size_t errlen)
+/* The keys of the configuration: 0, or -1 with err. */
+static int load_server_keys(ens_security_t *s, const ens_config_t *c, char *err, size_t errlen)
 {
-    const ens_config_t *c = &d->conf;
-    if (c->curve_secret_key_file[0] == '\0')
-        return 0;
-    if (!zmq_has("curve")) {
-        snprintf(err, errlen, "security: this libzmq has no CURVE support");
-        return -1;
-    }
-    struct ens_security_s *s = ens_xcalloc(1, sizeof(*s));
-    d->security = s;
     char pub[41], derived[41];
     if (ens_read_z85(c->curve_secret_key_file, s->secret) < 0) {
         snprintf(err, errlen, "security.curve_secret_key_file %s: not a Z85 key",
@@ -138,22 +131,40 @@ int ens_security_open(ens_daemon_t *d, char *err, size_t errlen)
         snprintf(err, errlen, "security: a secret key needs security.authorized_keys_dir");
         return -1;
     }
-    if (load_keys(s, c->authorized_keys_dir, err, errlen) < 0)
+    snprintf(s->keys_dir, sizeof(s->keys_dir), "%s", c->authorized_keys_dir);
+    return load_keys(s, c->authorized_keys_dir, err, errlen);
+}
+
+int ens_security_open(uv_loop_t *loop, void *zctx, const ens_config_t *c, ens_security_t **out,
+                      char *err, size_t errlen)
+{
+    *out = NULL;
+    if (c->curve_secret_key_file[0] == '\0')
+        return 0;
+    if (!zmq_has("curve")) {
+        snprintf(err, errlen, "security: this libzmq has no CURVE support");
         return -1;
-    void *zap = zmq_socket(d->zctx, ZMQ_REP);
+    }
+    ens_security_t *s = ens_xcalloc(1, sizeof(*s));
+    if (load_server_keys(s, c, err, errlen) < 0) {
+        ens_security_free(&s);
+        return -1;
+    }
+    void *zap = zmq_socket(zctx, ZMQ_REP);
     if (zmq_bind(zap, "inproc://zeromq.zap.01") < 0) {
         snprintf(err, errlen, "security: ZAP handler: %s", zmq_strerror(zmq_errno()));
         zmq_close(zap);
+        ens_security_free(&s);
         return -1;
     }
-    s->zap = ens_zsock_new(d->loop, zap, on_zap, d, 256);
+    s->zap = ens_zsock_new(loop, zap, on_zap, s, 256);
     ENS_LOG(NOTICE, "security: CURVE on every socket, %zu authorized client keys", s->nkeys);
+    *out = s;
     return 0;
 }
 
-void ens_security_apply(ens_daemon_t *d, void *sock)
+void ens_security_apply(const ens_security_t *s, void *sock)
 {
-    struct ens_security_s *s = d->security;
     if (!s)
         return;
     int one = 1;
@@ -162,38 +173,48 @@ void ens_security_apply(ens_daemon_t *d, void *sock)
     zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "ensembled", 9);
 }
 
-void ens_security_reload(ens_daemon_t *d)
+void ens_security_reload(ens_security_t *s, const ens_config_t *c)
 {
-    struct ens_security_s *s = d->security;
     char err[512];
     if (!s)
         return;
-    if (load_keys(s, d->conf.authorized_keys_dir, err, sizeof(err)) < 0)
+    if (c->authorized_keys_dir[0])
+        snprintf(s->keys_dir, sizeof(s->keys_dir), "%s", c->authorized_keys_dir);
+    if (load_keys(s, s->keys_dir, err, sizeof(err)) < 0)
         ENS_LOG(ERR, "reload: %s; authorized keys unchanged", err);
     else
         ENS_LOG(NOTICE, "security: %zu authorized client keys", s->nkeys);
 }
 
-void ens_security_close(ens_daemon_t *d)
+void ens_security_close(ens_security_t *s)
 {
-    struct ens_security_s *s = d->security;
     if (!s)
         return;
     ens_zsock_close(s->zap);
     s->zap = NULL;
 }
 
-void ens_security_free(ens_daemon_t *d)
+void ens_security_free(ens_security_t **sp)
 {
-    if (!d->security)
+    ens_security_t *s = *sp;
+    if (!s)
         return;
-    free(d->security->keys);
-    free(d->security);
-    d->security = NULL;
+    free(s->keys);
+    free(s);
+    *sp = NULL;
 }
 
-const ens_security_stats_t *ens_security_stats(const ens_daemon_t *d)
+void ens_security_status(const ens_security_t *s, ens_mpw_t *w)
 {
     static const ens_security_stats_t none;
-    return d->security ? &d->security->st : &none;
+    const ens_security_stats_t *st = s ? &s->st : &none;
+    ens_mpw_cstr(w, "security");
+    ens_mpw_map_begin(w);
+    ens_mpw_cstr(w, "curve_accepted");
+    ens_mpw_uint(w, st->accepted);
+    ens_mpw_cstr(w, "curve_refused");
+    ens_mpw_uint(w, st->refused);
+    ens_mpw_cstr(w, "authorized_keys");
+    ens_mpw_uint(w, st->keys);
+    ens_mpw_map_end(w);
 }

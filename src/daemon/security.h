@@ -12,8 +12,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
-struct ens_daemon_s;
+#include "config.h"
+#include "ensembled/mpw.h"
 
 typedef struct {
     uint64_t accepted; /* CURVE handshakes admitted */
@@ -21,22 +23,28 @@ typedef struct {
     size_t keys;       /* authorized keys loaded */
 } ens_security_stats_t;
 
-/* Loads the keys and starts the ZAP handler. Returns 0 (also when security
- * is off) or -1 with a reason in err. */
-int ens_security_open(struct ens_daemon_s *d, char *err, size_t errlen);
+typedef struct ens_security_s ens_security_t;
 
-/* Makes sock a CURVE server when security is on. Call before bind. */
-void ens_security_apply(struct ens_daemon_s *d, void *sock);
+/* Loads the keys and starts the ZAP handler on zctx. Returns 0 and the
+ * handle in *out (NULL when security is off), or -1 with a reason in err. */
+int ens_security_open(uv_loop_t *loop, void *zctx, const ens_config_t *c, ens_security_t **out,
+                      char *err, size_t errlen);
 
-/* Re-reads the authorized keys (SIGHUP). */
-void ens_security_reload(struct ens_daemon_s *d);
+/* Makes sock a CURVE server when security is on (s not NULL). Call before
+ * bind. */
+void ens_security_apply(const ens_security_t *s, void *sock);
 
-void ens_security_close(struct ens_daemon_s *d);
+/* Re-reads the authorized keys (SIGHUP). NULL-safe. */
+void ens_security_reload(ens_security_t *s, const ens_config_t *c);
+
+/* Closes the ZAP socket (loop still running). NULL-safe. */
+void ens_security_close(ens_security_t *s);
 
 /* Frees the keys once the loop has ended (after ens_security_close). */
-void ens_security_free(struct ens_daemon_s *d);
+void ens_security_free(ens_security_t **sp);
 
-const ens_security_stats_t *ens_security_stats(const struct ens_daemon_s *d);
+/* The `security` map of the status reply (key and value; NULL-safe). */
+void ens_security_status(const ens_security_t *s, ens_mpw_t *w);
 
 /* Reads a Z85 key (40 characters, surrounding whitespace ignored) from a
  * file into z85[41]. Returns 0 or -1. */

@@ -1,49 +1,82 @@
-/* state.c - snapshot + journal persistence (see state.h). */
+/* state.c - the journal, its timers, and the state's life (see state.h). */
 #include "state.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
-#include "daemon.h"
+#include "clock.h"
 #include "ensembled/xalloc.h"
+#include "log.h"
 #include "state_int.h"
 
-/* ---- framing ---------------------------------------------------------- */
+/* ---- bytes ------------------------------------------------------------ */
 
-int ens__write_all(int fd, const void *buf, size_t len)
+void ens__bytes_record(ens__bytes_t *b, const ens_jrec_t *r)
+{
+    size_t n = ens_jrec_size(r);
+    if (n == 0)
+        return; /* the caller's bug: a record breaking the codec's rules */
+    if (b->size + n > b->cap) {
+        b->cap = b->size + n > 2 * b->cap ? b->size + n : 2 * b->cap;
+        b->data = ens_xreallocarray(b->data, b->cap, 1);
+    }
+    b->size += ens_jrec_encode(r, b->data + b->size, b->cap - b->size);
+}
+
+void ens__bytes_free(ens__bytes_t *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+int ens__write_all(int fd, const void *buf, size_t len, size_t *done)
 {
     const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
+    *done = 0;
+    while (*done < len) {
+        ssize_t n = write(fd, p + *done, len - *done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n <= 0) {
+            if (n == 0)
+                errno = ENOSPC;
             return -1;
-        p += n;
-        len -= (size_t)n;
+        }
+        *done += (size_t)n;
     }
     return 0;
 }
 
-/* Appends one framed record to the journal. */
-/* Writes the records gathered so far to the journal. */
-static void flush(struct ens_state_s *s)
+void ens__state_path(const ens_state_t *s, char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", s->conf->state_dir, name);
+}
+
+/* ---- journal ---------------------------------------------------------- */
+
+/* Writes what is buffered. On a failure (a full disk) the bytes not written
+ * stay buffered and are retried on the next turn: a short write leaves
+ * exactly the bytes it reports in the file, so the retry completes the
+ * frame it cut and the journal stays a clean sequence of records. */
+static void flush(ens_state_t *s)
 {
     if (s->out.size == 0 || s->fd < 0)
         return;
-    if (ens__write_all(s->fd, s->out.data, s->out.size) < 0) {
-        s->st.write_errors++;
-        ENS_LOG(ERR, "state: journal write failed: %s", strerror(errno));
+    size_t done = 0;
+    if (ens__write_all(s->fd, s->out.data, s->out.size, &done) < 0) {
+        if (s->st.write_errors++ == 0 || errno != ENOSPC)
+            ENS_LOG(ERR, "state: journal write failed: %s; %zu bytes kept to retry",
+                    strerror(errno), s->out.size - done);
     }
-    msgpack_sbuffer_clear(&s->out);
-    s->dirty = 1;
+    memmove(s->out.data, s->out.data + done, s->out.size - done);
+    s->out.size -= done;
+    s->dirty |= done > 0;
 }
 
 static void on_flush(uv_check_t *h)
@@ -51,450 +84,295 @@ static void on_flush(uv_check_t *h)
     flush(h->data);
 }
 
-/* Frames a record into the journal buffer. The buffer is written once per
- * loop turn (after the turn's events, before the loop waits again), so a
- * flood costs one write per turn instead of one per row, and a row is in the
- * kernel before the daemon next waits; a crash loses at most the rows of the
- * turn it interrupts. A torn write can only cut the tail. */
-static void append(ens_daemon_t *d, const msgpack_sbuffer *sb)
+/* Buffers one record for the journal. The buffer is written once per loop
+ * turn (after the turn's events, before the loop waits again), so a flood
+ * costs one write per turn instead of one per row, and a record is in the
+ * kernel before the daemon next waits. */
+static void append(ens_state_t *s, const ens_jrec_t *r)
 {
-    struct ens_state_s *s = d->state;
-    if (!s || s->fd < 0)
+    if (s->fd < 0)
         return;
-    unsigned char head[FRAME_HEAD];
-    put_le(head, sb->size, 4);
-    put_le(head + 4, XXH3_64bits(sb->data, sb->size), 8);
-    msgpack_sbuffer_write(&s->out, (const char *)head, FRAME_HEAD);
-    msgpack_sbuffer_write(&s->out, sb->data, sb->size);
+    if (s->out.size >= ENS_STATE_MAX_BUFFER) {
+        /* The disk has refused writes for a long while. The rows stay in
+         * the windows; the next snapshot that succeeds saves them. */
+        if (s->st.records_dropped++ == 0)
+            ENS_LOG(ERR, "state: journal buffer full; records dropped until a snapshot succeeds");
+        s->force_snapshot = 1;
+        return;
+    }
+    ens__bytes_record(&s->out, r);
     if (s->out.size >= (1u << 20))
         flush(s);
 }
 
-void ens_state_row(ens_daemon_t *d, const ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx,
+void ens_state_added(ens_state_t *s, const ens_task_t *t, ens_name_kind_t kind, uint32_t id,
+                     ens_str_t name)
+{
+    if (!s)
+        return;
+    static const ens_jrec_kind_t kinds[] = {ENS_JREC_TASK, ENS_JREC_MODEL, ENS_JREC_LABEL};
+    ens_jrec_t r = {.kind = kinds[kind]};
+    r.dict.task = t->id;
+    r.dict.id = id;
+    r.dict.name = name.ptr;
+    r.dict.len = name.len;
+    append(s, &r);
+}
+
+void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx,
                    double ts)
 {
-    if (!d->state)
+    if (!s)
         return;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    size_t n = 0;
-    for (size_t j = 0; j < nx; j++)
-        n += x[j] != ENS_SYM_MISSING;
-    msgpack_pack_array(&pk, 6);
-    ens__pack_str(&pk, "r", 1);
-    msgpack_pack_uint64(&pk, ++d->state->seq);
-    ens__pack_str(&pk, t->name, strlen(t->name));
-    msgpack_pack_double(&pk, ts);
-    const char *label = ens_window_label_name(t->window, y);
-    ens__pack_str(&pk, label, strlen(label));
-    msgpack_pack_map(&pk, n);
-    for (size_t j = 0; j < nx; j++) {
-        if (x[j] == ENS_SYM_MISSING)
-            continue;
-        const char *m = ens_window_model_name(t->window, (int)j);
-        const char *a = x[j] == ENS_SYM_ABSTAIN ? "?" : ens_window_label_name(t->window, x[j]);
-        ens__pack_str(&pk, m, strlen(m));
-        ens__pack_str(&pk, a, strlen(a));
+    ens_jrec_t r = {.kind = ENS_JREC_ROW};
+    r.row.seq = ++s->seq;
+    r.row.task = t->id;
+    r.row.ts = ts;
+    r.row.y = y;
+    r.row.x = x;
+    r.row.nx = nx;
+    append(s, &r);
+}
+
+void ens_state_version(ens_state_t *s, const ens_task_t *t, uint64_t version)
+{
+    if (!s)
+        return;
+    ens_jrec_t r = {.kind = ENS_JREC_VERSION};
+    r.version.task = t->id;
+    r.version.version = version;
+    append(s, &r);
+}
+
+void ens__state_names(const ens_state_t *s, ens__bytes_t *b)
+{
+    for (uint32_t i = 0; i < ens_tasks_count(s->tasks); i++) {
+        const ens_task_t *t = ens_tasks_get(s->tasks, i);
+        ens_jrec_t r = {.kind = ENS_JREC_TASK};
+        r.dict.task = t->id;
+        r.dict.name = t->name;
+        r.dict.len = t->len;
+        ens__bytes_record(b, &r);
+        size_t n[2] = {ens_window_models(t->window), ens_window_labels(t->window)};
+        for (int k = 0; k < 2; k++) {
+            for (size_t id = 0; id < n[k]; id++) {
+                ens_str_t name = k == 0 ? ens_window_model_str(t->window, (int)id)
+                                        : ens_window_label_str(t->window, (int)id);
+                r.kind = k == 0 ? ENS_JREC_MODEL : ENS_JREC_LABEL;
+                r.dict.id = (uint32_t)id;
+                r.dict.name = name.ptr;
+                r.dict.len = name.len;
+                ens__bytes_record(b, &r);
+            }
+        }
     }
-    append(d, &sb);
-    msgpack_sbuffer_destroy(&sb);
 }
 
-void ens_state_version(ens_daemon_t *d, const ens_task_t *t)
+/* Opens journal n and starts it with every name known, so that its ids can
+ * be read without any other file. */
+static int open_journal(ens_state_t *s, uint64_t n)
 {
-    if (!d->state)
-        return;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 3);
-    ens__pack_str(&pk, "v", 1);
-    ens__pack_str(&pk, t->name, strlen(t->name));
-    msgpack_pack_uint64(&pk, t->version);
-    append(d, &sb);
-    msgpack_sbuffer_destroy(&sb);
-}
-
-/* ---- paths ------------------------------------------------------------ */
-
-void ens__state_path(const ens_daemon_t *d, char *buf, size_t len, const char *name)
-{
-    snprintf(buf, len, "%s/%s", d->conf.state_dir, name);
-}
-
-static int open_journal(ens_daemon_t *d, uint64_t n)
-{
-    char path[4352], name[64];
+    char path[ENS_CONF_STR + 64], name[64];
     snprintf(name, sizeof(name), "journal.%llu", (unsigned long long)n);
-    ens__state_path(d, path, sizeof(path), name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0)
+    ens__state_path(s, path, sizeof(path), name);
+    s->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    s->journal = n;
+    if (s->fd < 0) {
         ENS_LOG(ERR, "state: cannot open %s: %s", path, strerror(errno));
-    return fd;
-}
-
-/* Journal numbers present in the directory, sorted; returns the count. */
-static size_t list_journals(const ens_daemon_t *d, uint64_t **out)
-{
-    DIR *dir = opendir(d->conf.state_dir);
-    size_t n = 0, cap = 0;
-    *out = NULL;
-    if (!dir)
-        return 0;
-    for (struct dirent *e; (e = readdir(dir));) {
-        char *end;
-        if (strncmp(e->d_name, "journal.", 8) != 0)
-            continue;
-        unsigned long long v = strtoull(e->d_name + 8, &end, 10);
-        if (*end || end == e->d_name + 8)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            *out = ens_xreallocarray(*out, cap, sizeof(uint64_t));
-        }
-        (*out)[n++] = v;
+        return -1;
     }
-    closedir(dir);
-    for (size_t i = 1; i < n; i++)
-        for (size_t k = i; k > 0 && (*out)[k - 1] > (*out)[k]; k--) {
-            uint64_t t = (*out)[k];
-            (*out)[k] = (*out)[k - 1];
-            (*out)[k - 1] = t;
-        }
-    return n;
+    ens__state_names(s, &s->out);
+    return 0;
 }
 
-/* ---- snapshot --------------------------------------------------------- */
+static void close_journal(ens_state_t *s)
+{
+    flush(s);
+    if (s->fd >= 0) {
+        fdatasync(s->fd);
+        close(s->fd);
+    }
+    s->fd = -1;
+}
+
+/* ---- snapshots -------------------------------------------------------- */
 
 typedef struct {
     uv_work_t req;
-    ens_daemon_t *d;
-    msgpack_sbuffer file;
+    ens_state_t *s;
+    ens__bytes_t file;
     uint64_t covers; /* journals <= covers are in the snapshot */
     char dir[ENS_CONF_STR];
-    int rc;
-    int err;
+    int err; /* errno of the write, 0: done */
 } snap_job_t;
-
-/* Writes the snapshot durably, then removes the journals it covers. */
-static void snapshot_write(snap_job_t *j)
-{
-    j->err = ens__snapshot_write(j->dir, &j->file, j->covers);
-    j->rc = j->err ? -1 : 0;
-}
 
 static void snapshot_work(uv_work_t *req)
 {
-    snapshot_write(req->data);
+    snap_job_t *j = req->data;
+    j->err = ens__snapshot_write(j->dir, &j->file, j->covers);
 }
 
 static void snapshot_done(uv_work_t *req, int status)
 {
     snap_job_t *j = req->data;
-    struct ens_state_s *s = j->d->state;
+    ens_state_t *s = j->s;
     s->snapshotting = 0;
-    if (status < 0 || j->rc < 0) {
+    if (status < 0 || j->err) {
         s->st.write_errors++;
+        s->force_snapshot = 1;
         ENS_LOG(ERR, "state: snapshot failed: %s; journals kept, will retry",
                 strerror(j->err ? j->err : EIO));
     } else {
         s->st.snapshots++;
+        s->force_snapshot = 0;
         ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->file.size);
     }
-    msgpack_sbuffer_destroy(&j->file);
+    ens__bytes_free(&j->file);
     free(j);
 }
 
-/* Rotates the journal and prepares a snapshot job covering the old ones. */
-static snap_job_t *snapshot_begin(ens_daemon_t *d)
+/* Rotates the journal and serializes a snapshot covering the old ones. A
+ * journal still holding unwritten bytes (a full disk) is not closed: those
+ * bytes are in the snapshot, and the old journal is deleted with the
+ * others once it is durable. */
+static snap_job_t *snapshot_begin(ens_state_t *s)
 {
-    struct ens_state_s *s = d->state;
-    flush(s);
-    if (s->fd >= 0) {
-        fdatasync(s->fd);
-        close(s->fd);
-    }
+    close_journal(s);
+    s->out.size = 0;
     snap_job_t *j = ens_xcalloc(1, sizeof(*j));
-    j->d = d;
+    j->s = s;
     j->covers = s->journal;
-    snprintf(j->dir, sizeof(j->dir), "%s", d->conf.state_dir);
-    ens__snapshot_serialize(d, j->covers, &j->file);
-    s->journal++;
-    s->fd = open_journal(d, s->journal);
+    snprintf(j->dir, sizeof(j->dir), "%s", s->conf->state_dir);
+    ens__snapshot_serialize(s, j->covers, &j->file);
+    open_journal(s, s->journal + 1);
     s->dirty = 0;
-    s->last_snapshot = ens_now();
+    s->last_snapshot = ens_mono();
     j->req.data = j;
     return j;
 }
 
-/* ---- journal replay --------------------------------------------------- */
+/* ---- life ------------------------------------------------------------- */
 
-/* Reads a whole file; NULL (errno set) on failure. */
-char *ens__slurp(const char *path, size_t *len)
+static int lock_dir(ens_state_t *s, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    char *buf = NULL;
-    if (fstat(fd, &st) == 0) {
-        buf = ens_xmalloc((size_t)st.st_size + 1);
-        size_t got = 0;
-        while (got < (size_t)st.st_size) {
-            ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
-        *len = got;
+    char path[ENS_CONF_STR + 16];
+    ens__state_path(s, path, sizeof(path), "lock");
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "state.dir %s: %s", s->conf->state_dir,
+                 errno == EWOULDBLOCK ? "in use by another ensembled (its lock is held)"
+                                      : strerror(errno));
+        return -1;
     }
-    close(fd);
-    return buf;
-}
-
-/* Applies one journal record; -1 if it makes no sense (treated as torn). */
-static int replay_record(ens_daemon_t *d, const msgpack_object *r, uint64_t skip_upto)
-{
-    if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size < 3 ||
-        r->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
-        r->via.array.ptr[1].type == MSGPACK_OBJECT_NIL)
-        return -1;
-    const msgpack_object *a = r->via.array.ptr;
-    char kind = a[0].via.str.size ? a[0].via.str.ptr[0] : 0;
-    if (kind == 'v' && a[1].type == MSGPACK_OBJECT_STR &&
-        a[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        ens_task_t *t = ens_task_find(d, a[1].via.str.ptr, a[1].via.str.size);
-        if (!t)
-            t = ens_task_create(d, a[1].via.str.ptr, a[1].via.str.size);
-        if (t && a[2].via.u64 > t->version)
-            t->version = a[2].via.u64;
-        return t ? 0 : -1;
-    }
-    if (kind != 'r' || r->via.array.size != 6 || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a[2].type != MSGPACK_OBJECT_STR ||
-        (a[3].type != MSGPACK_OBJECT_FLOAT64 && a[3].type != MSGPACK_OBJECT_FLOAT32) ||
-        a[4].type != MSGPACK_OBJECT_STR || a[5].type != MSGPACK_OBJECT_MAP)
-        return -1;
-    uint64_t seq = a[1].via.u64;
-    if (seq > d->state->seq)
-        d->state->seq = seq;
-    if (seq <= skip_upto)
-        return 0; /* already in the snapshot */
-    ens_task_t *t = ens_task_find(d, a[2].via.str.ptr, a[2].via.str.size);
-    if (!t)
-        t = ens_task_create(d, a[2].via.str.ptr, a[2].via.str.size);
-    if (!t)
-        return -1;
-    int y = ens_window_label(t->window, a[4].via.str.ptr, a[4].via.str.size);
-    if (y < 0 || y == ENS_SYM_ABSTAIN)
-        return -1;
-    uint8_t x[ENS_MAX_MODELS];
-    memset(x, ENS_SYM_MISSING, sizeof(x));
-    size_t nx = 0;
-    for (uint32_t i = 0; i < a[5].via.map.size; i++) {
-        const msgpack_object_kv *kv = &a[5].via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR)
-            return -1;
-        int j = ens_window_model(t->window, kv->key.via.str.ptr, kv->key.via.str.size);
-        int v = ens_window_label(t->window, kv->val.via.str.ptr, kv->val.via.str.size);
-        if (j < 0 || v < 0)
-            return -1;
-        x[j] = (uint8_t)v;
-        if ((size_t)j + 1 > nx)
-            nx = (size_t)j + 1;
-    }
-    if (ens_window_push(t->window, (uint8_t)y, x, ens_window_models(t->window), a[3].via.f64) < 0)
-        return -1;
-    d->state->st.rows_replayed++;
     return 0;
 }
 
-/* Replays one journal; cuts it at the first torn or nonsensical record. */
-static void replay_journal(ens_daemon_t *d, uint64_t n, uint64_t skip_upto)
+static void state_free(ens_state_t *s)
 {
-    char path[ENS_CONF_STR + 64], name[64];
-    snprintf(name, sizeof(name), "journal.%llu", (unsigned long long)n);
-    ens__state_path(d, path, sizeof(path), name);
-    size_t len = 0, off = 0;
-    char *buf = ens__slurp(path, &len);
-    if (!buf)
-        return;
-    const unsigned char *p = (const unsigned char *)buf;
-    while (off < len) {
-        size_t plen = len - off >= FRAME_HEAD ? get_le(p + off, 4) : SIZE_MAX;
-        if (plen == SIZE_MAX || plen > len - off - FRAME_HEAD ||
-            get_le(p + off + 4, 8) != XXH3_64bits(p + off + FRAME_HEAD, plen))
-            break;
-        msgpack_zone zone;
-        msgpack_zone_init(&zone, 1024);
-        msgpack_object r;
-        size_t o = 0;
-        int ok =
-            ens_proto_prewalk(buf + off + FRAME_HEAD, plen, 4) == 0 &&
-            msgpack_unpack(buf + off + FRAME_HEAD, plen, &o, &zone, &r) == MSGPACK_UNPACK_SUCCESS &&
-            replay_record(d, &r, skip_upto) == 0;
-        msgpack_zone_destroy(&zone);
-        if (!ok)
-            break;
-        off += FRAME_HEAD + plen;
-    }
-    if (off < len) {
-        d->state->st.torn_records++;
-        ENS_LOG(WARNING, "state: %s: discarding a torn tail of %zu bytes at offset %zu", path,
-                len - off, off);
-        if (truncate(path, (off_t)off) < 0)
-            ENS_LOG(ERR, "state: cannot truncate %s: %s", path, strerror(errno));
-    }
-    free(buf);
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the lock */
+    ens__bytes_free(&s->out);
+    free(s);
 }
 
-/* Moves a refused state aside so that a fresh start keeps it for a post
- * mortem. */
-static void set_aside(ens_daemon_t *d)
+int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks,
+                   const ens_state_hooks_t *hooks, int discard, ens_state_t **out, char *err,
+                   size_t errlen)
 {
-    char from[ENS_CONF_STR + 32], to[ENS_CONF_STR + 64];
-    ens__state_path(d, from, sizeof(from), "snapshot");
-    snprintf(to, sizeof(to), "%s.refused-%lld", from, (long long)ens_now());
-    rename(from, to);
-    ENS_LOG(WARNING, "state: refused snapshot moved to %s; starting empty as asked", to);
-}
-
-int ens_state_open(ens_daemon_t *d, int discard, char *err, size_t errlen)
-{
-    if (d->conf.state_dir[0] == '\0')
+    *out = NULL;
+    if (conf->state_dir[0] == '\0')
         return 0;
-    if (mkdir(d->conf.state_dir, 0700) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "state.dir %s: %s", d->conf.state_dir, strerror(errno));
+    if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "state.dir %s: %s", conf->state_dir, strerror(errno));
         return -1;
     }
-    struct ens_state_s *s = ens_xcalloc(1, sizeof(*s));
+    ens_state_t *s = ens_xcalloc(1, sizeof(*s));
+    s->loop = loop;
+    s->conf = conf;
+    s->tasks = tasks;
+    s->hooks = *hooks;
     s->fd = -1;
-    msgpack_sbuffer_init(&s->out);
-    uv_check_init(d->loop, &s->flush);
+    uint64_t last = 0;
+    if (lock_dir(s, err, errlen) < 0) {
+        state_free(s);
+        return -1;
+    }
+    if (ens__state_restore(s, &last, err, errlen) < 0) {
+        if (!discard) {
+            state_free(s);
+            return -1;
+        }
+        /* Told to start empty: the journals after a refused snapshot go
+         * aside with it, since the rows before them are gone, and they
+         * must not come back at the next ordinary start either. */
+        ens__state_set_aside(s);
+        s->seq = 0;
+        s->st.rows_snapshot = s->st.rows_replayed = 0;
+        last = 0;
+    }
+    if (open_journal(s, last + 1) < 0) {
+        snprintf(err, errlen, "state.dir %s: cannot open a journal", conf->state_dir);
+        state_free(s);
+        return -1;
+    }
+    uv_check_init(loop, &s->flush);
     s->flush.data = s;
     uv_check_start(&s->flush, on_flush);
     s->flush_open = 1;
-    d->state = s;
-    uint64_t covers = 0;
-    int refused = 0;
-    if (ens__snapshot_load(d, &covers, err, errlen) < 0) {
-        if (!discard)
-            return -1;
-        /* Told to start empty: the journals after a refused snapshot are
-         * not replayed either, since the rows before them are gone. */
-        set_aside(d);
-        ens_task_destroy_all(d);
-        s->seq = 0;
-        covers = 0;
-        refused = 1;
-    }
-    uint64_t skip = s->seq, *js = NULL;
-    size_t nj = list_journals(d, &js);
-    s->journal = covers;
-    for (size_t i = 0; i < nj; i++) {
-        if (js[i] > covers && !refused)
-            replay_journal(d, js[i], skip);
-        if (js[i] > s->journal)
-            s->journal = js[i];
-    }
-    free(js);
-    s->journal++;
-    s->fd = open_journal(d, s->journal);
-    s->last_snapshot = ens_now();
-    if (s->fd < 0) {
-        snprintf(err, errlen, "state.dir %s: cannot open a journal", d->conf.state_dir);
-        return -1;
-    }
-    /* Restored models count as heard from now (retire_after runs from the
-     * restart) and their newest row is the newest restored one. */
-    double now = ens_now();
-    for (ens_task_t *t = d->tasks; t; t = t->hh.next) {
-        size_t nm = ens_window_models(t->window), n = ens_window_rows(t->window);
-        for (size_t m = 0; m < nm; m++)
-            t->last_seen[m] = now;
-        for (size_t i = 0; i < n; i++)
-            for (size_t m = 0; m < nm; m++)
-                if (ens_window_x(t->window, i, m) != ENS_SYM_MISSING &&
-                    ens_window_ts(t->window, i) > t->last_row[m])
-                    t->last_row[m] = ens_window_ts(t->window, i);
-    }
+    s->last_snapshot = s->last_sync = ens_mono();
     ENS_LOG(NOTICE, "state: restored %llu rows from the snapshot and %llu from journals",
             (unsigned long long)s->st.rows_snapshot, (unsigned long long)s->st.rows_replayed);
+    *out = s;
     return 0;
 }
 
 static void on_synced(uv_fs_t *req)
 {
-    ens_daemon_t *d = req->data;
+    ens_state_t *s = req->data;
     if (req->result < 0) {
-        d->state->st.write_errors++;
+        s->st.write_errors++;
         ENS_LOG(ERR, "state: fdatasync failed: %s", uv_strerror((int)req->result));
     }
-    d->state->syncing = 0;
+    s->syncing = 0;
     uv_fs_req_cleanup(req);
 }
 
-void ens_state_tick(ens_daemon_t *d, double now)
+void ens_state_tick(ens_state_t *s, double mono)
 {
-    struct ens_state_s *s = d->state;
-    if (!s || d->stopping)
+    if (!s || !s->flush_open)
         return;
     /* A due snapshot goes first: it syncs and rotates the journal itself.
      * It waits only for an fdatasync in flight on the journal it closes,
      * which the fsync below never starts while a snapshot is due. */
-    int snapshot_due =
-        d->conf.snapshot_interval > 0 && now - s->last_snapshot >= d->conf.snapshot_interval;
-    if (snapshot_due && !s->snapshotting && !s->syncing) {
-        snap_job_t *j = snapshot_begin(d);
+    double every = s->conf->snapshot_interval;
+    int due = (every > 0 && mono - s->last_snapshot >= every) ||
+              (s->force_snapshot && mono - s->last_snapshot >= 1.0);
+    if (due && !s->snapshotting && !s->syncing) {
+        snap_job_t *j = snapshot_begin(s);
         s->snapshotting = 1;
-        s->last_sync = now;
-        if (uv_queue_work(d->loop, &j->req, snapshot_work, snapshot_done) < 0) {
+        s->last_sync = mono;
+        if (uv_queue_work(s->loop, &j->req, snapshot_work, snapshot_done) < 0) {
             s->snapshotting = 0;
-            msgpack_sbuffer_destroy(&j->file);
+            ens__bytes_free(&j->file);
             free(j);
         }
         return;
     }
     flush(s);
-    if (!snapshot_due && s->dirty && !s->syncing && s->fd >= 0 &&
-        now - s->last_sync >= d->conf.fsync_interval) {
+    if (!due && s->dirty && !s->syncing && s->fd >= 0 &&
+        mono - s->last_sync >= s->conf->fsync_interval) {
         s->dirty = 0;
         s->syncing = 1;
-        s->last_sync = now;
-        s->sync_req.data = d;
-        uv_fs_fdatasync(d->loop, &s->sync_req, s->fd, on_synced);
+        s->last_sync = mono;
+        s->sync_req.data = s;
+        uv_fs_fdatasync(s->loop, &s->sync_req, s->fd, on_synced);
     }
 }
 
-void ens_state_close(ens_daemon_t *d)
+void ens_state_stop(ens_state_t *s)
 {
-    struct ens_state_s *s = d->state;
-    if (!s)
-        return;
-    if (!s->snapshotting) {
-        snap_job_t *j = snapshot_begin(d);
-        snapshot_write(j);
-        if (j->rc < 0)
-            ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));
-        msgpack_sbuffer_destroy(&j->file);
-        free(j);
-    }
-    flush(s);
-    if (s->fd >= 0) {
-        fdatasync(s->fd);
-        close(s->fd);
-    }
-    msgpack_sbuffer_destroy(&s->out);
-    free(s);
-    d->state = NULL;
-}
-
-void ens_state_stop(ens_daemon_t *d)
-{
-    struct ens_state_s *s = d->state;
     if (!s || !s->flush_open)
         return;
     flush(s);
@@ -503,20 +381,48 @@ void ens_state_stop(ens_daemon_t *d)
     uv_close((uv_handle_t *)&s->flush, NULL);
 }
 
-void ens_state_abandon(ens_daemon_t *d)
+void ens_state_close(ens_state_t **sp)
 {
-    struct ens_state_s *s = d->state;
+    ens_state_t *s = *sp;
     if (!s)
         return;
-    if (s->fd >= 0)
-        close(s->fd);
-    msgpack_sbuffer_destroy(&s->out);
-    free(s);
-    d->state = NULL;
+    snap_job_t *j = snapshot_begin(s);
+    j->err = ens__snapshot_write(j->dir, &j->file, j->covers);
+    if (j->err)
+        ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));
+    ens__bytes_free(&j->file);
+    free(j);
+    close_journal(s);
+    state_free(s);
+    *sp = NULL;
 }
 
-const ens_state_stats_t *ens_state_stats(const ens_daemon_t *d)
+void ens_state_abandon(ens_state_t **sp)
+{
+    if (*sp)
+        state_free(*sp);
+    *sp = NULL;
+}
+
+void ens_state_status(const ens_state_t *s, ens_mpw_t *w)
 {
     static const ens_state_stats_t none;
-    return d->state ? &d->state->st : &none;
+    const ens_state_stats_t *st = s ? &s->st : &none;
+    ens_mpw_cstr(w, "state");
+    ens_mpw_map_begin(w);
+    ens_mpw_cstr(w, "rows_restored_snapshot");
+    ens_mpw_uint(w, st->rows_snapshot);
+    ens_mpw_cstr(w, "rows_restored_journal");
+    ens_mpw_uint(w, st->rows_replayed);
+    ens_mpw_cstr(w, "torn_records");
+    ens_mpw_uint(w, st->torn_records);
+    ens_mpw_cstr(w, "corrupt_records");
+    ens_mpw_uint(w, st->corrupt_records);
+    ens_mpw_cstr(w, "snapshots");
+    ens_mpw_uint(w, st->snapshots);
+    ens_mpw_cstr(w, "write_errors");
+    ens_mpw_uint(w, st->write_errors);
+    ens_mpw_cstr(w, "records_dropped");
+    ens_mpw_uint(w, st->records_dropped);
+    ens_mpw_map_end(w);
 }

@@ -1,63 +1,93 @@
 /* state.h - persistence of windows, dictionaries and versions.
  *
- * Layout under state.dir:
- *   snapshot          the last complete snapshot (atomic: written to
- *                     snapshot.tmp, fsynced, renamed, directory fsynced)
- *   journal.<N>       append-only records since a snapshot began
+ * Layout under state.dir (docs/persistence.md):
+ *   lock         held (flock) while a daemon uses the directory
+ *   snapshot     the last complete snapshot (atomic: written to
+ *                snapshot.tmp, fsynced, renamed, directory fsynced)
+ *   journal.<N>  append-only records since a snapshot began
  *
- * Every record is framed as u32 length (little endian), u64 XXH3-64 of the
- * payload, then the MessagePack payload: ["r", seq, task, ts, label,
- * {model: answer}] for a joined row, ["v", task, version] for a
- * publication. Rows carry a sequence number; the snapshot stores the last
- * one it holds, so a journal written while a snapshot was in flight is
- * replayed without duplicating a row. A snapshot rotates the journal
- * (journal.<N+1> takes new records) and, once durable, deletes the journals
- * it covers. Journals are fdatasync'ed every state.fsync_interval; a torn
- * tail (a crash mid-write) is detected by its length or checksum, counted,
- * logged and cut off.
+ * Both files are sequences of framed, checksummed records in id space
+ * (ensembled/journal.h): each journal opens with every name the daemon
+ * knows (TASK, MODEL, LABEL records), then records each new name once, each
+ * joined row as ids (ROW, with a sequence number) and each publication
+ * (VERSION). Ids in a file mean what that file's own name records say, so a
+ * lost record costs only the rows that need it. A snapshot is a HEADER
+ * (last row sequence number, journals covered), then per task its names,
+ * its VERSION and its rows as one BLOCK. A snapshot rotates the journal
+ * (journal.<N+1> takes new records) and, once durable, deletes the
+ * journals it covers. A damaged record is skipped, counted and logged; the
+ * rest of the file is kept.
+ *
+ * Loop thread only, but for the snapshot write, which runs on the thread
+ * pool over a serialized image.
  */
 #ifndef ENSEMBLED_STATE_H
 #define ENSEMBLED_STATE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
-struct ens_daemon_s;
-struct ens_task_s;
+#include "config.h"
+#include "ensembled/mpw.h"
+#include "task.h"
 
 typedef struct {
-    uint64_t rows_replayed; /* rows restored from journals at start */
-    uint64_t rows_snapshot; /* rows restored from the snapshot */
-    uint64_t torn_records;  /* journal tails discarded at start */
-    uint64_t snapshots;     /* snapshots written */
-    uint64_t write_errors;  /* failed writes (logged, retried) */
+    uint64_t rows_replayed;   /* rows restored from journals at start */
+    uint64_t rows_snapshot;   /* rows restored from the snapshot */
+    uint64_t torn_records;    /* journal tails discarded at start */
+    uint64_t corrupt_records; /* damaged regions and unusable records skipped */
+    uint64_t snapshots;       /* snapshots written */
+    uint64_t write_errors;    /* failed writes (logged, retried) */
+    uint64_t records_dropped; /* records not journaled: the write buffer was full */
 } ens_state_stats_t;
 
-/* Loads the snapshot and replays the journals into d's tasks. Returns 0, or
- * -1 with a reason in err when the state is corrupt or foreign (the caller
- * refuses to start unless told to discard it). No state.dir: nothing. */
-int ens_state_open(struct ens_daemon_s *d, int discard, char *err, size_t errlen);
+typedef struct {
+    /* Restore: the saved version of t. */
+    void (*version)(void *ud, const ens_task_t *t, uint64_t version);
+    /* Snapshot: the current version of t. */
+    uint64_t (*version_of)(void *ud, const ens_task_t *t);
+    void *ud;
+} ens_state_hooks_t;
 
-/* Appends a joined row / a publication to the journal: gathered in memory,
- * written once per loop turn, made durable by the fsync timer. */
-void ens_state_row(struct ens_daemon_s *d, const struct ens_task_s *t, uint8_t y, const uint8_t *x,
-                   size_t nx, double ts);
-void ens_state_version(struct ens_daemon_s *d, const struct ens_task_s *t);
+typedef struct ens_state_s ens_state_t;
 
-/* Timer work: fdatasync the journal; start a snapshot when it is due. */
-void ens_state_tick(struct ens_daemon_s *d, double now);
+/* Locks state.dir, loads the snapshot and replays the journals into tasks
+ * (before any hook of tasks is set). Returns 0 and the state in *out (NULL
+ * without state.dir), or -1 with a reason in err: another daemon holds the
+ * directory, or the snapshot is corrupt or foreign and discard is 0. With
+ * discard, a refused snapshot and its journals are moved aside and the
+ * daemon starts empty. conf is borrowed for the state's life. */
+int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks,
+                   const ens_state_hooks_t *hooks, int discard, ens_state_t **out, char *err,
+                   size_t errlen);
+
+/* Journal records (NULL-safe): a new name, a joined row, a publication.
+ * Gathered in memory, written once per loop turn, made durable by the
+ * fsync timer. */
+void ens_state_added(ens_state_t *s, const ens_task_t *t, ens_name_kind_t kind, uint32_t id,
+                     ens_str_t name);
+void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx,
+                   double ts);
+void ens_state_version(ens_state_t *s, const ens_task_t *t, uint64_t version);
+
+/* Timer work: fdatasync the journal; start a snapshot when one is due.
+ * mono: the monotonic clock (a wall-clock step moves neither). */
+void ens_state_tick(ens_state_t *s, double mono);
 
 /* When the daemon begins to stop (loop still running): writes what is
  * buffered and releases the per-turn flush handle. */
-void ens_state_stop(struct ens_daemon_s *d);
+void ens_state_stop(ens_state_t *s);
 
-/* At a clean stop: a synchronous snapshot, then the journals are removed. */
-void ens_state_close(struct ens_daemon_s *d);
+/* At a clean stop, once the loop has run dry: a synchronous snapshot, then
+ * the journals are removed; frees the state. */
+void ens_state_close(ens_state_t **sp);
 
 /* After a failed start: frees everything and writes nothing, so a refused
  * state stays exactly as it was on disk. */
-void ens_state_abandon(struct ens_daemon_s *d);
+void ens_state_abandon(ens_state_t **sp);
 
-const ens_state_stats_t *ens_state_stats(const struct ens_daemon_s *d);
+/* The `state` map of the status reply (key and value; NULL-safe). */
+void ens_state_status(const ens_state_t *s, ens_mpw_t *w);
 
 #endif

@@ -86,6 +86,13 @@ const char *ens_dict_name(const ens_dict_t *d, int id)
     return d->by_id[id]->name;
 }
 
+size_t ens_dict_name_len(const ens_dict_t *d, int id)
+{
+    if (id < 0 || (size_t)id >= d->count)
+        return 0;
+    return d->by_id[id]->len;
+}
+
 size_t ens_dict_count(const ens_dict_t *d)
 {
     return d->count;

@@ -233,6 +233,18 @@ const char *ens_window_label_name(const ens_window_t *w, int id)
     return ens_dict_name(w->labels, id);
 }
 
+ens_str_t ens_window_model_str(const ens_window_t *w, int id)
+{
+    ens_str_t s = {ens_dict_name(w->models, id), ens_dict_name_len(w->models, id)};
+    return s;
+}
+
+ens_str_t ens_window_label_str(const ens_window_t *w, int id)
+{
+    ens_str_t s = {ens_dict_name(w->labels, id), ens_dict_name_len(w->labels, id)};
+    return s;
+}
+
 uint8_t ens_window_x(const ens_window_t *w, size_t i, size_t j)
 {
     return w->cols[j][(w->head + i) % w->capacity];

@@ -93,23 +93,72 @@ def _xxh3():
 XXH3 = _xxh3()
 
 
+def read_records(buf):
+    """The records of a state file (docs/persistence.md): a list of
+    (kind, fields) in file order. Raises AssertionError on a damaged frame:
+    the daemon writes snapshots atomically, so a test never expects one."""
+    out, off = [], 0
+    while off < len(buf):
+        assert buf[off:off + 4] == b"\xe5JRC", "bad record magic at %d" % off
+        check, plen = struct.unpack_from("<QI", buf, off + 4)
+        payload = buf[off + 16:off + 16 + plen]
+        assert len(payload) == plen, "truncated record at %d" % off
+        if XXH3 is not None:
+            assert XXH3(buf[off + 12:off + 16 + plen], plen + 4) == check, \
+                "record checksum mismatch at %d" % off
+        out.append(_parse_record(payload))
+        off += 16 + plen
+    return out
+
+
+def _name(p, o):
+    (n,) = struct.unpack_from("<H", p, o)
+    return p[o + 2:o + 2 + n]
+
+
+def _parse_record(p):
+    kind = p[0]
+    if kind == 1:
+        fmt, seq, journal = struct.unpack_from("<IQQ", p, 1)
+        return "header", {"format": fmt, "seq": seq, "journal": journal}
+    if kind == 2:
+        (task,) = struct.unpack_from("<I", p, 1)
+        return "task", {"task": task, "name": _name(p, 5)}
+    if kind in (3, 4):
+        task, ident = struct.unpack_from("<II", p, 1)
+        return ("model" if kind == 3 else "label"), {"task": task, "id": ident,
+                                                      "name": _name(p, 9)}
+    if kind == 6:
+        task, version = struct.unpack_from("<IQ", p, 1)
+        return "version", {"task": task, "version": version}
+    if kind == 7:
+        task, n, nm = struct.unpack_from("<IQI", p, 1)
+        o = 17
+        y, ts, x = p[o:o + n], p[o + n:o + 9 * n], p[o + 9 * n:o + 9 * n + n * nm]
+        return "block", {"task": task, "y": y, "x": x, "nmodels": nm,
+                         "ts": list(struct.unpack("<%dd" % n, ts))}
+    return "other", {"kind": kind}
+
+
 def read_snapshot(path):
-    """The decoded snapshot map of docs/persistence.md; raises AssertionError
-    if the framing (magic, length, XXH3-64 when libxxhash is loadable) is
-    wrong. Each task gets "ts" (list of row times), "y" and "x" (bytes)."""
+    """The snapshot of docs/persistence.md as a map: seq, journal, and tasks
+    (name, version, models, labels, y, x, ts) in file order."""
     with open(path, "rb") as f:
-        buf = f.read()
-    assert len(buf) >= 20 and buf[:8] == b"ENSSNAP1", "bad snapshot magic"
-    plen, csum = struct.unpack_from("<IQ", buf, 8)
-    assert plen == len(buf) - 20, "snapshot length %d != %d" % (plen, len(buf) - 20)
-    if XXH3 is not None:
-        assert XXH3(buf[20:], plen) == csum, "snapshot checksum mismatch"
-    snap = harness.unpack(buf[20:])
-    assert snap.get("format") == "ensembled-state-1", snap.get("format")
-    for t in snap["tasks"]:
-        rows = t["rows"]
-        n = len(rows["y"])
-        t["ts"] = list(struct.unpack("<%dd" % n, rows["ts"]))
+        recs = read_records(f.read())
+    assert recs and recs[0][0] == "header", "a snapshot starts with its header"
+    snap = dict(recs[0][1], tasks=[])
+    by_id = {}
+    for kind, r in recs[1:]:
+        if kind == "task":
+            by_id[r["task"]] = {"name": r["name"].decode("utf-8", "replace"),
+                                "models": [], "labels": [], "version": 0}
+            snap["tasks"].append(by_id[r["task"]])
+        elif kind in ("model", "label"):
+            by_id[r["task"]][kind + "s"].append(r["name"])
+        elif kind == "version":
+            by_id[r["task"]]["version"] = r["version"]
+        elif kind == "block":
+            by_id[r["task"]].update(y=r["y"], x=r["x"], ts=r["ts"])
     return snap
 
 

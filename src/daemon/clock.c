@@ -1,0 +1,21 @@
+/* clock.c - see clock.h. */
+#include "clock.h"
+
+#include <time.h>
+
+static double seconds(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double ens_now(void)
+{
+    return seconds(CLOCK_REALTIME);
+}
+
+double ens_mono(void)
+{
+    return seconds(CLOCK_MONOTONIC);
+}

@@ -1,0 +1,94 @@
+/* task.h - the tasks: per task a sliding window and the join feeding it.
+ *
+ * A registry (ens_tasks_t) holds the tasks by name and by id: ids are
+ * 0, 1, 2, ... in order of creation and never change while the daemon runs,
+ * so other modules keep their per-task state in arrays indexed by id. The
+ * fields of ens_task_t are written only by task.c; other modules read them.
+ *
+ * Two hooks let the daemon see what the tasks do without the tasks knowing
+ * who listens: `added` for every new name (task, model, label: the
+ * journal records each once) and `joined` for every row entering a window
+ * (the journal, the recompute trigger). Restoring saved state goes through
+ * the same calls before the hooks are set, so nothing is recorded twice.
+ *
+ * Caps (ingest.max_tasks, ingest.max_models) limit what ingest adds; they
+ * are checked by the caller, never here, so a restore never loses state to a
+ * lowered cap. Loop thread only.
+ */
+#ifndef ENSEMBLED_TASK_H
+#define ENSEMBLED_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ensembled/join.h"
+#include "ensembled/protocol.h"
+#include "ensembled/window.h"
+
+/* What a dictionary addition adds. */
+typedef enum { ENS_NAME_TASK, ENS_NAME_MODEL, ENS_NAME_LABEL } ens_name_kind_t;
+
+typedef struct ens_task_s {
+    uint32_t id;          /* index in the registry */
+    char *name;           /* owned, NUL-terminated copy of name[0..len) */
+    size_t len;           /* bytes in name (it may hold NUL bytes) */
+    ens_task_conf_t conf; /* effective settings */
+    ens_window_t *window;
+    ens_join_t *join;
+    double *last_seen;    /* per model: arrival of its latest prediction (monotonic) */
+    double *last_row;     /* per model: wall time of its newest joined row */
+    uint64_t sampled_out; /* events left out by ingest.sample_rate */
+    struct ens_tasks_s *owner;
+} ens_task_t;
+
+typedef struct {
+    /* A name was added: a task (id is its task id), a model or a label of t
+     * with that id. */
+    void (*added)(void *ud, const ens_task_t *t, ens_name_kind_t kind, uint32_t id, ens_str_t name);
+    /* A joined row entered t's window: label y, answers x[0..nx) by model id. */
+    void (*joined)(void *ud, ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts);
+    void *ud;
+} ens_task_hooks_t;
+
+typedef struct ens_tasks_s ens_tasks_t;
+
+/* A registry with no hook set; conf is borrowed until the next set_config. */
+ens_tasks_t *ens_tasks_new(const ens_config_t *conf);
+void ens_tasks_destroy(ens_tasks_t **tp);
+void ens_tasks_set_hooks(ens_tasks_t *ts, const ens_task_hooks_t *hooks);
+/* A reload: every task takes its new settings (window.rows only at restart). */
+void ens_tasks_set_config(ens_tasks_t *ts, const ens_config_t *conf, double mono);
+
+size_t ens_tasks_count(const ens_tasks_t *ts);
+/* By id (< count), or by name; NULL when there is none. */
+ens_task_t *ens_tasks_get(const ens_tasks_t *ts, uint32_t id);
+ens_task_t *ens_tasks_find(const ens_tasks_t *ts, const char *name, size_t len);
+/* The task named name[0..len), created if new (no cap is checked). */
+ens_task_t *ens_tasks_intern(ens_tasks_t *ts, const char *name, size_t len);
+
+/* Expires old pending queries and window rows of every task. */
+void ens_tasks_tick(ens_tasks_t *ts, double now, double mono);
+
+/* A model's or a label's id in t, added if new: >= 0 or a negative ENS_E*
+ * (dictionary full, name too long). "?" as a label is ENS_SYM_ABSTAIN. */
+int ens_task_model(ens_task_t *t, const char *name, size_t len);
+int ens_task_label(ens_task_t *t, const char *name, size_t len);
+
+/* Feeds the join: the answers of one prediction event, or a truth label,
+ * for the query key[0..klen). The join runs on the monotonic clock (mono),
+ * so a step of the wall clock never expires every pending query at once;
+ * ts is the row's wall time. */
+void ens_task_predictions(ens_task_t *t, const void *key, size_t klen,
+                          const ens_join_pred_t *preds, size_t n, double mono);
+void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, double mono, double ts);
+void ens_task_sampled_out(ens_task_t *t);
+
+/* Restores a saved row into the window (no hook is called). Returns 0 or
+ * ENS_EINVAL (an unknown symbol). */
+int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts);
+/* After a restore: models count as heard from at mono, their newest row is
+ * their newest restored one. */
+void ens_task_restored(ens_task_t *t, double mono);
+
+#endif

@@ -1,0 +1,279 @@
+/* pipeline.c - the selection the daemon publishes, stage by stage (see
+ * pipeline.h); pipeline_body.c turns the result into a publication body. */
+#include "ensembled/pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ensembled/combine.h"
+#include "ensembled/copula.h"
+#include "ensembled/err.h"
+#include "ensembled/xalloc.h"
+#include "pipeline_int.h"
+
+void ens_pipeline_opts_default(ens_pipeline_opts_t *o)
+{
+    ens_select_opts_default(&o->select);
+    o->min_rows = 100;
+    o->retire_after = 3600;
+    o->explore_rate = 0.05;
+    o->min_improvement_bits = 0.01;
+}
+
+/* Stage 1. The pool: models with min_rows rows that answered within
+ * retire_after. Without exploration traffic the models outside the ensemble
+ * stop being asked; their coverage then tells how stale they are, and a
+ * model that went silent leaves the pool instead of lingering. */
+static void make_pool(ens_pipeline_t *p)
+{
+    const ens_data_t *d = p->in.snap;
+    size_t *keep = ens_xcalloc(d->nmodels + 1, sizeof(size_t)), n = 0;
+    p->coverage = ens_xcalloc(d->nmodels + 1, sizeof(size_t));
+    p->excluded = ens_xcalloc(d->nmodels + 1, sizeof(ens_excl_t));
+    for (size_t m = 0; m < d->nmodels; m++) {
+        const uint8_t *col = ens_data_col(d, m);
+        for (size_t r = 0; r < d->nrows; r++)
+            p->coverage[m] += col[r] != ENS_SYM_MISSING;
+        double seen = p->in.seen_age ? p->in.seen_age[m] : 0;
+        if (p->o.retire_after > 0 && seen > p->o.retire_after)
+            p->excluded[m] = ENS_EXCL_RETIRED;
+        else if (p->coverage[m] < p->o.min_rows)
+            p->excluded[m] = ENS_EXCL_COVERAGE;
+        else
+            keep[n++] = m;
+    }
+    p->pool = ens_data_columns(d, keep, n);
+    free(keep);
+}
+
+/* How many more bits the fresh set carries than the published one, both
+ * estimated on the same rows: those where every model of either set was
+ * asked. Estimating each on its own rows would pit a set seen only on
+ * exploration rows against one seen everywhere, and the best of many small
+ * samples beats any threshold by chance. -INFINITY when fewer than min_rows
+ * rows (at least 1) hold both sets: no evidence to switch. */
+static double compare_sets(const ens_pipeline_t *p, const ens_selection_t *old,
+                           const ens_selection_t *fresh)
+{
+    size_t both[2 * ENS_SELECT_MAX], n = 0;
+    for (size_t i = 0; i < old->n; i++)
+        both[n++] = old->models[i];
+    for (size_t i = 0; i < fresh->n; i++) {
+        size_t h = 0;
+        while (h < old->n && old->models[h] != fresh->models[i])
+            h++;
+        if (h == old->n)
+            both[n++] = fresh->models[i];
+    }
+    ens_data_t *rows = ens_data_rows_asked(p->pool, both, n);
+    ens_estimator_t est = p->o.select.estimator;
+    double gain = -INFINITY, a = 0, b = 0;
+    if (rows->nrows >= (p->o.min_rows ? p->o.min_rows : 1) &&
+        ens_mi(rows, old->models, old->n, est, &a, NULL) == 0 &&
+        ens_mi(rows, fresh->models, fresh->n, est, &b, NULL) == 0)
+        gain = b - a;
+    ens_data_destroy(&rows);
+    return gain;
+}
+
+/* The pool index of a model named s, or -1. */
+static int pool_index(const ens_data_t *pool, ens_str_t s)
+{
+    for (size_t m = 0; m < pool->nmodels; m++)
+        if (strlen(pool->model_names[m]) == s.len && memcmp(pool->model_names[m], s.ptr, s.len) == 0)
+            return (int)m;
+    return -1;
+}
+
+/* Stage 3. The published set, as pool indices in *old; 0 when one of its
+ * models is not in the pool. */
+static int published_in_pool(const ens_pipeline_t *p, ens_selection_t *old)
+{
+    memset(old, 0, sizeof(*old));
+    for (size_t i = 0; i < p->in.nprev; i++) {
+        int m = pool_index(p->pool, p->in.prev[i]);
+        if (m < 0 || i >= ENS_SELECT_MAX)
+            return 0;
+        old->models[old->n++] = (size_t)m;
+    }
+    return 1;
+}
+
+/* Stage 3. The hysteresis rule: the fresh selection replaces the published
+ * set only if it carries min_improvement_bits more, or a published model
+ * left, or the budget shrank below the published set. */
+static void hysteresis(ens_pipeline_t *p, const ens_selection_t *fresh)
+{
+    ens_selection_t old;
+    int present = published_in_pool(p, &old);
+    p->sel = *fresh;
+    p->replaced = 1;
+    if (p->in.nprev == 0) {
+        p->reason = ENS_REASON_FIRST;
+    } else if (!present) {
+        p->reason = ENS_REASON_LEFT;
+    } else if (old.n > p->o.select.budget) {
+        p->reason = ENS_REASON_BUDGET;
+    } else if (old.n == fresh->n &&
+               memcmp(old.models, fresh->models, old.n * sizeof(size_t)) == 0) {
+        p->replaced = 0;
+        p->reason = ENS_REASON_SAME;
+    } else if (compare_sets(p, &old, fresh) >= p->o.min_improvement_bits) {
+        p->reason = ENS_REASON_MORE_INFO;
+    } else {
+        ens_selection_steps(p->pool, p->o.select.estimator, &old);
+        p->sel = old;
+        p->replaced = 0;
+        p->reason = ENS_REASON_KEPT;
+    }
+}
+
+/* Accuracy of c on the rows of test where every model of the set was asked:
+ * on the others a router would not be using this set (exploration rows
+ * aside, routers ask the ensemble), and the combiner would fall back to a
+ * guess. NaN when there is no such row. */
+static double accuracy_where_asked(const ens_combiner_t *c, const ens_data_t *test,
+                                   const size_t *models, size_t k)
+{
+    ens_data_t *rows = ens_data_rows_asked(test, models, k);
+    double acc = rows->nrows ? ens_combiner_accuracy(c, rows) : NAN;
+    ens_data_destroy(&rows);
+    return acc;
+}
+
+/* Selects and fits on train, scores on test: acc[0] the published
+ * combiner, acc[1] majority vote, acc[2] the best single model. */
+static int score_half(const ens_pipeline_t *p, const ens_data_t *train, const ens_data_t *test,
+                      double acc[3])
+{
+    ens_select_opts_t o = p->o.select;
+    o.budget = o.budget > train->nmodels ? train->nmodels : o.budget;
+    ens_selection_t s, top;
+    if (ens_select(train, &o, &s, NULL, 0) < 0)
+        return -1;
+    o.strategy = ENS_STRAT_TOPK;
+    o.budget = 1;
+    if (ens_select(train, &o, &top, NULL, 0) < 0)
+        return -1;
+    ens_combiner_t *c = ens_combiner_fit_best(train, s.models, s.n);
+    ens_combiner_t *v = ens_combiner_fit(train, s.models, s.n, ENS_COMB_VOTE);
+    ens_combiner_t *one = ens_combiner_fit(train, top.models, 1, ENS_COMB_WEIGHTED);
+    acc[0] = accuracy_where_asked(c, test, s.models, s.n);
+    acc[1] = accuracy_where_asked(v, test, s.models, s.n);
+    acc[2] = accuracy_where_asked(one, test, top.models, 1);
+    ens_combiner_destroy(&c);
+    ens_combiner_destroy(&v);
+    ens_combiner_destroy(&one);
+    return 0;
+}
+
+/* Stage 5. Accuracy on rows the selection did not see: select and fit on
+ * the even rows, score on the odd ones, and the other way round; the mean
+ * of the two halves. */
+static void honest_accuracy(ens_pipeline_t *p)
+{
+    const ens_data_t *d = p->pool;
+    size_t n = d->nrows, half[2] = {(n + 1) / 2, n / 2};
+    size_t *rows = ens_xcalloc(n + 1, sizeof(size_t));
+    double sum[3] = {0}, acc[3];
+    int halves = 0;
+    for (int h = 0; h < 2 && half[0] > 0 && half[1] > 0; h++) {
+        size_t a = 0, b = 0;
+        for (size_t r = 0; r < n; r++) {
+            if ((r & 1) == (size_t)h)
+                rows[a++] = r;
+            else
+                rows[half[h] + b++] = r;
+        }
+        ens_data_t *train = ens_data_rows(d, rows, a);
+        ens_data_t *test = ens_data_rows(d, rows + half[h], b);
+        if (score_half(p, train, test, acc) == 0) {
+            for (int i = 0; i < 3; i++)
+                sum[i] += acc[i];
+            halves++;
+        }
+        ens_data_destroy(&train);
+        ens_data_destroy(&test);
+    }
+    free(rows);
+    p->acc_combiner = halves ? sum[0] / halves : NAN;
+    p->acc_vote = halves ? sum[1] / halves : NAN;
+    p->acc_single = halves ? sum[2] / halves : NAN;
+}
+
+/* Stage 6. Fano's lower bound on the error of any combiner of the set
+ * (plug-in information less two standard errors), and the Gaussian-copula
+ * floor of the pool and of the set. */
+static void bounds(ens_pipeline_t *p)
+{
+    p->fano = p->floor_pool = p->floor_set = p->rho_pool = NAN;
+    if (p->sel.n > 0 && ens_fano_bound(p->pool, p->sel.models, p->sel.n, 2.0, &p->fano) < 0)
+        p->fano = NAN;
+    ens_copula_t *c = ens_copula_fit(p->pool, NULL, p->pool->nmodels);
+    if (!c)
+        return;
+    double L = (double)(p->pool->nlabels > 2 ? p->pool->nlabels : 2);
+    ens_copula_summary_t sum;
+    ens_copula_summary(c, NULL, c->n, &sum);
+    p->rho_pool = sum.mean;
+    p->floor_pool = ens_copula_floor_fit(c, NULL, c->n, L);
+    /* Fit positions equal pool columns: the fit covers every model in order. */
+    p->floor_set = p->sel.n > 1 ? ens_copula_floor_fit(c, p->sel.models, p->sel.n, L) : NAN;
+    ens_copula_destroy(&c);
+}
+
+int ens_pipeline_run(const ens_pipeline_in_t *in, const ens_pipeline_opts_t *o,
+                     ens_pipeline_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    ens_pipeline_t *p = ens_xcalloc(1, sizeof(*p));
+    p->in = *in;
+    p->o = *o;
+    p->budget = o->select.budget;
+    make_pool(p);
+    if (p->pool->nmodels == 0) {
+        snprintf(err, errlen,
+                 "no model in the pool (%zu models, none with %zu rows that answered within "
+                 "select.retire_after)",
+                 in->snap->nmodels, o->min_rows);
+        ens_pipeline_destroy(&p);
+        return ENS_EEMPTY;
+    }
+    if (p->o.select.budget > p->pool->nmodels)
+        p->o.select.budget = p->pool->nmodels;
+    ens_selection_t fresh;
+    int rc = ens_select(p->pool, &p->o.select, &fresh, err, errlen);
+    if (rc < 0) {
+        ens_pipeline_destroy(&p);
+        return rc;
+    }
+    hysteresis(p, &fresh);
+    p->comb = ens_combiner_fit_best(p->pool, p->sel.models, p->sel.n);
+    p->acc_in_sample = ens_combiner_train_accuracy(p->comb);
+    honest_accuracy(p);
+    bounds(p);
+    ens__pipeline_fill_body(p);
+    *out = p;
+    return 0;
+}
+
+const ens_body_t *ens_pipeline_body(const ens_pipeline_t *p)
+{
+    return &p->body;
+}
+
+void ens_pipeline_destroy(ens_pipeline_t **pp)
+{
+    ens_pipeline_t *p = *pp;
+    if (!p)
+        return;
+    ens__pipeline_free_body(p);
+    ens_combiner_destroy(&p->comb);
+    ens_data_destroy(&p->pool);
+    free(p->coverage);
+    free(p->excluded);
+    free(p);
+    *pp = NULL;
+}
