@@ -16,7 +16,7 @@ python3-msgpack and python3-xxhash.
 As a program it replays a wide CSV (item,label,<model>...) as the fleet: the
 cells are what each model would answer, so the loop runs on real data:
 
-    examples/router.py --csv ../shared/data/winogrande_routerbench_11llm.csv \\
+    examples/router.py --csv tests/data/winogrande_routerbench_11llm.csv \\
         --ingest tcp://127.0.0.1:5557 --publish tcp://127.0.0.1:5558
 """
 import argparse

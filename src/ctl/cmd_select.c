@@ -14,6 +14,7 @@ static const char usage[] =
     "          [--estimator heldout|plugin|miller-madow] [--min-gain-bits G]\n"
     "          [--cost-budget C] [--no-prune] [--splits N] [--test-frac F] [--seed S]\n"
     "          [--json]\n"
+    "       ensemblectl select --csv FILE --body [--config FILE] [--task T]\n"
     "Selects an ensemble of at most K models on all rows with each strategy and\n"
     "prints its models with the cumulative information per step; then scores each\n"
     "strategy held out: over N random splits (default 20) it selects and fits on\n"
@@ -22,10 +23,17 @@ static const char usage[] =
     "--strategy all (default) runs greedy-mi, top-k, random, caruana, exhaustive\n"
     "(when the pool is small enough) and greedy-cost (when --cost-budget is given).\n"
     "The greedy keeps the prefix of its picks whose combiner predicts best held out\n"
-    "on the rows given; --no-prune keeps every pick (the paper's algorithm).\n";
+    "on the rows given; --no-prune keeps every pick (the paper's algorithm).\n"
+    "--body prints, as JSON, the body ensembled would publish for task T (default\n"
+    "\"default\") after `replay --label-lag 0` of the CSV, under the daemon's\n"
+    "configuration FILE (default: every key at its default): the same modules run,\n"
+    "without sockets. Only ts, version and the ages in freshness differ.\n";
 
 typedef struct {
     const char *csv;
+    const char *config; /* --body: the daemon's configuration */
+    const char *task;   /* --body: the task */
+    int body;
     ens_select_opts_t sel;
     int all;
     int json;
@@ -54,6 +62,9 @@ static int parse_args(int argc, char **argv, args_t *a)
                                          {"seed", required_argument, NULL, 'S'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"no-prune", no_argument, NULL, 'P'},
+                                         {"body", no_argument, NULL, 'B'},
+                                         {"config", required_argument, NULL, 'F'},
+                                         {"task", required_argument, NULL, 'T'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     size_t seed;
@@ -107,6 +118,15 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'P':
             a->sel.prune = 0;
             break;
+        case 'B':
+            a->body = 1;
+            break;
+        case 'F':
+            a->config = optarg;
+            break;
+        case 'T':
+            a->task = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 1;
@@ -115,7 +135,7 @@ static int parse_args(int argc, char **argv, args_t *a)
             return 2;
         }
     }
-    if (!a->csv || a->sel.budget == 0 || optind != argc) {
+    if (!a->csv || (a->sel.budget == 0 && !a->body) || optind != argc) {
         fputs(usage, stderr);
         return 2;
     }
@@ -223,12 +243,14 @@ static void print_json(const ens_data_t *d, const args_t *a, const result_t *res
 
 int ctl_select(int argc, char **argv)
 {
-    args_t a = {.all = 1, .splits = 20, .test_frac = 0.5};
+    args_t a = {.all = 1, .splits = 20, .test_frac = 0.5, .task = "default"};
     ens_select_opts_default(&a.sel);
     a.sel.budget = 0;
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (a.body)
+        return ctl_select_body(a.csv, a.config, a.task);
 
     ens_data_t *d = ctl_load_csv(a.csv);
     if (!d)

@@ -48,6 +48,11 @@ int ctl_curve_option(int c, ctl_curve_keys_t *k);
  * then required): 0, or -1 with the error printed. */
 int ctl_curve_client(void *sock, const ctl_curve_keys_t *k);
 
+/* select --body (select_body.c): the body the daemon would publish for the
+ * rows of csv under the configuration file config (NULL: defaults), task
+ * `task`, printed as JSON. Returns the exit code. */
+int ctl_select_body(const char *csv, const char *config, const char *task);
+
 /* Prints "ensemblectl: <message>" on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -35,8 +35,8 @@ typedef enum {
 const char *ens_drop_name(ens_drop_t r);
 
 typedef struct {
-    uint64_t messages;                  /* messages handed in */
-    uint64_t events;                    /* events applied */
+    uint64_t messages;                   /* messages handed in */
+    uint64_t events;                     /* events applied */
     uint64_t rejected[ENS_REJECT_COUNT]; /* messages refused by the decoder */
     uint64_t dropped[ENS_DROP_COUNT];    /* messages refused for capacity */
 } ens_ingest_stats_t;

@@ -143,8 +143,7 @@ static void keep_models(slot_t *s, const ens_body_t *b)
     s->explore_extra = b->explore_extra;
 }
 
-void ens_publish_result(ens_publish_t *pub, const ens_task_t *t, const ens_pipeline_t *p,
-                        double ts)
+void ens_publish_result(ens_publish_t *pub, const ens_task_t *t, const ens_pipeline_t *p, double ts)
 {
     slot_t *s = slot(pub, t->id);
     ens_body_t b = *ens_pipeline_body(p);

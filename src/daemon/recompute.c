@@ -1,6 +1,7 @@
 /* recompute.c - selection jobs on the libuv thread pool (see recompute.h). */
 #include "recompute.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,12 +32,12 @@ struct ens_recompute_s {
 typedef struct {
     uv_work_t req;
     ens_recompute_t *owner;
-    uint32_t task;       /* its id */
-    ens_data_t *snap;    /* the window, owned, immutable while the job runs */
-    double *seen_age;    /* per snap model */
-    double *row_age;     /* per snap model, -1: no row */
-    ens_str_t *prev;     /* the published set, copied */
-    char *prev_bytes;    /* the copies' bytes */
+    uint32_t task;    /* its id */
+    ens_data_t *snap; /* the window, owned, immutable while the job runs */
+    double *seen_age; /* per snap model */
+    double *row_age;  /* per snap model, -1: no row */
+    ens_str_t *prev;  /* the published set, copied */
+    char *prev_bytes; /* the copies' bytes */
     size_t nprev;
     ens_pipeline_opts_t opts;
     double started; /* monotonic */
@@ -165,6 +166,35 @@ static void job_inputs(ens_recompute_t *rc, job_t *j, const ens_task_t *t)
     j->nprev = n;
 }
 
+static job_t *job_new(ens_recompute_t *rc, const ens_task_t *t)
+{
+    job_t *j = ens_xcalloc(1, sizeof(*j));
+    j->owner = rc;
+    j->task = t->id;
+    j->snap = ens_window_snapshot(t->window);
+    job_inputs(rc, j, t);
+    j->started = ens_mono();
+    j->req.data = j;
+    return j;
+}
+
+int ens_recompute_run_sync(ens_recompute_t *rc, ens_task_t *t, char *err, size_t errlen)
+{
+    if (ens_window_rows(t->window) == 0 || ens_window_models(t->window) == 0) {
+        snprintf(err, errlen, "task %s has no joined row", t->name);
+        return ENS_EEMPTY;
+    }
+    job_t *j = job_new(rc, t);
+    work(&j->req);
+    int result = j->rc;
+    if (result == 0)
+        rc->hooks.done(rc->hooks.ud, t, j->result);
+    else
+        snprintf(err, errlen, "%s", j->err);
+    job_free(j);
+    return result;
+}
+
 void ens_recompute_start(ens_recompute_t *rc, ens_task_t *t)
 {
     if (rc->stopping)
@@ -177,13 +207,7 @@ void ens_recompute_start(ens_recompute_t *rc, ens_task_t *t)
     sl->rows_since = 0;
     if (ens_window_rows(t->window) == 0 || ens_window_models(t->window) == 0)
         return;
-    job_t *j = ens_xcalloc(1, sizeof(*j));
-    j->owner = rc;
-    j->task = t->id;
-    j->snap = ens_window_snapshot(t->window);
-    job_inputs(rc, j, t);
-    j->started = ens_mono();
-    j->req.data = j;
+    job_t *j = job_new(rc, t);
     int err = uv_queue_work(rc->loop, &j->req, work, after_work);
     if (err < 0) {
         ENS_LOG(ERR, "task %s: cannot queue a selection: %s", t->name, uv_strerror(err));

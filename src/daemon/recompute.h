@@ -36,6 +36,11 @@ ens_recompute_t *ens_recompute_new(uv_loop_t *loop, const ens_tasks_t *tasks,
 void ens_recompute_destroy(ens_recompute_t **rp);
 void ens_recompute_set_config(ens_recompute_t *rc, const ens_config_t *conf);
 
+/* Runs a selection of t on the calling thread, with exactly the inputs a
+ * job gets, and hands the result to `done` (ensemblectl select --body).
+ * Returns 0, or a negative ENS_E* with one line in err. */
+int ens_recompute_run_sync(ens_recompute_t *rc, ens_task_t *t, char *err, size_t errlen);
+
 /* Starts a selection of t unless one runs (then it runs after). */
 void ens_recompute_start(ens_recompute_t *rc, ens_task_t *t);
 void ens_recompute_start_all(ens_recompute_t *rc);

@@ -25,14 +25,14 @@ struct ens_state_s {
     const ens_config_t *conf; /* borrowed */
     ens_tasks_t *tasks;       /* borrowed */
     ens_state_hooks_t hooks;
-    int lock_fd;         /* the flock on <dir>/lock */
-    int fd;              /* current journal, -1 when none */
-    uint64_t journal;    /* its number */
-    uint64_t seq;        /* last row sequence number written */
-    int dirty;           /* written since the last fdatasync */
-    int syncing;         /* an fdatasync is in flight */
-    int snapshotting;    /* a snapshot is in flight */
-    int force_snapshot;  /* records were dropped: snapshot as soon as possible */
+    int lock_fd;          /* the flock on <dir>/lock */
+    int fd;               /* current journal, -1 when none */
+    uint64_t journal;     /* its number */
+    uint64_t seq;         /* last row sequence number written */
+    int dirty;            /* written since the last fdatasync */
+    int syncing;          /* an fdatasync is in flight */
+    int snapshotting;     /* a snapshot is in flight */
+    int force_snapshot;   /* records were dropped: snapshot as soon as possible */
     double last_snapshot; /* monotonic time the last snapshot began */
     double last_sync;     /* monotonic time of the last fdatasync */
     uv_fs_t sync_req;

@@ -116,7 +116,8 @@ static int push(replay_t *rp, const fmap_t *m, uint8_t y, const uint8_t *x, size
 {
     uint8_t ly, lx[ENS_MAX_MODELS];
     size_t lnx;
-    if (translate(m, y, x, nx, &ly, lx, &lnx) < 0 || ens_task_restore_row(m->t, ly, lx, lnx, ts) < 0)
+    if (translate(m, y, x, nx, &ly, lx, &lnx) < 0 ||
+        ens_task_restore_row(m->t, ly, lx, lnx, ts) < 0)
         return -1;
     (*rp->rows)++;
     return 0;
@@ -178,7 +179,8 @@ static void replay_image(replay_t *rp, ens_jreader_t *rd, const char *path)
     ens_state_stats_t *st = &rp->s->st;
     st->corrupt_records += rd->st.corrupt + rp->dropped;
     if (rd->st.corrupt || rp->dropped)
-        ENS_LOG(ERR, "state: %s: skipped %llu damaged regions (%llu bytes) and %llu unusable records",
+        ENS_LOG(ERR,
+                "state: %s: skipped %llu damaged regions (%llu bytes) and %llu unusable records",
                 path, (unsigned long long)rd->st.corrupt, (unsigned long long)rd->st.skipped,
                 (unsigned long long)rp->dropped);
     rp->dropped = 0;

@@ -179,8 +179,8 @@ int ens_task_label(ens_task_t *t, const char *name, size_t len)
     return id;
 }
 
-void ens_task_predictions(ens_task_t *t, const void *key, size_t klen,
-                          const ens_join_pred_t *preds, size_t n, double mono)
+void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens_join_pred_t *preds,
+                          size_t n, double mono)
 {
     for (size_t i = 0; i < n; i++)
         t->last_seen[preds[i].model] = mono;

@@ -79,8 +79,8 @@ int ens_task_label(ens_task_t *t, const char *name, size_t len);
  * for the query key[0..klen). The join runs on the monotonic clock (mono),
  * so a step of the wall clock never expires every pending query at once;
  * ts is the row's wall time. */
-void ens_task_predictions(ens_task_t *t, const void *key, size_t klen,
-                          const ens_join_pred_t *preds, size_t n, double mono);
+void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens_join_pred_t *preds,
+                          size_t n, double mono);
 void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, double mono, double ts);
 void ens_task_sampled_out(ens_task_t *t);
 

@@ -82,7 +82,8 @@ static double compare_sets(const ens_pipeline_t *p, const ens_selection_t *old,
 static int pool_index(const ens_data_t *pool, ens_str_t s)
 {
     for (size_t m = 0; m < pool->nmodels; m++)
-        if (strlen(pool->model_names[m]) == s.len && memcmp(pool->model_names[m], s.ptr, s.len) == 0)
+        if (strlen(pool->model_names[m]) == s.len &&
+            memcmp(pool->model_names[m], s.ptr, s.len) == 0)
             return (int)m;
     return -1;
 }

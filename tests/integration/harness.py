@@ -7,7 +7,7 @@ publish, REQ control) and stops it with SIGTERM, asserting a clean exit.
 Environment (set by tests/CMakeLists.txt):
   ENSEMBLED     the daemon binary
   ENSEMBLECTL   the ensemblectl binary
-  ENS_DATA_DIR  the shared real-data directory (../shared/data)
+  ENS_DATA_DIR  the real-data directory (tests/data)
 """
 import os
 import sys
@@ -49,7 +49,7 @@ def _default_bin(name):
 
 ENSEMBLED = os.environ.get("ENSEMBLED", _default_bin("ensembled"))
 ENSEMBLECTL = os.environ.get("ENSEMBLECTL", _default_bin("ensemblectl"))
-DATA_DIR = os.environ.get("ENS_DATA_DIR", os.path.join(REPO, "..", "shared", "data"))
+DATA_DIR = os.environ.get("ENS_DATA_DIR", os.path.join(REPO, "tests", "data"))
 
 ZCTX = zmq.Context.instance()
 _LIVE = set()  # daemons still running, killed at exit whatever happens

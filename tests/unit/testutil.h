@@ -18,7 +18,7 @@
 #include "ensembled/data.h"
 
 #ifndef ENS_DATA_DIR
-#error "ENS_DATA_DIR must point at the shared data directory"
+#error "ENS_DATA_DIR must point at the real data directory (tests/data)"
 #endif
 
 /* |a - b| <= tol for doubles (cmocka 1.1.5 has no assert_double_equal).
@@ -128,7 +128,7 @@ static inline double tu_brute_plugin(const ens_data_t *d, const size_t *t, size_
 }
 
 #ifdef ENS_DATA_DIR
-/* Loads ENS_DATA_DIR/name, a real data set beside the repository; fails the
+/* Loads ENS_DATA_DIR/name, a real data set of tests/data; fails the
  * test with the parser's message if it cannot. Needs <cmocka.h> included
  * before. */
 static inline ens_data_t *tu_load_real(const char *name)
