@@ -112,10 +112,10 @@ int ens_proto_prewalk(const char *buf, size_t len, size_t max_depth);
  * query (an unsigned integer when query_is_uint, else a string), then for a
  * prediction with one answer model and label, with several a predictions
  * map (model -> label), and for a label event its label; ts and cost last,
- * each only when >= 0. An empty answer label is written as nil (an
- * abstention, as "?" is). A batch is an array of such maps: the caller
- * opens and closes it. Nothing is validated: an event the decoder would
- * refuse is written as given. Strings are borrowed. */
+ * each only when >= 0. Labels are strings ("?": an abstention). A batch is
+ * an array of such maps: the caller opens and closes it. Nothing is
+ * validated: an event the decoder would refuse (an empty name, say) is
+ * written as given, so the daemon counts it. Strings are borrowed. */
 void ens_event_encode(ens_mpw_t *w, const ens_event_t *e);
 
 #endif

@@ -484,14 +484,6 @@ const ens_event_t *ens_decoded_event(const ens_decoded_t *m, size_t i)
 
 /* ---- encoding --------------------------------------------------------- */
 
-static void encode_label(ens_mpw_t *w, ens_str_t label)
-{
-    if (label.len == 0)
-        ens_mpw_nil(w);
-    else
-        ens_mpw_str(w, label.ptr, label.len);
-}
-
 void ens_event_encode(ens_mpw_t *w, const ens_event_t *e)
 {
     int pred = e->kind == ENS_EVENT_PREDICTION;
@@ -507,19 +499,19 @@ void ens_event_encode(ens_mpw_t *w, const ens_event_t *e)
         ens_mpw_str(w, e->query_str.ptr, e->query_str.len);
     if (!pred) {
         ens_mpw_cstr(w, "label");
-        encode_label(w, e->label);
+        ens_mpw_str(w, e->label.ptr, e->label.len);
     } else if (e->npreds == 1) {
         /* One answer: the shorter form `ensemblectl send` has always used. */
         ens_mpw_cstr(w, "model");
         ens_mpw_str(w, e->preds[0].model.ptr, e->preds[0].model.len);
         ens_mpw_cstr(w, "label");
-        encode_label(w, e->preds[0].label);
+        ens_mpw_str(w, e->preds[0].label.ptr, e->preds[0].label.len);
     } else {
         ens_mpw_cstr(w, "predictions");
         ens_mpw_map_begin(w);
         for (size_t i = 0; i < e->npreds; i++) {
             ens_mpw_str(w, e->preds[i].model.ptr, e->preds[i].model.len);
-            encode_label(w, e->preds[i].label);
+            ens_mpw_str(w, e->preds[i].label.ptr, e->preds[i].label.len);
         }
         ens_mpw_map_end(w);
     }
