@@ -1,12 +1,10 @@
 /* control.c - see control.h. */
 #include "control.h"
 
-#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ensembled/data.h"
-#include "ensembled/protocol.h"
+#include "ensembled/ctlmsg.h"
 #include "ensembled/xalloc.h"
 #include "log.h"
 #include "zsock.h"
@@ -16,112 +14,57 @@ struct ens_control_s {
     ens_control_hooks_t hooks;
 };
 
-static void reply_error(ens_mpw_t *w, const char *msg)
-{
-    ens_mpw_map_begin(w);
-    ens_mpw_cstr(w, "ok");
-    ens_mpw_bool(w, 0);
-    ens_mpw_cstr(w, "error");
-    ens_mpw_cstr(w, msg);
-    ens_mpw_map_end(w);
-}
-
-static void reply_begin(ens_mpw_t *w)
-{
-    ens_mpw_map_begin(w);
-    ens_mpw_cstr(w, "ok");
-    ens_mpw_bool(w, 1);
-}
-
-/* The string value of key in map m: 0 and *out, 1 when absent, -1 when not
- * a string of at most max bytes. */
-static int get_str(const msgpack_object *m, const char *key, size_t max, ens_str_t *out)
-{
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object_kv *kv = &m->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != strlen(key) ||
-            memcmp(kv->key.via.str.ptr, key, strlen(key)) != 0)
-            continue;
-        if (kv->val.type != MSGPACK_OBJECT_STR || kv->val.via.str.size > max)
-            return -1;
-        out->ptr = kv->val.via.str.ptr;
-        out->len = kv->val.via.str.size;
-        return 0;
-    }
-    return 1;
-}
-
-static int is(ens_str_t s, const char *lit)
-{
-    return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
-}
-
-static void cmd_ensemble(ens_control_t *c, ens_str_t task, ens_mpw_t *w)
+static void cmd_ensemble(ens_control_t *c, const ens_ctl_request_t *req, ens_mpw_t *w)
 {
     const char *body = NULL;
     size_t size = 0;
-    int rc = c->hooks.ensemble(c->hooks.ud, task.ptr, task.len, &body, &size);
+    int rc = c->hooks.ensemble(c->hooks.ud, req->task, req->task_len, &body, &size);
     if (rc < 0) {
-        reply_error(w, rc == -1 ? "unknown task" : "no ensemble published yet for this task");
+        ens_ctl_reply_error(
+            w, ens_ctl_err_text(rc == -1 ? ENS_CTL_ERR_UNKNOWN_TASK : ENS_CTL_ERR_NO_ENSEMBLE));
         return;
     }
-    reply_begin(w);
+    ens_ctl_reply_begin(w);
     ens_mpw_cstr(w, "ensemble");
     ens_mpw_raw(w, body, size);
     ens_mpw_map_end(w);
 }
 
-static void cmd_recompute(ens_control_t *c, const ens_str_t *task, ens_mpw_t *w)
+static void cmd_recompute(ens_control_t *c, const ens_ctl_request_t *req, ens_mpw_t *w)
 {
-    int n = c->hooks.recompute(c->hooks.ud, task ? task->ptr : NULL, task ? task->len : 0);
+    const char *task = req->has_task ? req->task : NULL;
+    int n = c->hooks.recompute(c->hooks.ud, task, req->task_len);
     if (n < 0) {
-        reply_error(w, "unknown task");
+        ens_ctl_reply_error(w, ens_ctl_err_text(ENS_CTL_ERR_UNKNOWN_TASK));
         return;
     }
-    reply_begin(w);
+    ens_ctl_reply_begin(w);
     ens_mpw_cstr(w, "tasks");
     ens_mpw_uint(w, (uint64_t)n);
     ens_mpw_map_end(w);
 }
 
-static void dispatch(ens_control_t *c, const msgpack_object *req, ens_mpw_t *w)
-{
-    static const ens_str_t fallback = {"default", 7};
-    ens_str_t cmd, task = fallback;
-    if (req->type != MSGPACK_OBJECT_MAP || get_str(req, "cmd", 31, &cmd) != 0) {
-        reply_error(w, "request must be a map with a string \"cmd\"");
-        return;
-    }
-    int has_task = get_str(req, "task", ENS_MAX_NAME, &task);
-    if (has_task < 0) {
-        reply_error(w, "\"task\" must be a string of at most 256 bytes");
-        return;
-    }
-    if (is(cmd, "status")) {
-        reply_begin(w);
-        c->hooks.status(c->hooks.ud, w);
-        ens_mpw_map_end(w);
-    } else if (is(cmd, "ensemble")) {
-        cmd_ensemble(c, task, w);
-    } else if (is(cmd, "recompute")) {
-        cmd_recompute(c, has_task == 0 ? &task : NULL, w);
-    } else {
-        reply_error(w, "unknown command (status, ensemble, recompute)");
-    }
-}
-
 void ens_control_handle(ens_control_t *c, const char *buf, size_t len, ens_mpw_t *w)
 {
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 2048);
-    msgpack_object req;
-    size_t off = 0;
-    if (len > 65536 || ens_proto_prewalk(buf, len, 4) < 0 ||
-        msgpack_unpack(buf, len, &off, &zone, &req) != MSGPACK_UNPACK_SUCCESS)
-        reply_error(w, "request is not a valid MessagePack object of at most 64 KiB");
-    else
-        dispatch(c, &req, w);
-    msgpack_zone_destroy(&zone);
+    ens_ctl_request_t req;
+    char err[256];
+    if (ens_ctl_request_decode(buf, len, &req, NULL, err, sizeof(err)) < 0) {
+        ens_ctl_reply_error(w, err);
+        return;
+    }
+    switch (req.cmd) {
+    case ENS_CTL_STATUS:
+        ens_ctl_reply_begin(w);
+        c->hooks.status(c->hooks.ud, w);
+        ens_mpw_map_end(w);
+        break;
+    case ENS_CTL_ENSEMBLE:
+        cmd_ensemble(c, &req, w);
+        break;
+    default:
+        cmd_recompute(c, &req, w);
+        break;
+    }
 }
 
 static void on_request(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
