@@ -62,6 +62,21 @@ void ens_pipeline_destroy(ens_pipeline_t **pp);
  * and 0). Borrowed: valid while the result and in->snap live. */
 const ens_body_t *ens_pipeline_body(const ens_pipeline_t *p);
 
+/* Stage 6 on its own, for `ensemblectl floor`: over the models of pool
+ * (their copula fitted on every row), Fano's lower bound on the error of any
+ * combiner of set[0..k) (plug-in information less fano_z standard errors;
+ * the pipeline uses 2), the copula error floor of the pool and of the set
+ * (NaN for one model), and the pool's mean latent correlation. NaN where a
+ * figure cannot be computed. */
+typedef struct {
+    double fano;       /* bounds.fano_error_lower */
+    double floor_pool; /* bounds.copula_error_floor */
+    double floor_set;  /* bounds.copula_error_floor_ensemble */
+    double rho_pool;   /* bounds.latent_correlation_mean */
+} ens_bounds_t;
+void ens_pipeline_bounds(const ens_data_t *pool, const size_t *set, size_t k, double fano_z,
+                         ens_bounds_t *out);
+
 /* The exploration rule routers apply (docs/protocol.md). */
 #define ENS_EXPLORE_RULE                                                                           \
     "xxh3_64(task + 0x00 + key, seed 1) < rate * 2^64; key: 's' + query bytes, or 'u' + the "      \

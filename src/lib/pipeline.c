@@ -204,24 +204,24 @@ static void honest_accuracy(ens_pipeline_t *p)
     p->acc_single = halves ? sum[2] / halves : NAN;
 }
 
-/* Stage 6. Fano's lower bound on the error of any combiner of the set
- * (plug-in information less two standard errors), and the Gaussian-copula
- * floor of the pool and of the set. */
-static void bounds(ens_pipeline_t *p)
+/* Stage 6. Fano's lower bound on the error of any combiner of the set, and
+ * the Gaussian-copula floor of the pool and of the set (docs/theory.md). */
+void ens_pipeline_bounds(const ens_data_t *pool, const size_t *set, size_t k, double fano_z,
+                         ens_bounds_t *out)
 {
-    p->fano = p->floor_pool = p->floor_set = p->rho_pool = NAN;
-    if (p->sel.n > 0 && ens_fano_bound(p->pool, p->sel.models, p->sel.n, 2.0, &p->fano) < 0)
-        p->fano = NAN;
-    ens_copula_t *c = ens_copula_fit(p->pool, NULL, p->pool->nmodels);
+    out->fano = out->floor_pool = out->floor_set = out->rho_pool = NAN;
+    if (k > 0 && ens_fano_bound(pool, set, k, fano_z, &out->fano) < 0)
+        out->fano = NAN;
+    ens_copula_t *c = ens_copula_fit(pool, NULL, pool->nmodels);
     if (!c)
         return;
-    double L = (double)(p->pool->nlabels > 2 ? p->pool->nlabels : 2);
+    double L = (double)(pool->nlabels > 2 ? pool->nlabels : 2);
     ens_copula_summary_t sum;
     ens_copula_summary(c, NULL, c->n, &sum);
-    p->rho_pool = sum.mean;
-    p->floor_pool = ens_copula_floor_fit(c, NULL, c->n, L);
+    out->rho_pool = sum.mean;
+    out->floor_pool = ens_copula_floor_fit(c, NULL, c->n, L);
     /* Fit positions equal pool columns: the fit covers every model in order. */
-    p->floor_set = p->sel.n > 1 ? ens_copula_floor_fit(c, p->sel.models, p->sel.n, L) : NAN;
+    out->floor_set = k > 1 ? ens_copula_floor_fit(c, set, k, L) : NAN;
     ens_copula_destroy(&c);
 }
 
@@ -254,7 +254,7 @@ int ens_pipeline_run(const ens_pipeline_in_t *in, const ens_pipeline_opts_t *o,
     p->comb = ens_combiner_fit_best(p->pool, p->sel.models, p->sel.n);
     p->acc_in_sample = ens_combiner_train_accuracy(p->comb);
     honest_accuracy(p);
-    bounds(p);
+    ens_pipeline_bounds(p->pool, p->sel.models, p->sel.n, 2.0, &p->bounds);
     ens__pipeline_fill_body(p);
     *out = p;
     return 0;

@@ -119,10 +119,10 @@ void ens__pipeline_fill_body(ens_pipeline_t *p)
     b->acc_vote = p->acc_vote;
     b->acc_single = p->acc_single;
     b->acc_in_sample = p->acc_in_sample;
-    b->fano_error_lower = p->fano;
-    b->copula_error_floor = p->floor_pool;
-    b->copula_error_floor_ensemble = p->floor_set;
-    b->latent_correlation_mean = p->rho_pool;
+    b->fano_error_lower = p->bounds.fano;
+    b->copula_error_floor = p->bounds.floor_pool;
+    b->copula_error_floor_ensemble = p->bounds.floor_set;
+    b->latent_correlation_mean = p->bounds.rho_pool;
     fill_window(p);
     b->replaced = p->replaced;
     b->reason = p->reason;

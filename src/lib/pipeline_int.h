@@ -18,7 +18,7 @@ struct ens_pipeline_s {
     int replaced;          /* it differs from the published one */
     ens_combiner_t *comb;  /* fitted on the pool over sel */
     double acc_combiner, acc_vote, acc_single, acc_in_sample;
-    double fano, floor_pool, floor_set, rho_pool;
+    ens_bounds_t bounds;
     ens_body_t body;     /* its arrays are owned here, its names borrowed
                           * from pool and snap */
     int16_t *table_keys; /* the decision table's key cells */
