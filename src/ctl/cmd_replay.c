@@ -15,12 +15,12 @@ static const char usage[] =
     "                          [--rate EVENTS_PER_S] [--label-lag ROWS] [--batch N]\n"
     "                          [--server-key FILE --client-key FILE]\n"
     "Sends, for each row, one prediction event holding every model's answer\n"
-    "(a 'predictions' map; empty cells are left out, '?' is sent as '?'), and\n"
-    "the row's label event after the predictions of ROWS more rows (default\n"
-    "100; 0 sends it right after). --rate paces events (default: as fast as\n"
-    "the daemon takes them); --batch N packs N events per message. Queries are\n"
-    "row-<n>, n the row's number in the file. Default endpoint\n"
-    "tcp://127.0.0.1:5557, task default.\n";
+    "(a 'predictions' map, or model and label when one model answered; empty\n"
+    "cells are left out, '?' is sent as '?'), and the row's label event after\n"
+    "the predictions of ROWS more rows (default 100; 0 sends it right after).\n"
+    "--rate paces events (default: as fast as the daemon takes them); --batch N\n"
+    "packs N events per message. Queries are row-<n>, n the row's number in the\n"
+    "file. Default endpoint tcp://127.0.0.1:5557, task default.\n";
 
 typedef struct {
     void *sock;

@@ -54,7 +54,7 @@ typedef struct {
 /* n zeroed bytes that live as long as the body. */
 static void *arena_alloc(dec_t *c, size_t n)
 {
-    const size_t align = sizeof(max_align_t);
+    const size_t align = _Alignof(max_align_t);
     n = (n + align - 1) / align * align;
     chunk_t *ch = c->b->arena_;
     if (!ch || ch->cap - ch->used < n) {
