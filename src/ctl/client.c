@@ -1,5 +1,5 @@
-/* client.c - ensemblectl's daemon commands: status and send, and the
- * MessagePack-to-JSON printer that status and watch share. */
+/* client.c - ensemblectl's control commands (status, ensemble, recompute)
+ * and the MessagePack-to-JSON printer that they and watch share. */
 #include <getopt.h>
 #include <math.h>
 #include <msgpack.h>
@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "ensembled/ctlmsg.h"
 #include "ensembled/protocol.h"
 
 void ctl_json_object(FILE *f, const msgpack_object *o)
@@ -74,23 +75,28 @@ int ctl_unpack(const void *buf, size_t len, msgpack_zone *zone, msgpack_object *
     return msgpack_unpack(buf, len, &off, zone, out) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
 }
 
-const msgpack_object *ctl_map_get(const msgpack_object *m, const char *key)
+/* Prints the reply as JSON: the exit code, 0 when it says ok. */
+static int print_reply(const char *endpoint, zmq_msg_t *reply)
 {
-    if (m->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
-            return &m->via.map.ptr[i].val;
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_object o;
+    char err[512];
+    int rc =
+        ens_ctl_reply_check(zmq_msg_data(reply), zmq_msg_size(reply), &zone, &o, err, sizeof(err));
+    if (rc < 0) {
+        ctl_error("%s: %s", endpoint, err);
+    } else {
+        ctl_json_object(stdout, &o);
+        fputc('\n', stdout);
     }
-    return NULL;
+    msgpack_zone_destroy(&zone);
+    return rc == 0 ? 0 : 1;
 }
 
 /* Sends one request to the control socket and prints the reply as JSON.
  * Returns the exit code: 0 when the reply says ok. */
-static int request(const char *endpoint, const char *cmd, const char *task, int timeout_ms,
+static int request(const char *endpoint, ens_ctl_cmd_t cmd, const char *task, int timeout_ms,
                    const ctl_curve_keys_t *keys)
 {
     void *ctx = zmq_ctx_new();
@@ -98,42 +104,22 @@ static int request(const char *endpoint, const char *cmd, const char *task, int 
     int linger = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, task ? 2 : 1);
-    msgpack_pack_str_with_body(&pk, "cmd", 3);
-    msgpack_pack_str_with_body(&pk, cmd, strlen(cmd));
-    if (task) {
-        msgpack_pack_str_with_body(&pk, "task", 4);
-        msgpack_pack_str_with_body(&pk, task, strlen(task));
-    }
+    ens_mpw_t w;
+    ens_mpw_init(&w);
+    ens_ctl_request_encode(&w, cmd, task);
     int rc = 1;
     zmq_msg_t reply;
     zmq_msg_init(&reply);
-    if (ctl_curve_client(s, keys) < 0) {
+    if (ctl_curve_client(s, keys) < 0)
         rc = 2;
-    } else if (zmq_connect(s, endpoint) < 0 || zmq_send(s, sb.data, sb.size, 0) < 0) {
+    else if (zmq_connect(s, endpoint) < 0 || zmq_send(s, w.data, w.size, 0) < 0)
         ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
-    } else if (zmq_msg_recv(&reply, s, 0) < 0) {
+    else if (zmq_msg_recv(&reply, s, 0) < 0)
         ctl_error("%s: no reply within %d ms (is ensembled running?)", endpoint, timeout_ms);
-    } else {
-        msgpack_zone zone;
-        msgpack_zone_init(&zone, 4096);
-        msgpack_object o;
-        if (ctl_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply), &zone, &o) < 0) {
-            ctl_error("%s: malformed reply", endpoint);
-        } else {
-            ctl_json_object(stdout, &o);
-            fputc('\n', stdout);
-            const msgpack_object *ok = ctl_map_get(&o, "ok");
-            rc = ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean ? 0 : 1;
-        }
-        msgpack_zone_destroy(&zone);
-    }
+    else
+        rc = print_reply(endpoint, &reply);
     zmq_msg_close(&reply);
-    msgpack_sbuffer_destroy(&sb);
+    ens_mpw_free(&w);
     zmq_close(s);
     zmq_ctx_term(ctx);
     return rc;
@@ -181,5 +167,10 @@ int ctl_control(int argc, char **argv)
         fputs(control_usage, stderr);
         return 2;
     }
-    return request(endpoint, argv[0], task, (int)timeout, &keys);
+    ens_ctl_cmd_t cmd;
+    if (ens_ctl_cmd_parse(argv[0], strlen(argv[0]), &cmd) < 0) {
+        fputs(control_usage, stderr);
+        return 2;
+    }
+    return request(endpoint, cmd, task, (int)timeout, &keys);
 }

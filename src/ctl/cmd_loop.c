@@ -16,7 +16,6 @@
  */
 #include <getopt.h>
 #include <math.h>
-#include <msgpack.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "ensembled/protocol.h"
 #include "ensembled/rng.h"
 #include "ensembled/xalloc.h"
 #include "loop.h"
@@ -71,11 +71,6 @@ static int explores(const char *task, uint64_t query, double rate)
     return (double)XXH3_64bits_withSeed(buf, n, 1) < rate * 18446744073709551616.0;
 }
 
-static void pack_str(msgpack_packer *pk, const char *str)
-{
-    msgpack_pack_str_with_body(pk, str, strlen(str));
-}
-
 static const char *label_name(size_t l, char *buf, size_t len)
 {
     if (l < 26)
@@ -98,11 +93,11 @@ typedef struct {
     size_t label_delay;
 } router_t;
 
-/* Draws query s->q's answers (loop_fleet.c), picks the models to ask, and
- * packs the prediction event (if an asked model answered) into pk. Returns
- * the events packed (0 or 1). */
-static int draw_query(ctl_loop_sim_t *s, const router_t *r, ens_rng_t *rng, uint64_t qid,
-                      uint8_t *y, double *factor, msgpack_packer *pk, uint8_t *ans)
+/* Draws query s->q's answers (loop_fleet.c) and picks the models to ask:
+ * ans[m] is the answer of model m, or UINT8_MAX when it was not asked or
+ * did not answer. Returns the number of answers. */
+static size_t draw_query(ctl_loop_sim_t *s, const router_t *r, ens_rng_t *rng, uint64_t qid,
+                         uint8_t *y, double *factor, uint8_t *ans)
 {
     size_t q = s->q;
     ctl_loop_draw_answers(s, rng, y, factor, ans);
@@ -127,57 +122,9 @@ static int draw_query(ctl_loop_sim_t *s, const router_t *r, ens_rng_t *rng, uint
         s->rep_explore += (size_t)explore;
     }
     s->rep_q++;
-    if (nans == 0)
-        return 0;
-    msgpack_pack_map(pk, 4);
-    pack_str(pk, "kind");
-    pack_str(pk, "prediction");
-    pack_str(pk, "task");
-    pack_str(pk, r->task);
-    pack_str(pk, "query");
-    msgpack_pack_uint64(pk, qid);
-    pack_str(pk, "predictions");
-    msgpack_pack_map(pk, (uint32_t)nans);
-    char lb[16];
-    for (size_t m = 0; m < s->nmodels; m++) {
-        if (ans[m] == UINT8_MAX)
-            continue;
-        pack_str(pk, s->models[m].name);
-        pack_str(pk, label_name(ans[m], lb, sizeof(lb)));
-    }
-    return 1;
+    return nans;
 }
 
-static void pack_label(msgpack_packer *pk, const char *task, const pending_t *p)
-{
-    char lb[16];
-    msgpack_pack_map(pk, 4);
-    pack_str(pk, "kind");
-    pack_str(pk, "label");
-    pack_str(pk, "task");
-    pack_str(pk, task);
-    pack_str(pk, "query");
-    msgpack_pack_uint64(pk, p->query);
-    pack_str(pk, "label");
-    pack_str(pk, label_name(p->y, lb, sizeof(lb)));
-}
-
-/* Sends the events packed in body (n of them) as one message. */
-static int send_events(void *push, msgpack_sbuffer *body, size_t n)
-{
-    if (n == 0)
-        return 0;
-    msgpack_sbuffer msg;
-    msgpack_sbuffer_init(&msg);
-    msgpack_packer hp;
-    msgpack_packer_init(&hp, &msg, msgpack_sbuffer_write);
-    msgpack_pack_array(&hp, n);
-    msgpack_sbuffer_write(&msg, body->data, body->size);
-    int rc = zmq_send(push, msg.data, msg.size, 0) < 0 ? -1 : 0;
-    msgpack_sbuffer_destroy(&msg);
-    msgpack_sbuffer_clear(body);
-    return rc;
-}
 static double now_s(void)
 {
     struct timespec t;
@@ -355,9 +302,58 @@ typedef struct {
     pending_t *ring; /* the last label_delay + 1 queries, by query */
     double *factor;
     uint8_t *ans;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    ens_pred_t *preds;               /* one per model */
+    char labels[ENS_MAX_LABELS][24]; /* the name of each class */
+    ens_mpw_t w;                     /* the events of one message */
 } run_t;
+
+static ens_str_t str_of(const char *s)
+{
+    ens_str_t r = {s, strlen(s)};
+    return r;
+}
+
+/* The prediction event of query qid: the answers in u->ans. */
+static void pack_prediction(run_t *u, const ctl_loop_sim_t *s, const char *task, uint64_t qid)
+{
+    ens_event_t e = {.kind = ENS_EVENT_PREDICTION,
+                     .task = str_of(task),
+                     .query_is_uint = 1,
+                     .query_uint = qid,
+                     .preds = u->preds,
+                     .ts = -1,
+                     .cost = -1};
+    for (size_t m = 0; m < s->nmodels; m++) {
+        if (u->ans[m] == UINT8_MAX)
+            continue;
+        u->preds[e.npreds].model = str_of(s->models[m].name);
+        u->preds[e.npreds++].label = str_of(u->labels[u->ans[m]]);
+    }
+    ens_event_encode(&u->w, &e);
+}
+
+static void pack_label(run_t *u, const char *task, const pending_t *p)
+{
+    ens_event_t e = {.kind = ENS_EVENT_LABEL,
+                     .task = str_of(task),
+                     .query_is_uint = 1,
+                     .query_uint = p->query,
+                     .label = str_of(u->labels[p->y]),
+                     .ts = -1,
+                     .cost = -1};
+    ens_event_encode(&u->w, &e);
+}
+
+/* Sends the n events of the open batch as one message (none: nothing is
+ * sent) and starts the next. */
+static int send_events(run_t *u, size_t n)
+{
+    ens_mpw_array_end(&u->w);
+    int rc = n > 0 && zmq_send(u->push, u->w.data, u->w.size, 0) < 0 ? -1 : 0;
+    ens_mpw_reset(&u->w);
+    ens_mpw_array_begin(&u->w);
+    return rc;
+}
 
 /* Creates and connects the sockets: the exit code (0, 1, or 2 for bad keys). */
 static int open_sockets(const opts_t *o, run_t *u)
@@ -410,19 +406,21 @@ static int run_queries(ctl_loop_sim_t *s, const opts_t *o, run_t *u)
         ctl_loop_apply_changes(s);
         uint64_t qid = (uint64_t)s->q + 1;
         pending_t *slot = &u->ring[s->q % (delay + 1)];
-        size_t n = (size_t)draw_query(s, &o->r, &u->rng, qid, &slot->y, u->factor, &u->pk, u->ans);
+        size_t n = draw_query(s, &o->r, &u->rng, qid, &slot->y, u->factor, u->ans) > 0;
+        if (n)
+            pack_prediction(u, s, o->r.task, qid);
         slot->query = qid;
         slot->sent = n > 0;
         if (s->q >= delay) {
             /* The label of the query label_delay before this one. */
             pending_t *old = &u->ring[(s->q - delay) % (delay + 1)];
             if (old->sent) {
-                pack_label(&u->pk, o->r.task, old);
+                pack_label(u, o->r.task, old);
                 n++;
                 s->labels++;
             }
         }
-        if (send_events(u->push, &u->sb, n) < 0) {
+        if (send_events(u, n) < 0) {
             ctl_error("%s: %s", o->ingest, zmq_strerror(zmq_errno()));
             return 1;
         }
@@ -447,9 +445,9 @@ static int finish(ctl_loop_sim_t *s, const opts_t *o, run_t *u)
         pending_t *p = &u->ring[i % (delay + 1)];
         if (!p->sent)
             continue;
-        pack_label(&u->pk, o->r.task, p);
+        pack_label(u, o->r.task, p);
         s->labels++;
-        if (send_events(u->push, &u->sb, 1) < 0)
+        if (send_events(u, 1) < 0)
             rc = 1;
     }
     if (rc != 0)
@@ -493,13 +491,17 @@ int ctl_simulate_loop(int argc, char **argv)
     u.ring = ens_xcalloc(o.r.label_delay + 1, sizeof(pending_t));
     u.factor = ens_xcalloc(s.nfam + 1, sizeof(double));
     u.ans = ens_xcalloc(s.nmodels + 1, 1);
-    msgpack_sbuffer_init(&u.sb);
-    msgpack_packer_init(&u.pk, &u.sb, msgpack_sbuffer_write);
+    u.preds = ens_xcalloc(s.nmodels + 1, sizeof(ens_pred_t));
+    for (size_t l = 0; l < ENS_MAX_LABELS; l++)
+        label_name(l, u.labels[l], sizeof(u.labels[l]));
+    ens_mpw_init(&u.w);
+    ens_mpw_array_begin(&u.w);
     if (rc == 0)
         rc = run_queries(&s, &o, &u);
     if (rc == 0)
         rc = finish(&s, &o, &u);
-    msgpack_sbuffer_destroy(&u.sb);
+    ens_mpw_free(&u.w);
+    free(u.preds);
     ctl_loop_free_ensemble(&s);
     free(u.ring);
     free(u.factor);

@@ -1,117 +1,112 @@
 /* cmd_replay.c - ensemblectl replay: stream a wide CSV into ensembled as
  * prediction and label events, labels delayed behind their predictions. */
 #include <getopt.h>
-#include <msgpack.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
 #include "ctl.h"
+#include "ensembled/protocol.h"
+#include "ensembled/xalloc.h"
 
 static const char usage[] =
     "usage: ensemblectl replay --csv FILE [--ingest ENDPOINT] [--task T]\n"
     "                          [--rate EVENTS_PER_S] [--label-lag ROWS] [--batch N]\n"
     "                          [--server-key FILE --client-key FILE]\n"
     "Sends, for each row, one prediction event holding every model's answer\n"
-    "(a 'predictions' map; empty cells are left out, '?' is sent as '?'), and\n"
-    "the row's label event after the predictions of ROWS more rows (default\n"
-    "100; 0 sends it right after). --rate paces events (default: as fast as\n"
-    "the daemon takes them); --batch N packs N events per message. Queries are\n"
-    "row-<n>, n the row's number in the file. Default endpoint\n"
-    "tcp://127.0.0.1:5557, task default.\n";
+    "(a 'predictions' map, or model and label when one model answered; empty\n"
+    "cells are left out, '?' is sent as '?'), and the row's label event after\n"
+    "the predictions of ROWS more rows (default 100; 0 sends it right after).\n"
+    "--rate paces events (default: as fast as the daemon takes them); --batch N\n"
+    "packs N events per message. Queries are row-<n>, n the row's number in the\n"
+    "file. Default endpoint tcp://127.0.0.1:5557, task default.\n";
 
 typedef struct {
     void *sock;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    size_t batch;   /* events per message */
-    size_t pending; /* events packed, not sent */
-    size_t sent;    /* events sent */
-    double rate;    /* events per second, 0: unpaced */
+    ens_mpw_t w;      /* the message being built */
+    ens_pred_t *pred; /* one per model of the file */
+    size_t batch;     /* events per message */
+    size_t pending;   /* events written, not sent */
+    size_t sent;      /* events sent */
+    double rate;      /* events per second, 0: unpaced */
     struct timespec t0;
     const char *task;
 } out_t;
 
-static void pack_str(msgpack_packer *pk, const char *s)
+/* Sleeps until sent / rate seconds have passed since the start. */
+static void pace(const out_t *o)
 {
-    msgpack_pack_str_with_body(pk, s, strlen(s));
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double due = (double)o->sent / o->rate,
+           el = (double)(now.tv_sec - o->t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - o->t0.tv_nsec);
+    if (due > el) {
+        struct timespec ts = {(time_t)(due - el),
+                              (long)((due - el - (double)(time_t)(due - el)) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
 }
 
-/* Sends the packed events as one message (an array when batching). */
+/* Sends the events written as one message (an array when batching). */
 static int flush(out_t *o)
 {
     if (o->pending == 0)
         return 0;
-    msgpack_sbuffer msg;
-    msgpack_sbuffer_init(&msg);
-    if (o->batch > 1) {
-        msgpack_packer hp;
-        msgpack_packer_init(&hp, &msg, msgpack_sbuffer_write);
-        msgpack_pack_array(&hp, o->pending);
-    }
-    msgpack_sbuffer_write(&msg, o->sb.data, o->sb.size);
-    int rc = zmq_send(o->sock, msg.data, msg.size, 0) < 0 ? -1 : 0;
-    msgpack_sbuffer_destroy(&msg);
-    msgpack_sbuffer_clear(&o->sb);
+    if (o->batch > 1)
+        ens_mpw_array_end(&o->w);
+    int rc = zmq_send(o->sock, o->w.data, o->w.size, 0) < 0 ? -1 : 0;
+    ens_mpw_reset(&o->w);
     o->sent += o->pending;
     o->pending = 0;
-    if (o->rate > 0) {
-        /* Sleep until sent / rate seconds have passed since the start. */
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double due = (double)o->sent / o->rate, el = (double)(now.tv_sec - o->t0.tv_sec) +
-                                                     1e-9 * (double)(now.tv_nsec - o->t0.tv_nsec);
-        if (due > el) {
-            struct timespec ts = {(time_t)(due - el),
-                                  (long)((due - el - (double)(time_t)(due - el)) * 1e9)};
-            nanosleep(&ts, NULL);
-        }
-    }
+    if (o->rate > 0)
+        pace(o);
     return rc;
 }
 
-static int event_done(out_t *o)
+/* Writes one event into the message, and sends the message when it holds
+ * batch events. */
+static int put_event(out_t *o, const ens_event_t *e)
 {
+    if (o->pending == 0 && o->batch > 1)
+        ens_mpw_array_begin(&o->w);
+    ens_event_encode(&o->w, e);
     return ++o->pending >= o->batch ? flush(o) : 0;
 }
 
-static void pack_head(out_t *o, const char *kind, const char *query, size_t nfields)
+static ens_str_t str_of(const char *s)
 {
-    msgpack_pack_map(&o->pk, nfields);
-    pack_str(&o->pk, "kind");
-    pack_str(&o->pk, kind);
-    pack_str(&o->pk, "task");
-    pack_str(&o->pk, o->task);
-    pack_str(&o->pk, "query");
-    pack_str(&o->pk, query);
+    ens_str_t r = {s, strlen(s)};
+    return r;
 }
 
 static int send_prediction(out_t *o, const ens_data_t *d, size_t r, const char *query)
 {
-    size_t n = 0;
-    for (size_t j = 0; j < d->nmodels; j++)
-        n += ens_data_col(d, j)[r] != ENS_SYM_MISSING;
-    if (n == 0)
-        return 0;
-    pack_head(o, "prediction", query, 4);
-    pack_str(&o->pk, "predictions");
-    msgpack_pack_map(&o->pk, n);
+    ens_event_t e = {.kind = ENS_EVENT_PREDICTION,
+                     .task = str_of(o->task),
+                     .query_str = str_of(query),
+                     .preds = o->pred,
+                     .ts = -1,
+                     .cost = -1};
     for (size_t j = 0; j < d->nmodels; j++) {
         uint8_t x = ens_data_col(d, j)[r];
         if (x == ENS_SYM_MISSING)
             continue;
-        pack_str(&o->pk, d->model_names[j]);
-        pack_str(&o->pk, x == ENS_SYM_ABSTAIN ? "?" : d->label_names[x]);
+        o->pred[e.npreds].model = str_of(d->model_names[j]);
+        o->pred[e.npreds++].label = str_of(x == ENS_SYM_ABSTAIN ? "?" : d->label_names[x]);
     }
-    return event_done(o);
+    return e.npreds ? put_event(o, &e) : 0;
 }
 
 static int send_label(out_t *o, const ens_data_t *d, size_t r, const char *query)
 {
-    pack_head(o, "label", query, 4);
-    pack_str(&o->pk, "label");
-    pack_str(&o->pk, d->label_names[d->y[r]]);
-    return event_done(o);
+    ens_event_t e = {.kind = ENS_EVENT_LABEL,
+                     .task = str_of(o->task),
+                     .query_str = str_of(query),
+                     .label = str_of(d->label_names[d->y[r]]),
+                     .ts = -1,
+                     .cost = -1};
+    return put_event(o, &e);
 }
 
 /* The item column is not kept by the CSV loader: queries are row numbers
@@ -121,7 +116,15 @@ static void query_of(size_t r, char *buf, size_t len)
     snprintf(buf, len, "row-%zu", r + 1);
 }
 
-int ctl_replay(int argc, char **argv)
+typedef struct {
+    const char *csv, *endpoint;
+    ctl_curve_keys_t keys;
+    size_t lag;
+} args_t;
+
+/* Parses argv into a and o: 0, 1 when --help was printed, or 2 (usage or
+ * an error printed). */
+static int parse_args(int argc, char **argv, args_t *a, out_t *o)
 {
     static const struct option opts[] = {{"csv", required_argument, NULL, 'c'},
                                          {"ingest", required_argument, NULL, 'i'},
@@ -132,78 +135,79 @@ int ctl_replay(int argc, char **argv)
                                          CTL_CURVE_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *csv = NULL, *endpoint = "tcp://127.0.0.1:5557";
-    ctl_curve_keys_t keys = {NULL, NULL};
-    out_t o = {.batch = 1, .task = "default"};
-    size_t lag = 100;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            csv = optarg;
-            break;
-        case 'i':
-            endpoint = optarg;
-            break;
-        case 't':
-            o.task = optarg;
-            break;
-        case 'r':
-            if (ctl_parse_double("--rate", optarg, 0, 1e9, &o.rate) < 0)
-                return 2;
-            break;
-        case 'l':
-            if (ctl_parse_size("--label-lag", optarg, 0, 100000000, &lag) < 0)
-                return 2;
-            break;
-        case 'b':
-            if (ctl_parse_size("--batch", optarg, 1, 10000, &o.batch) < 0)
-                return 2;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            if (ctl_curve_option(c, &keys))
-                break;
-            fputs(usage, stderr);
-            return 2;
+    int c, rc = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'c')
+            a->csv = optarg;
+        else if (c == 'i')
+            a->endpoint = optarg;
+        else if (c == 't')
+            o->task = optarg;
+        else if (c == 'r')
+            rc = ctl_parse_double("--rate", optarg, 0, 1e9, &o->rate) < 0 ? 2 : 0;
+        else if (c == 'l')
+            rc = ctl_parse_size("--label-lag", optarg, 0, 100000000, &a->lag) < 0 ? 2 : 0;
+        else if (c == 'b')
+            rc = ctl_parse_size("--batch", optarg, 1, 10000, &o->batch) < 0 ? 2 : 0;
+        else if (c == 'h')
+            rc = 1;
+        else if (!ctl_curve_option(c, &a->keys))
+            rc = 3;
+    }
+    if (rc == 0 && (!a->csv || optind != argc))
+        rc = 3;
+    /* 3: the usage on stderr. */
+    if (rc == 1 || rc == 3)
+        fputs(usage, rc == 1 ? stdout : stderr);
+    return rc == 3 ? 2 : rc;
+}
+
+/* Every row's prediction, and its label lag rows later: 0, or -1 on a
+ * socket error. */
+static int replay_rows(out_t *o, const ens_data_t *d, size_t lag)
+{
+    char q[64];
+    int rc = 0;
+    for (size_t r = 0; rc == 0 && r < d->nrows + lag; r++) {
+        if (r < d->nrows) {
+            query_of(r, q, sizeof(q));
+            rc = send_prediction(o, d, r, q);
+        }
+        if (rc == 0 && r >= lag && r - lag < d->nrows) {
+            query_of(r - lag, q, sizeof(q));
+            rc = send_label(o, d, r - lag, q);
         }
     }
-    if (!csv || optind != argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    ens_data_t *d = ctl_load_csv(csv);
+    return rc == 0 ? flush(o) : rc;
+}
+
+int ctl_replay(int argc, char **argv)
+{
+    args_t a = {.endpoint = "tcp://127.0.0.1:5557", .lag = 100};
+    out_t o = {.batch = 1, .task = "default"};
+    int rc = parse_args(argc, argv, &a, &o);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    ens_data_t *d = ctl_load_csv(a.csv);
     if (!d)
         return 1;
     void *ctx = zmq_ctx_new();
     o.sock = zmq_socket(ctx, ZMQ_PUSH);
-    msgpack_sbuffer_init(&o.sb);
-    msgpack_packer_init(&o.pk, &o.sb, msgpack_sbuffer_write);
+    ens_mpw_init(&o.w);
+    o.pred = ens_xcalloc(d->nmodels + 1, sizeof(ens_pred_t));
     clock_gettime(CLOCK_MONOTONIC, &o.t0);
-    int rc = ctl_curve_client(o.sock, &keys) < 0 ? -2 : 0;
+    rc = ctl_curve_client(o.sock, &a.keys) < 0 ? -2 : 0;
     if (rc == 0)
-        rc = zmq_connect(o.sock, endpoint);
-    char q[64];
-    for (size_t r = 0; rc == 0 && r < d->nrows + lag; r++) {
-        if (r < d->nrows) {
-            query_of(r, q, sizeof(q));
-            rc = send_prediction(&o, d, r, q);
-        }
-        if (rc == 0 && r >= lag && r - lag < d->nrows) {
-            query_of(r - lag, q, sizeof(q));
-            rc = send_label(&o, d, r - lag, q);
-        }
-    }
+        rc = zmq_connect(o.sock, a.endpoint);
     if (rc == 0)
-        rc = flush(&o);
+        rc = replay_rows(&o, d, a.lag);
     if (rc == -1)
-        ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
-    else
+        ctl_error("%s: %s", a.endpoint, zmq_strerror(zmq_errno()));
+    else if (rc == 0)
         fprintf(stderr, "ensemblectl: replayed %zu rows (%zu events) to %s\n", d->nrows, o.sent,
-                endpoint);
-    msgpack_sbuffer_destroy(&o.sb);
+                a.endpoint);
+    ens_mpw_free(&o.w);
+    free(o.pred);
     /* Default linger: closing waits until every queued message is out. */
     zmq_close(o.sock);
     zmq_ctx_term(ctx);

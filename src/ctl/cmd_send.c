@@ -1,10 +1,10 @@
 /* cmd_send.c - ensemblectl send: one event, from the command line. */
 #include <getopt.h>
-#include <msgpack.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "ctl.h"
+#include "ensembled/protocol.h"
 
 static const char usage[] =
     "usage: ensemblectl send --kind prediction|label --query Q [--task T]\n"
@@ -21,49 +21,87 @@ typedef struct {
     double ts, cost;
 } event_t;
 
-static void pack_str(msgpack_packer *pk, const char *s)
+static ens_str_t str_of(const char *s)
 {
-    msgpack_pack_str_with_body(pk, s, strlen(s));
+    ens_str_t r = {s, s ? strlen(s) : 0};
+    return r;
 }
 
-static int pack_event(const event_t *e, msgpack_sbuffer *sb)
+/* The event of the options, written to w: 0, or -1 (a bad --query, printed). */
+static int pack_event(const event_t *o, ens_mpw_t *w)
 {
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    int pred = strcmp(e->kind, "prediction") == 0;
-    size_t n = 4 + (pred ? 1 : 0) + (e->ts >= 0) + (e->cost >= 0);
-    msgpack_pack_map(&pk, n);
-    pack_str(&pk, "kind");
-    pack_str(&pk, e->kind);
-    pack_str(&pk, "task");
-    pack_str(&pk, e->task);
-    pack_str(&pk, "query");
-    if (e->uint_query) {
-        size_t q;
-        if (ctl_parse_size("--query", e->query, 0, SIZE_MAX, &q) < 0)
-            return -1;
-        msgpack_pack_uint64(&pk, q);
+    ens_pred_t pred = {str_of(o->model), str_of(o->label)};
+    ens_event_t e = {.task = str_of(o->task), .ts = o->ts, .cost = o->cost};
+    if (strcmp(o->kind, "prediction") == 0) {
+        e.kind = ENS_EVENT_PREDICTION;
+        e.preds = &pred;
+        e.npreds = 1;
     } else {
-        pack_str(&pk, e->query);
+        e.kind = ENS_EVENT_LABEL;
+        e.label = pred.label;
     }
-    if (pred) {
-        pack_str(&pk, "model");
-        pack_str(&pk, e->model);
+    if (o->uint_query) {
+        size_t q;
+        if (ctl_parse_size("--query", o->query, 0, SIZE_MAX, &q) < 0)
+            return -1;
+        e.query_is_uint = 1;
+        e.query_uint = q;
+    } else {
+        e.query_str = str_of(o->query);
     }
-    pack_str(&pk, "label");
-    pack_str(&pk, e->label);
-    if (e->ts >= 0) {
-        pack_str(&pk, "ts");
-        msgpack_pack_double(&pk, e->ts);
-    }
-    if (e->cost >= 0) {
-        pack_str(&pk, "cost");
-        msgpack_pack_double(&pk, e->cost);
-    }
+    ens_event_encode(w, &e);
     return 0;
 }
 
-int ctl_send(int argc, char **argv)
+typedef struct {
+    event_t e;
+    const char *endpoint;
+    ctl_curve_keys_t keys;
+} args_t;
+
+/* One option of the command into a: 0, 1 when --help was printed, or 2
+ * (usage or an error printed). */
+static int take_option(int c, args_t *a)
+{
+    switch (c) {
+    case 'k':
+        a->e.kind = optarg;
+        return 0;
+    case 'q':
+        a->e.query = optarg;
+        return 0;
+    case 't':
+        a->e.task = optarg;
+        return 0;
+    case 'm':
+        a->e.model = optarg;
+        return 0;
+    case 'l':
+        a->e.label = optarg;
+        return 0;
+    case 'u':
+        a->e.uint_query = 1;
+        return 0;
+    case 's':
+        return ctl_parse_double("--ts", optarg, 0, 1e12, &a->e.ts) < 0 ? 2 : 0;
+    case 'c':
+        return ctl_parse_double("--cost", optarg, 0, 1e12, &a->e.cost) < 0 ? 2 : 0;
+    case 'i':
+        a->endpoint = optarg;
+        return 0;
+    case 'h':
+        fputs(usage, stdout);
+        return 1;
+    default:
+        if (ctl_curve_option(c, &a->keys))
+            return 0;
+        fputs(usage, stderr);
+        return 2;
+    }
+}
+
+/* Parses argv into a: 0, 1 when --help was printed, or 2. */
+static int parse_args(int argc, char **argv, args_t *a)
 {
     static const struct option opts[] = {
         {"kind", required_argument, NULL, 'k'},   {"query", required_argument, NULL, 'q'},
@@ -72,72 +110,41 @@ int ctl_send(int argc, char **argv)
         {"ts", required_argument, NULL, 's'},     {"cost", required_argument, NULL, 'c'},
         {"ingest", required_argument, NULL, 'i'}, CTL_CURVE_OPTIONS,
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    event_t e = {.task = "default", .ts = -1, .cost = -1};
-    const char *endpoint = "tcp://127.0.0.1:5557";
-    ctl_curve_keys_t keys = {NULL, NULL};
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'k':
-            e.kind = optarg;
-            break;
-        case 'q':
-            e.query = optarg;
-            break;
-        case 't':
-            e.task = optarg;
-            break;
-        case 'm':
-            e.model = optarg;
-            break;
-        case 'l':
-            e.label = optarg;
-            break;
-        case 'u':
-            e.uint_query = 1;
-            break;
-        case 's':
-            if (ctl_parse_double("--ts", optarg, 0, 1e12, &e.ts) < 0)
-                return 2;
-            break;
-        case 'c':
-            if (ctl_parse_double("--cost", optarg, 0, 1e12, &e.cost) < 0)
-                return 2;
-            break;
-        case 'i':
-            endpoint = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            if (ctl_curve_option(c, &keys))
-                break;
-            fputs(usage, stderr);
-            return 2;
-        }
-    }
-    int pred = e.kind && strcmp(e.kind, "prediction") == 0;
-    if (!e.kind || (!pred && strcmp(e.kind, "label") != 0) || !e.query || !e.label ||
-        (pred && !e.model) || optind != argc) {
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        if ((rc = take_option(c, a)) != 0)
+            return rc;
+    const event_t *e = &a->e;
+    int pred = e->kind && strcmp(e->kind, "prediction") == 0;
+    if (!e->kind || (!pred && strcmp(e->kind, "label") != 0) || !e->query || !e->label ||
+        (pred && !e->model) || optind != argc) {
         fputs(usage, stderr);
         return 2;
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    int rc = pack_event(&e, &sb) < 0 ? 2 : 0;
+    return 0;
+}
+
+int ctl_send(int argc, char **argv)
+{
+    args_t a = {.e = {.task = "default", .ts = -1, .cost = -1}, .endpoint = "tcp://127.0.0.1:5557"};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    ens_mpw_t w;
+    ens_mpw_init(&w);
+    rc = pack_event(&a.e, &w) < 0 ? 2 : 0;
     void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_PUSH);
     int linger = 5000, timeout = 5000;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof(timeout));
-    if (rc == 0 && ctl_curve_client(s, &keys) < 0)
+    if (rc == 0 && ctl_curve_client(s, &a.keys) < 0)
         rc = 2;
-    if (rc == 0 && (zmq_connect(s, endpoint) < 0 || zmq_send(s, sb.data, sb.size, 0) < 0)) {
-        ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
+    if (rc == 0 && (zmq_connect(s, a.endpoint) < 0 || zmq_send(s, w.data, w.size, 0) < 0)) {
+        ctl_error("%s: %s", a.endpoint, zmq_strerror(zmq_errno()));
         rc = 1;
     }
     zmq_close(s);
     zmq_ctx_term(ctx);
-    msgpack_sbuffer_destroy(&sb);
+    ens_mpw_free(&w);
     return rc;
 }

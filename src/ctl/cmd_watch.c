@@ -1,4 +1,5 @@
 /* cmd_watch.c - ensemblectl watch: a live view of published ensembles. */
+#include <errno.h>
 #include <getopt.h>
 #include <msgpack.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "ensembled/body.h"
 
 static const char usage[] =
     "usage: ensemblectl watch [--publish ENDPOINT] [--task T] [--count N]\n"
@@ -15,137 +17,146 @@ static const char usage[] =
     "subscriber gets the latest ensemble of every task at once. --count stops\n"
     "after N publications, --timeout after MS milliseconds without one.\n";
 
-static double num(const msgpack_object *o)
+/* A figure as the line shows it: -1 when unknown (nil). */
+static double fig(double v)
 {
-    if (!o)
-        return -1;
-    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
-        return o->via.f64;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return (double)o->via.u64;
-    return -1;
+    return v == v ? v : -1;
 }
 
-static void print_str(const msgpack_object *o)
+static void print_str(ens_str_t s)
 {
-    if (o && o->type == MSGPACK_OBJECT_STR)
-        printf("%.*s", (int)o->via.str.size, o->via.str.ptr);
-    else
-        printf("?");
+    printf("%.*s", (int)s.len, s.ptr);
 }
 
 /* One line: time, task, version, models, accuracies, reason. */
-static void print_line(const msgpack_object *b)
+static void print_line(const ens_body_t *b)
 {
     time_t now = time(NULL);
     char when[16];
     strftime(when, sizeof(when), "%H:%M:%S", localtime(&now));
     printf("%s  ", when);
-    print_str(ctl_map_get(b, "task"));
-    printf(" v%.0f  ", num(ctl_map_get(b, "version")));
-    const msgpack_object *models = ctl_map_get(b, "models");
-    for (uint32_t i = 0;
-         models && models->type == MSGPACK_OBJECT_ARRAY && i < models->via.array.size; i++) {
+    print_str(b->task);
+    printf(" v%.0f  ", (double)b->version);
+    for (size_t i = 0; i < b->nmodels; i++) {
         printf("%s", i ? ", " : "");
-        print_str(&models->via.array.ptr[i]);
+        print_str(b->models[i]);
     }
-    const msgpack_object *acc = ctl_map_get(b, "accuracy");
-    const msgpack_object *comb = ctl_map_get(b, "combiner");
-    printf("  [");
-    print_str(comb ? ctl_map_get(comb, "kind") : NULL);
-    printf("] accuracy %.4f (vote %.4f, best single %.4f)  rows %.0f",
-           num(acc ? ctl_map_get(acc, "combiner") : NULL),
-           num(acc ? ctl_map_get(acc, "majority_vote") : NULL),
-           num(acc ? ctl_map_get(acc, "best_single") : NULL), num(ctl_map_get(b, "window_rows")));
-    const msgpack_object *bounds = ctl_map_get(b, "bounds");
-    if (bounds)
-        printf("  floor %.4f  fano %.4f", num(ctl_map_get(bounds, "copula_error_floor")),
-               num(ctl_map_get(bounds, "fano_error_lower")));
-    printf("  (");
-    print_str(ctl_map_get(b, "reason"));
-    printf(")\n");
+    printf("  [%s] accuracy %.4f (vote %.4f, best single %.4f)  rows %.0f", ens_comb_name(b->comb),
+           fig(b->acc_combiner), fig(b->acc_vote), fig(b->acc_single), (double)b->window_rows);
+    printf("  floor %.4f  fano %.4f", fig(b->copula_error_floor), fig(b->fano_error_lower));
+    printf("  (%s)\n", ens_reason_name(b->reason));
 }
 
-int ctl_watch(int argc, char **argv)
+/* Prints one publication body: the line, or (json) the whole body. */
+static void print_body(const char *buf, size_t len, int json)
+{
+    char err[256];
+    if (json) {
+        msgpack_zone zone;
+        msgpack_zone_init(&zone, 8192);
+        msgpack_object o;
+        if (ctl_unpack(buf, len, &zone, &o) < 0) {
+            ctl_error("malformed publication");
+        } else {
+            ctl_json_object(stdout, &o);
+            fputc('\n', stdout);
+        }
+        msgpack_zone_destroy(&zone);
+    } else {
+        ens_body_t *b = NULL;
+        if (ens_body_decode(buf, len, &b, err, sizeof(err)) < 0)
+            ctl_error("malformed publication: %s", err);
+        else
+            print_line(b);
+        ens_body_destroy(&b);
+    }
+    fflush(stdout);
+}
+
+typedef struct {
+    const char *endpoint, *task;
+    ctl_curve_keys_t keys;
+    size_t count, timeout;
+    int json;
+} args_t;
+
+/* Parses argv into a: 0, 1 when --help was printed, or 2 (usage or an
+ * error printed). */
+static int parse_args(int argc, char **argv, args_t *a)
 {
     static const struct option opts[] = {
         {"publish", required_argument, NULL, 'p'}, {"task", required_argument, NULL, 't'},
         {"count", required_argument, NULL, 'n'},   {"timeout", required_argument, NULL, 'T'},
         {"json", no_argument, NULL, 'j'},          CTL_CURVE_OPTIONS,
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    const char *endpoint = "tcp://127.0.0.1:5558", *task = NULL;
-    ctl_curve_keys_t keys = {NULL, NULL};
-    size_t count = 0, timeout = 0;
-    int json = 0, c;
+    int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            endpoint = optarg;
-            break;
-        case 't':
-            task = optarg;
-            break;
-        case 'n':
-            if (ctl_parse_size("--count", optarg, 1, SIZE_MAX, &count) < 0)
+        if (c == 'p') {
+            a->endpoint = optarg;
+        } else if (c == 't') {
+            a->task = optarg;
+        } else if (c == 'n') {
+            if (ctl_parse_size("--count", optarg, 1, SIZE_MAX, &a->count) < 0)
                 return 2;
-            break;
-        case 'T':
-            if (ctl_parse_size("--timeout", optarg, 1, 86400000, &timeout) < 0)
+        } else if (c == 'T') {
+            if (ctl_parse_size("--timeout", optarg, 1, 86400000, &a->timeout) < 0)
                 return 2;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
+        } else if (c == 'j') {
+            a->json = 1;
+        } else if (c == 'h') {
             fputs(usage, stdout);
-            return 0;
-        default:
-            if (ctl_curve_option(c, &keys))
-                break;
+            return 1;
+        } else if (!ctl_curve_option(c, &a->keys)) {
             fputs(usage, stderr);
             return 2;
         }
     }
-    char topic[512];
-    snprintf(topic, sizeof(topic), "ensemble.%s", task ? task : "");
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_SUB);
-    int linger = 0, to = timeout ? (int)timeout : -1;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &to, sizeof(to));
-    zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
+    return 0;
+}
+
+/* Receives and prints publications until count are seen (0: forever) or
+ * one does not come within the timeout: the exit code. */
+static int watch(void *s, const args_t *a)
+{
     int rc = 0;
-    if (ctl_curve_client(s, &keys) < 0) {
-        rc = 2;
-    } else if (zmq_connect(s, endpoint) < 0) {
-        ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
-        rc = 1;
-    }
-    for (size_t seen = 0; rc == 0 && (count == 0 || seen < count); seen++) {
+    for (size_t seen = 0; rc == 0 && (a->count == 0 || seen < a->count); seen++) {
         zmq_msg_t t, body;
         zmq_msg_init(&t);
         zmq_msg_init(&body);
         if (zmq_msg_recv(&t, s, 0) < 0 || !zmq_msg_more(&t) || zmq_msg_recv(&body, s, 0) < 0) {
             if (zmq_errno() == EAGAIN)
-                ctl_error("no publication within %zu ms", timeout);
+                ctl_error("no publication within %zu ms", a->timeout);
             rc = 1;
         } else {
-            msgpack_zone zone;
-            msgpack_zone_init(&zone, 8192);
-            msgpack_object o;
-            if (ctl_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &zone, &o) < 0) {
-                ctl_error("malformed publication");
-            } else if (json) {
-                ctl_json_object(stdout, &o);
-                fputc('\n', stdout);
-            } else {
-                print_line(&o);
-            }
-            fflush(stdout);
-            msgpack_zone_destroy(&zone);
+            print_body(zmq_msg_data(&body), zmq_msg_size(&body), a->json);
         }
         zmq_msg_close(&t);
         zmq_msg_close(&body);
+    }
+    return rc;
+}
+
+int ctl_watch(int argc, char **argv)
+{
+    args_t a = {.endpoint = "tcp://127.0.0.1:5558"};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    char topic[512];
+    snprintf(topic, sizeof(topic), "ensemble.%s", a.task ? a.task : "");
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_SUB);
+    int linger = 0, to = a.timeout ? (int)a.timeout : -1;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &to, sizeof(to));
+    zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
+    if (ctl_curve_client(s, &a.keys) < 0) {
+        rc = 2;
+    } else if (zmq_connect(s, a.endpoint) < 0) {
+        ctl_error("%s: %s", a.endpoint, zmq_strerror(zmq_errno()));
+        rc = 1;
+    } else {
+        rc = watch(s, &a);
     }
     zmq_close(s);
     zmq_ctx_term(ctx);

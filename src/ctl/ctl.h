@@ -73,11 +73,10 @@ int ctl_parse_double(const char *opt, const char *s, double lo, double hi, doubl
 void ctl_json_string(FILE *f, const char *s);
 
 /* MessagePack helpers (client.c): print as JSON; unpack after the
- * header pre-walk; look a key up in a map (NULL if absent). */
+ * header pre-walk. */
 struct msgpack_object;
 struct msgpack_zone;
 void ctl_json_object(FILE *f, const struct msgpack_object *o);
 int ctl_unpack(const void *buf, size_t len, struct msgpack_zone *zone, struct msgpack_object *out);
-const struct msgpack_object *ctl_map_get(const struct msgpack_object *m, const char *key);
 
 #endif

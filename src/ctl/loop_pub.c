@@ -3,52 +3,45 @@
  * routers follow, the published exploration rate and pool, and what each
  * scheduled change has come to (picked, left, retired) as of that body.
  *
- * A body whose version is not newer than the last one taken (the last value
- * cache resending it) is ignored.
+ * Bodies are decoded (and validated) by ens_body_decode; one that does not
+ * decode is reported and ignored, as is one whose version is not newer than
+ * the last one taken (the last value cache resending it).
  */
 #include <errno.h>
-#include <math.h>
-#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "ctl.h"
+#include "ensembled/body.h"
 #include "ensembled/xalloc.h"
 #include "loop.h"
 
-static int str_eq(const msgpack_object *o, const char *s)
+static int str_is(ens_str_t a, const char *s)
 {
-    size_t n = strlen(s);
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-           memcmp(o->via.str.ptr, s, n) == 0;
+    return a.len == strlen(s) && memcmp(a.ptr, s, a.len) == 0;
 }
 
-static int model_of(const ctl_loop_sim_t *s, const msgpack_object *o)
+static int model_of(const ctl_loop_sim_t *s, ens_str_t name)
 {
-    if (!o || o->type != MSGPACK_OBJECT_STR)
-        return -1;
     for (size_t m = 0; m < s->nmodels; m++)
-        if (str_eq(o, s->models[m].name))
+        if (str_is(name, s->models[m].name))
             return (int)m;
     return -1;
 }
 
-static double num(const msgpack_object *o)
+/* Whether the body says the model of a --silence is retired. */
+static int retired(const ens_body_t *b, const char *model)
 {
-    if (!o)
-        return NAN;
-    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
-        return o->via.f64;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return (double)o->via.u64;
-    return NAN;
+    for (size_t m = 0; m < b->nwindow; m++)
+        if (str_is(b->window[m].model, model))
+            return b->window[m].excluded == ENS_EXCL_RETIRED;
+    return 0;
 }
 
 /* What the outcome of each change is, seen at this publication. */
-static void track_changes(ctl_loop_sim_t *s, const msgpack_object *body)
+static void track_changes(ctl_loop_sim_t *s, const ens_body_t *b)
 {
-    const msgpack_object *excl = ctl_map_get(body, "excluded");
     for (size_t c = 0; c < s->nch; c++) {
         ctl_loop_change_t *ch = &s->ch[c];
         if (s->sent <= ch->query)
@@ -67,9 +60,7 @@ static void track_changes(ctl_loop_sim_t *s, const msgpack_object *body)
             ch->left_q = s->sent;
             ch->left_version = (size_t)s->version;
         }
-        const msgpack_object *why = excl ? ctl_map_get(excl, ch->model) : NULL;
-        if (why && why->type == MSGPACK_OBJECT_STR && why->via.str.size >= 7 &&
-            memcmp(why->via.str.ptr, "retired", 7) == 0 && ch->retired_q == SIZE_MAX) {
+        if (retired(b, ch->model) && ch->retired_q == SIZE_MAX) {
             ch->retired_q = s->sent;
             ch->retired_version = (size_t)s->version;
         }
@@ -85,37 +76,34 @@ void ctl_loop_free_ensemble(ctl_loop_sim_t *s)
     s->ens_n = 0;
 }
 
-/* Whether the set of names in models differs from the current ensemble's
- * (a replacement), counted from the second publication on. */
-static int replaces(const ctl_loop_sim_t *s, const msgpack_object *models)
+/* Whether the set of names in b's models differs from the current
+ * ensemble's (a replacement), counted from the second publication on. */
+static int replaces(const ctl_loop_sim_t *s, const ens_body_t *b)
 {
-    int same = s->publications > 1 && s->ens_n == models->via.array.size;
-    for (uint32_t i = 0; same && i < models->via.array.size; i++) {
+    int same = s->publications > 1 && s->ens_n == b->nmodels;
+    for (size_t i = 0; same && i < b->nmodels; i++) {
         int found = 0;
         for (size_t k = 0; k < s->ens_n && !found; k++)
-            found = str_eq(&models->via.array.ptr[i], s->ens_names[k]);
+            found = str_is(b->models[i], s->ens_names[k]);
         same = found;
     }
     return s->publications > 1 && !same;
 }
 
-/* Takes the published ensemble (an array) as the current one. */
-static void take_ensemble(ctl_loop_sim_t *s, const msgpack_object *models)
+/* Takes the published ensemble as the current one. */
+static void take_ensemble(ctl_loop_sim_t *s, const ens_body_t *b)
 {
     ctl_loop_free_ensemble(s);
-    s->ens_n = models->via.array.size;
+    s->ens_n = b->nmodels;
     s->ens_names = ens_xcalloc(s->ens_n + 1, sizeof(char *));
     for (size_t m = 0; m < s->nmodels; m++)
         s->models[m].in_ens = s->models[m].in_explore = 0;
     for (size_t f = 0; f < s->nfam; f++)
         s->fam[f].in_ensemble = 0;
     s->ens_size = 0;
-    for (uint32_t i = 0; i < models->via.array.size; i++) {
-        const msgpack_object *o = &models->via.array.ptr[i];
-        s->ens_names[i] = o->type == MSGPACK_OBJECT_STR
-                              ? ens_xstrndup(o->via.str.ptr, o->via.str.size)
-                              : ens_xstrndup("?", 1);
-        int m = model_of(s, o);
+    for (size_t i = 0; i < b->nmodels; i++) {
+        s->ens_names[i] = ens_xstrndup(b->models[i].ptr, b->models[i].len);
+        int m = model_of(s, b->models[i]);
         if (m >= 0 && !s->models[m].in_ens) {
             s->models[m].in_ens = 1;
             s->ens_size++;
@@ -128,35 +116,27 @@ static void take_ensemble(ctl_loop_sim_t *s, const msgpack_object *models)
 }
 
 /* Takes a publication body: the ensemble, the exploration rate and pool. */
-static void take_body(ctl_loop_sim_t *s, const msgpack_object *body)
+static void take_body(ctl_loop_sim_t *s, const ens_body_t *b)
 {
-    const msgpack_object *models = ctl_map_get(body, "models");
-    const msgpack_object *explore = ctl_map_get(body, "explore");
-    const msgpack_object *pool = explore ? ctl_map_get(explore, "models") : NULL;
-    double version = num(ctl_map_get(body, "version"));
-    if (!models || models->type != MSGPACK_OBJECT_ARRAY || !(version >= 0))
-        return;
-    if (s->have_ens && (uint64_t)version <= s->version)
+    if (s->have_ens && b->version <= s->version)
         return; /* the last value cache's resend of a body already seen */
     s->have_ens = 1;
-    s->version = (uint64_t)version;
+    s->version = b->version;
     s->publications++;
     if (s->publications == 1)
         s->first_pub_q = s->sent;
-    double rate = explore ? num(ctl_map_get(explore, "rate")) : 0;
+    double rate = b->explore_rate;
     s->pub_rate = rate >= 0 && rate <= 1 ? rate : 0;
-    s->extra_published = explore ? num(ctl_map_get(explore, "extra_queries_per_query")) : NAN;
-    s->replacements += (size_t)replaces(s, models);
-    take_ensemble(s, models);
-    s->pool_size = 0;
-    for (uint32_t i = 0; pool && pool->type == MSGPACK_OBJECT_ARRAY && i < pool->via.array.size;
-         i++) {
-        int m = model_of(s, &pool->via.array.ptr[i]);
+    s->extra_published = b->explore_extra;
+    s->replacements += (size_t)replaces(s, b);
+    take_ensemble(s, b);
+    s->pool_size = b->nexplore;
+    for (size_t i = 0; i < b->nexplore; i++) {
+        int m = model_of(s, b->explore_models[i]);
         if (m >= 0)
             s->models[m].in_explore = 1;
-        s->pool_size++;
     }
-    track_changes(s, body);
+    track_changes(s, b);
 }
 
 int ctl_loop_drain(ctl_loop_sim_t *s, void *sub, long timeout_ms)
@@ -174,14 +154,14 @@ int ctl_loop_drain(ctl_loop_sim_t *s, void *sub, long timeout_ms)
         zmq_msg_init(&body);
         if (zmq_msg_recv(&t, sub, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&t) &&
             zmq_msg_recv(&body, sub, ZMQ_DONTWAIT) >= 0) {
-            msgpack_zone zone;
-            msgpack_zone_init(&zone, 8192);
-            msgpack_object o;
-            if (ctl_unpack(zmq_msg_data(&body), zmq_msg_size(&body), &zone, &o) == 0)
-                take_body(s, &o);
+            ens_body_t *b = NULL;
+            char err[256];
+            if (ens_body_decode(zmq_msg_data(&body), zmq_msg_size(&body), &b, err, sizeof(err)) ==
+                0)
+                take_body(s, b);
             else
-                ctl_error("malformed publication ignored");
-            msgpack_zone_destroy(&zone);
+                ctl_error("malformed publication ignored: %s", err);
+            ens_body_destroy(&b);
         }
         zmq_msg_close(&t);
         zmq_msg_close(&body);

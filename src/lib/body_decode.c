@@ -54,7 +54,7 @@ typedef struct {
 /* n zeroed bytes that live as long as the body. */
 static void *arena_alloc(dec_t *c, size_t n)
 {
-    const size_t align = sizeof(max_align_t);
+    const size_t align = _Alignof(max_align_t);
     n = (n + align - 1) / align * align;
     chunk_t *ch = c->b->arena_;
     if (!ch || ch->cap - ch->used < n) {
@@ -276,13 +276,20 @@ static int dec_table(dec_t *c, const msgpack_object *o)
     if (o->type != MSGPACK_OBJECT_ARRAY)
         return fail(c, "combiner.table: not an array");
     b->ntable = o->via.array.size;
-    b->table = arena_array(c, b->ntable + 1, sizeof(ens_body_entry_t));
-    int16_t *keys = arena_array(c, b->ntable * b->nmodels + 1, sizeof(int16_t));
+    /* Every entry's shape first: the keys take ntable * nmodels cells, and
+     * only entries that really hold nmodels + 1 objects (a byte each at
+     * least) bound that by the message size. A table of one-byte entries
+     * under many models would otherwise ask for gigabytes. */
     for (size_t e = 0; e < b->ntable; e++) {
         const msgpack_object *en = &o->via.array.ptr[e];
         if (en->type != MSGPACK_OBJECT_ARRAY || en->via.array.size != b->nmodels + 1)
             return fail(c, "combiner.table[%zu]: not an array of %zu cells (models + decision)", e,
                         b->nmodels + 1);
+    }
+    b->table = arena_array(c, b->ntable + 1, sizeof(ens_body_entry_t));
+    int16_t *keys = arena_array(c, b->ntable * b->nmodels + 1, sizeof(int16_t));
+    for (size_t e = 0; e < b->ntable; e++) {
+        const msgpack_object *en = &o->via.array.ptr[e];
         b->table[e].key = keys + e * b->nmodels;
         for (size_t i = 0; i < b->nmodels; i++) {
             int32_t x;

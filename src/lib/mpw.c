@@ -5,11 +5,13 @@
  * so bytes written here and bytes written by msgpack_pack_* are identical
  * and either side's tests can use the other as a reference.
  *
- * Containers: a begin reserves the largest header (five bytes: map32 or
- * array32) and records where the items start; the end writes the smallest
- * header for the count right before the items and, when it is shorter than
- * five bytes, moves the items down over the gap. Each byte is moved at most
- * once per enclosing container, so a body costs O(size * depth), never
+ * Containers: a begin reserves one byte for the header, which is all a
+ * fixmap or fixarray (fewer than 16 items) needs, and records where the
+ * items start; the end writes the header for the count and, only when it is
+ * longer (3 or 5 bytes), moves the items up to make room. Small containers,
+ * by far the most common (an event, a step of a body), are never moved; a
+ * larger one is moved once when it closes, so each byte moves at most once
+ * per enclosing container of 16 items or more: O(size * depth), never
  * O(size^2).
  */
 #include "ensembled/mpw.h"
@@ -20,8 +22,8 @@
 
 #include "ensembled/xalloc.h"
 
-/* The reserved header: type byte and a 32-bit count. */
-#define HDR_MAX 5
+/* The header a begin reserves: the fix forms' single byte. */
+#define HDR_RESERVED 1
 
 /* Misuse is a programmer error and aborts, in release builds too: the
  * checks are a compare each, and the alternative to aborting is a write
@@ -109,7 +111,7 @@ static void begin(ens_mpw_t *w, int is_map)
 {
     MPW_REQUIRE(w->depth < ENS_MPW_DEPTH, "containers nested deeper than ENS_MPW_DEPTH");
     item(w);
-    room(w, HDR_MAX);
+    room(w, HDR_RESERVED);
     w->open[w->depth].start = w->size;
     w->open[w->depth].items = 0;
     w->open[w->depth].is_map = is_map;
@@ -118,7 +120,7 @@ static void begin(ens_mpw_t *w, int is_map)
 
 /* Writes the final header of the innermost container (fix: the fixmap or
  * fixarray type byte; b16, b32: the 16- and 32-bit forms) before its items,
- * closing the gap left by the reserved header. */
+ * moving them up when the header outgrows the byte reserved for it. */
 static void end(ens_mpw_t *w, int is_map, unsigned char fix, unsigned char b16, unsigned char b32)
 {
     MPW_REQUIRE(w->depth > 0, "container end without a begin");
@@ -130,7 +132,7 @@ static void end(ens_mpw_t *w, int is_map, unsigned char fix, unsigned char b16, 
         n /= 2;
     }
     MPW_REQUIRE(n <= UINT32_MAX, "more than 2^32 - 1 items or bytes");
-    unsigned char hdr[HDR_MAX];
+    unsigned char hdr[5];
     size_t h;
     if (n < 16) {
         hdr[0] = (unsigned char)(fix | n);
@@ -144,13 +146,12 @@ static void end(ens_mpw_t *w, int is_map, unsigned char fix, unsigned char b16, 
         put_be(hdr + 1, n, 4);
         h = 5;
     }
-    unsigned char *base = (unsigned char *)w->data;
-    size_t at = start - HDR_MAX;
-    memcpy(base + at, hdr, h);
-    if (h < HDR_MAX) {
-        memmove(base + at + h, base + start, w->size - start);
-        w->size -= HDR_MAX - h;
+    size_t len = w->size - start;
+    if (h > HDR_RESERVED) {
+        room(w, h - HDR_RESERVED); /* may move the buffer: take data after */
+        memmove(w->data + start + h - HDR_RESERVED, w->data + start, len);
     }
+    memcpy(w->data + start - HDR_RESERVED, hdr, h);
 }
 
 void ens_mpw_map_begin(ens_mpw_t *w)
