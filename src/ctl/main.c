@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ensembled/version.h"
 
 static const char usage[] =
     "usage: ensemblectl COMMAND [OPTIONS]\n"
@@ -52,7 +53,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        puts("ensemblectl 0.1.0");
+        puts("ensemblectl " ENS_VERSION);
         return 0;
     }
     if (strcmp(argv[1], "mi") == 0)
