@@ -11,6 +11,7 @@
 #include "ensembled/copula.h"
 #include "ensembled/err.h"
 #include "ensembled/eval.h"
+#include "ensembled/pipeline.h"
 #include "ensembled/select.h"
 #include "ensembled/xalloc.h"
 
@@ -238,11 +239,14 @@ static int run_step(const ens_data_t *d, const ens_copula_t *c, const args_t *a,
         ctl_error("K=%zu: %s", k, err);
         return rc;
     }
-    rc = ens_fano_bound(d, st->sel.models, st->sel.n, a->fano_z, &st->fano);
-    if (rc < 0) {
-        ctl_error("K=%zu: Fano bound: %s", k, ens_strerror(rc));
-        return rc;
+    /* Fano's bound and the set's floor as the daemon computes them. */
+    ens_bounds_t b;
+    ens_pipeline_bounds(d, st->sel.models, st->sel.n, a->fano_z, &b);
+    if (isnan(b.fano)) {
+        ctl_error("K=%zu: Fano's bound cannot be computed", k);
+        return ENS_EINVAL;
     }
+    st->fano = b.fano;
     /* The fit holds every column in order, so positions are columns. */
     ens_copula_summary_t s;
     ens_copula_summary(c, st->sel.models, st->sel.n, &s);
@@ -253,7 +257,8 @@ static int run_step(const ens_data_t *d, const ens_copula_t *c, const args_t *a,
     st->vote = st->bayes = NAN;
     if (st->sel.n <= ENS_COPULA_FINITE_MAX && !isnan(rho))
         ens_copula_finite_errors(rho, tau, st->sel.n, d->nlabels, &st->vote, &st->bayes);
-    st->floor = ens_copula_floor_fit(c, st->sel.models, st->sel.n, (double)d->nlabels);
+    st->floor = st->sel.n > 1 ? b.floor_set
+                              : ens_copula_floor_fit(c, st->sel.models, 1, (double)d->nlabels);
     st->heldout = NAN;
     if (a->splits > 0) {
         ens_eval_t e;
