@@ -93,7 +93,7 @@ typedef struct ens_decoded_s ens_decoded_t;
 
 /* Decodes buf[0..len). On success returns 0 and stores in *out a decoded
  * message (free with ens_decoded_destroy) whose events point into buf. On
- * failure returns -1 and stores the reason in *why; *out is NULL. */
+ * failure returns ENS_EPARSE and stores the reason in *why; *out is NULL. */
 int ens_proto_decode(const char *buf, size_t len, const ens_proto_limits_t *lim,
                      ens_decoded_t **out, ens_reject_t *why);
 
@@ -103,10 +103,11 @@ const ens_event_t *ens_decoded_event(const ens_decoded_t *m, size_t i);
 void ens_decoded_destroy(ens_decoded_t **mp);
 
 /* Checks that buf[0..len) is one complete MessagePack object whose containers
- * fit in the bytes present, nested at most max_depth deep. Returns 0 or the
- * reason (ENS_REJECT_MALFORMED, _TRAILING, _TOO_DEEP) + 1 as a negative
- * number: -(reason + 1). Exposed for tests and the fuzzer. */
-int ens_proto_prewalk(const char *buf, size_t len, size_t max_depth);
+ * fit in the bytes present, nested at most max_depth deep: run it before
+ * msgpack-c unpacks anything from the network or a file. Returns 0, or
+ * ENS_EPARSE with the reason (ENS_REJECT_MALFORMED, _TRAILING, _TOO_DEEP) in
+ * *why when why is not NULL. */
+int ens_proto_prewalk(const char *buf, size_t len, size_t max_depth, ens_reject_t *why);
 
 /* Appends one event map to w, as every producer writes it: kind, task,
  * query (an unsigned integer when query_is_uint, else a string), then for a

@@ -70,7 +70,7 @@ void ctl_json_object(FILE *f, const msgpack_object *o)
 int ctl_unpack(const void *buf, size_t len, msgpack_zone *zone, msgpack_object *out)
 {
     size_t off = 0;
-    if (ens_proto_prewalk(buf, len, 16) < 0)
+    if (ens_proto_prewalk(buf, len, 16, NULL) < 0)
         return -1;
     return msgpack_unpack(buf, len, &off, zone, out) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
 }

@@ -471,9 +471,10 @@ int ens_body_decode(const char *buf, size_t len, ens_body_t **out, char *err, si
 {
     *out = NULL;
     dec_t c = {.b = ens_xcalloc(1, sizeof(ens_body_t)), .err = err, .errlen = errlen};
-    int rc = ens_proto_prewalk(buf, len, BODY_MAX_DEPTH);
+    ens_reject_t why;
+    int rc = ens_proto_prewalk(buf, len, BODY_MAX_DEPTH, &why);
     if (rc < 0) {
-        rc = fail(&c, "%s", ens_reject_text((ens_reject_t)(-rc - 1)));
+        rc = fail(&c, "%s", ens_reject_text(why));
         ens_body_destroy(&c.b);
         return rc;
     }

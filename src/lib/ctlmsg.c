@@ -114,7 +114,7 @@ int ens_ctl_request_decode(const char *buf, size_t len, ens_ctl_request_t *req, 
                            char *err, size_t errlen)
 {
     memset(req, 0, sizeof(*req));
-    if (len > ENS_CTL_MAX_REQUEST || ens_proto_prewalk(buf, len, REQUEST_DEPTH) < 0)
+    if (len > ENS_CTL_MAX_REQUEST || ens_proto_prewalk(buf, len, REQUEST_DEPTH, NULL) < 0)
         return refuse(ENS_CTL_ERR_NOT_MSGPACK, why, err, errlen);
     msgpack_zone zone;
     msgpack_zone_init(&zone, 2048);
@@ -149,10 +149,10 @@ void ens_ctl_reply_begin(ens_mpw_t *w)
 int ens_ctl_reply_check(const char *buf, size_t len, msgpack_zone *zone, msgpack_object *obj,
                         char *err, size_t errlen)
 {
-    int pw = ens_proto_prewalk(buf, len, REPLY_DEPTH);
+    ens_reject_t why;
     size_t off = 0;
-    if (pw < 0) {
-        snprintf(err, errlen, "malformed reply: %s", ens_reject_text((ens_reject_t)(-pw - 1)));
+    if (ens_proto_prewalk(buf, len, REPLY_DEPTH, &why) < 0) {
+        snprintf(err, errlen, "malformed reply: %s", ens_reject_text(why));
         return ENS_EPARSE;
     }
     if (msgpack_unpack(buf, len, &off, zone, obj) != MSGPACK_UNPACK_SUCCESS) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ensembled/err.h"
 #include "ensembled/xalloc.h"
 
 static const char *const reject_names[] = {
@@ -144,7 +145,7 @@ static int header(const unsigned char *p, size_t avail, uint64_t *skip, uint64_t
     return 0;
 }
 
-int ens_proto_prewalk(const char *buf, size_t len, size_t max_depth)
+static int prewalk(const char *buf, size_t len, size_t max_depth)
 {
     const unsigned char *p = (const unsigned char *)buf;
     size_t off = 0, depth = 0;
@@ -438,15 +439,24 @@ static int decode_root(ens_decoded_t *m, const msgpack_object *root, const ens_p
     return 0;
 }
 
+int ens_proto_prewalk(const char *buf, size_t len, size_t max_depth, ens_reject_t *why)
+{
+    int pw = prewalk(buf, len, max_depth);
+    if (pw == 0)
+        return 0;
+    if (why)
+        *why = (ens_reject_t)(-pw - 1);
+    return ENS_EPARSE;
+}
+
 int ens_proto_decode(const char *buf, size_t len, const ens_proto_limits_t *lim,
                      ens_decoded_t **out, ens_reject_t *why)
 {
     *out = NULL;
     if (len > lim->max_message_bytes)
-        return *why = ENS_REJECT_TOO_BIG, -1;
-    int pw = ens_proto_prewalk(buf, len, lim->max_depth);
-    if (pw < 0)
-        return *why = (ens_reject_t)(-pw - 1), -1;
+        return *why = ENS_REJECT_TOO_BIG, ENS_EPARSE;
+    if (ens_proto_prewalk(buf, len, lim->max_depth, why) < 0)
+        return ENS_EPARSE;
 
     ens_decoded_t *m = ens_xcalloc(1, sizeof(*m));
     m->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
@@ -462,11 +472,11 @@ int ens_proto_decode(const char *buf, size_t len, const ens_proto_limits_t *lim,
                    ? ENS_REJECT_TRAILING
                    : ENS_REJECT_MALFORMED;
         ens_decoded_destroy(&m);
-        return -1;
+        return ENS_EPARSE;
     }
     if (decode_root(m, &root, lim, why) < 0) {
         ens_decoded_destroy(&m);
-        return -1;
+        return ENS_EPARSE;
     }
     *out = m;
     return 0;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "ensembled/err.h"
 #include "ensembled/protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -76,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ens_proto_limits_default(&lim);
     const char *buf = (const char *)data;
 
-    int pw = ens_proto_prewalk(buf, size, lim.max_depth);
+    ens_reject_t pw_why = ENS_REJECT_COUNT;
+    int pw = ens_proto_prewalk(buf, size, lim.max_depth, &pw_why) == 0 ? 0 : -(int)pw_why - 1;
     CHECK(pw == 0 || pw == -(ENS_REJECT_MALFORMED + 1) || pw == -(ENS_REJECT_TRAILING + 1) ||
           pw == -(ENS_REJECT_TOO_DEEP + 1));
     if (pw == 0)
@@ -86,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ens_reject_t why = ENS_REJECT_COUNT;
     int rc = ens_proto_decode(buf, size, &lim, &m, &why);
     if (rc != 0) {
-        CHECK(rc == -1);
+        CHECK(rc == ENS_EPARSE);
         CHECK(m == NULL);
         CHECK((size_t)why < ENS_REJECT_COUNT);
         if (size <= lim.max_message_bytes && pw < 0)

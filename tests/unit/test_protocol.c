@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "ensembled/err.h"
 #include "ensembled/protocol.h"
 #include "testutil.h"
 
@@ -30,6 +31,17 @@ typedef struct {
     msgpack_packer pk;
 } mp_t;
 
+/* The pre-walk's verdict as one number: 0, or -(reason + 1). */
+static int prewalk(const char *buf, size_t len, size_t depth)
+{
+    ens_reject_t why = ENS_REJECT_COUNT;
+    int rc = ens_proto_prewalk(buf, len, depth, &why);
+    if (rc == 0)
+        return 0;
+    assert_int_equal(rc, ENS_EPARSE);
+    assert_true(why < ENS_REJECT_COUNT);
+    return -(int)why - 1;
+}
 static void mp_init(mp_t *m)
 {
     msgpack_sbuffer_init(&m->sb);
@@ -132,7 +144,7 @@ static int decode(const void *buf, size_t len, const ens_proto_limits_t *lim, en
     *why = ENS_REJECT_COUNT;
     int rc = ens_proto_decode(buf, len, lim ? lim : &def, &m, why);
     if (rc != 0) {
-        assert_int_equal(rc, -1);
+        assert_int_equal(rc, ENS_EPARSE);
         assert_null(m);
         assert_true((size_t)*why < ENS_REJECT_COUNT);
     } else {
@@ -348,7 +360,7 @@ static void test_protocol_default_limit_edges(void **state)
             mp_spec(&m, "{3 " KL "s:query u:7 s:label u:1");
         ens_reject_t why;
         int rc = decode(m.sb.data, m.sb.size, NULL, NULL, &why);
-        assert_int_equal(rc, n == 10000 ? 0 : -1);
+        assert_int_equal(rc, n == 10000 ? 0 : ENS_EPARSE);
         if (rc)
             assert_int_equal(why, ENS_REJECT_BATCH_TOO_LONG);
         mp_free(&m);
@@ -367,7 +379,7 @@ static void test_protocol_default_limit_edges(void **state)
         ens_decoded_t *d = NULL;
         ens_reject_t why;
         int rc = decode(m.sb.data, m.sb.size, NULL, &d, &why);
-        assert_int_equal(rc, n == 1023 ? 0 : -1);
+        assert_int_equal(rc, n == 1023 ? 0 : ENS_EPARSE);
         if (rc)
             assert_int_equal(why, ENS_REJECT_TOO_MANY_PREDICTIONS);
         else
@@ -426,7 +438,7 @@ static void test_protocol_hostile_headers(void **state)
         snprintf(tok, sizeof(tok), "x:%s", hostile[i].hex);
         mp_token(&m, tok);
         expect_reject(m.sb.data, m.sb.size, NULL, hostile[i].why, hostile[i].what);
-        int pw = ens_proto_prewalk(m.sb.data, m.sb.size, 4);
+        int pw = prewalk(m.sb.data, m.sb.size, 4);
         if (hostile[i].why == ENS_REJECT_NOT_EVENT)
             assert_int_equal(pw, 0);
         else
@@ -456,12 +468,12 @@ static void test_protocol_deep_nesting(void **state)
         expect_reject(buf, n / 2, NULL, ENS_REJECT_TOO_DEEP, "100 levels, half");
     }
     const char four[] = "\x91\x91\x91\x91\xc0";
-    assert_int_equal(ens_proto_prewalk(four, 5, 4), 0);
-    assert_int_equal(ens_proto_prewalk(four, 5, 3), -(ENS_REJECT_TOO_DEEP + 1));
+    assert_int_equal(prewalk(four, 5, 4), 0);
+    assert_int_equal(prewalk(four, 5, 3), -(ENS_REJECT_TOO_DEEP + 1));
     expect_reject(four, 5, NULL, ENS_REJECT_NOT_EVENT, "four levels");
     /* Empty containers open no level. */
     const char empties[] = "\x91\x91\x91\x91\x90";
-    assert_int_equal(ens_proto_prewalk(empties, 5, 4), 0);
+    assert_int_equal(prewalk(empties, 5, 4), 0);
 }
 
 /* A valid batch followed by anything is trailing; every strict prefix of it,
@@ -678,7 +690,7 @@ static void test_protocol_random_mutations(void **state)
         /* A private copy of exactly len bytes, so ASan sees any overread. */
         unsigned char *exact = malloc(len ? len : 1);
         memcpy(exact, buf, len);
-        int pw = ens_proto_prewalk((const char *)exact, len, 4);
+        int pw = prewalk((const char *)exact, len, 4);
         ens_decoded_t *d = NULL;
         ens_reject_t why;
         if (decode(exact, len, NULL, &d, &why) == 0) {
@@ -788,10 +800,10 @@ static void test_protocol_prewalk_vs_packer(void **state)
         by_depth[depth]++;
         const char *buf = m.sb.data;
         size_t len = m.sb.size;
-        assert_int_equal(ens_proto_prewalk(buf, len, 4), 0);
-        assert_int_equal(ens_proto_prewalk(buf, len, depth), 0);
+        assert_int_equal(prewalk(buf, len, 4), 0);
+        assert_int_equal(prewalk(buf, len, depth), 0);
         if (depth > 0)
-            assert_int_equal(ens_proto_prewalk(buf, len, depth - 1), -(ENS_REJECT_TOO_DEEP + 1));
+            assert_int_equal(prewalk(buf, len, depth - 1), -(ENS_REJECT_TOO_DEEP + 1));
         msgpack_zone *z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
         msgpack_object o;
         size_t off = 0;
@@ -801,11 +813,11 @@ static void test_protocol_prewalk_vs_packer(void **state)
         /* Prefixes: all of them for small objects, a sample for large. */
         size_t step = len > 4096 ? 1 + len / 997 : 1;
         for (size_t cut = 0; cut < len; cut += step) {
-            int pw = ens_proto_prewalk(buf, cut, depth);
+            int pw = prewalk(buf, cut, depth);
             if (pw != -(ENS_REJECT_MALFORMED + 1))
                 fail_msg("object %d, prefix %zu of %zu: prewalk %d", iter, cut, len, pw);
         }
-        assert_int_equal(ens_proto_prewalk(buf, len - 1, depth), -(ENS_REJECT_MALFORMED + 1));
+        assert_int_equal(prewalk(buf, len - 1, depth), -(ENS_REJECT_MALFORMED + 1));
         mp_free(&m);
     }
     for (size_t d = 0; d <= 4; d++)
@@ -892,7 +904,7 @@ static void test_protocol_encode_matches_producers(void **state)
     assert_bytes(&w, "{4 s:kind s:prediction s:task s:default s:query u:3 s:predictions {2 s:a "
                      "s:A s:b s:");
     ens_reject_t why;
-    assert_int_equal(decode(w.data, w.size, NULL, NULL, &why), -1);
+    assert_int_equal(decode(w.data, w.size, NULL, NULL, &why), ENS_EPARSE);
     assert_int_equal(why, ENS_REJECT_EMPTY_NAME);
     ens_mpw_free(&w);
 }
