@@ -31,12 +31,7 @@ struct ens_publish_s {
 
 static slot_t *slot(ens_publish_t *pub, uint32_t id)
 {
-    if (id >= pub->nslots) {
-        size_t n = id + 16;
-        pub->slots = ens_xreallocarray(pub->slots, n, sizeof(slot_t));
-        memset(pub->slots + pub->nslots, 0, (n - pub->nslots) * sizeof(slot_t));
-        pub->nslots = n;
-    }
+    pub->slots = ens_xgrow_zeroed(pub->slots, &pub->nslots, (size_t)id + 1, sizeof(slot_t));
     return &pub->slots[id];
 }
 

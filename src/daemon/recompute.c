@@ -49,12 +49,7 @@ typedef struct {
 
 static slot_t *slot(ens_recompute_t *rc, uint32_t id)
 {
-    if (id >= rc->nslots) {
-        size_t n = id + 16;
-        rc->slots = ens_xreallocarray(rc->slots, n, sizeof(slot_t));
-        memset(rc->slots + rc->nslots, 0, (n - rc->nslots) * sizeof(slot_t));
-        rc->nslots = n;
-    }
+    rc->slots = ens_xgrow_zeroed(rc->slots, &rc->nslots, (size_t)id + 1, sizeof(slot_t));
     return &rc->slots[id];
 }
 

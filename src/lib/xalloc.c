@@ -39,6 +39,17 @@ void *ens_xreallocarray(void *ptr, size_t count, size_t size)
     return p;
 }
 
+void *ens_xgrow_zeroed(void *arr, size_t *n, size_t need, size_t size)
+{
+    if (need <= *n)
+        return arr;
+    size_t next = need + need / 2 + 8;
+    char *p = ens_xreallocarray(arr, next, size);
+    memset(p + *n * size, 0, (next - *n) * size);
+    *n = next;
+    return p;
+}
+
 char *ens_xstrndup(const char *s, size_t len)
 {
     char *p = ens_xmalloc(len + 1);
