@@ -10,6 +10,7 @@ Environment (set by tests/CMakeLists.txt):
   ENS_DATA_DIR  the real-data directory (tests/data)
 """
 import os
+import re
 import sys
 
 # The tests need Debian's python3-zmq and python3-msgpack. When "python3" on
@@ -52,6 +53,9 @@ ENSEMBLECTL = os.environ.get("ENSEMBLECTL", _default_bin("ensemblectl"))
 DATA_DIR = os.environ.get("ENS_DATA_DIR", os.path.join(REPO, "tests", "data"))
 
 ZCTX = zmq.Context.instance()
+# The banner of a sanitizer report (ThreadSanitizer's "WARNING: ThreadSanitizer:
+# data race", AddressSanitizer's "==pid==ERROR: AddressSanitizer: ...").
+SANITIZER_REPORT = re.compile(r"^(==\d+==)?(WARNING|ERROR): \w+Sanitizer", re.M)
 _LIVE = set()  # daemons still running, killed at exit whatever happens
 
 
@@ -353,7 +357,9 @@ class Daemon:
 
 class DaemonTestCase(unittest.TestCase):
     """Starts daemons through self.daemon(); stops each after the test and
-    asserts it exited 0. On failure the daemons' logs go to stderr."""
+    asserts it exited 0 and its log holds no sanitizer report (a daemon a test
+    killed exits with no status of its own). On failure the daemons' logs go
+    to stderr."""
 
     maxDiff = None
 
@@ -371,6 +377,8 @@ class DaemonTestCase(unittest.TestCase):
             rc = d.returncode if d.returncode is not None else d.stop()
             if rc != 0 and not getattr(d, "expect_nonzero", False):
                 problems.append("ensembled exited with %r\n--- log ---\n%s" % (rc, d.log()))
+            elif SANITIZER_REPORT.search(d.log()):
+                problems.append("ensembled reported a sanitizer error\n--- log ---\n%s" % d.log())
         if problems:
             self.fail("\n".join(problems))
 
