@@ -49,6 +49,76 @@ typedef struct {
     ens_eval_t eval;
 } result_t;
 
+/* The selection options: 0, or 2 after printing the error. */
+static int parse_selection(int c, args_t *a)
+{
+    size_t seed;
+    switch (c) {
+    case 'k':
+        return ctl_parse_size("--budget", optarg, 1, ENS_SELECT_MAX, &a->sel.budget) < 0 ? 2 : 0;
+    case 's':
+        a->all = strcmp(optarg, "all") == 0;
+        if (!a->all && ens_strategy_parse(optarg, &a->sel.strategy) < 0) {
+            ctl_error("--strategy: unknown strategy '%s'", optarg);
+            return 2;
+        }
+        return 0;
+    case 'e':
+        if (ens_estimator_parse(optarg, &a->sel.estimator) < 0) {
+            ctl_error("--estimator: unknown estimator '%s'", optarg);
+            return 2;
+        }
+        return 0;
+    case 'g':
+        return ctl_parse_double("--min-gain-bits", optarg, -1e9, 1e9, &a->sel.min_gain_bits) < 0
+                   ? 2
+                   : 0;
+    case 'C':
+        return ctl_parse_double("--cost-budget", optarg, 1e-9, 1e12, &a->sel.cost_budget) < 0 ? 2
+                                                                                              : 0;
+    case 'S':
+        if (ctl_parse_size("--seed", optarg, 0, SIZE_MAX, &seed) < 0)
+            return 2;
+        a->sel.seed = seed;
+        return 0;
+    default: /* 'P' */
+        a->sel.prune = 0;
+        return 0;
+    }
+}
+
+/* Every other option: 0, 1 (help printed) or 2 (usage error). */
+static int parse_other(int c, args_t *a)
+{
+    switch (c) {
+    case 'c':
+        a->csv = optarg;
+        return 0;
+    case 'n':
+        return ctl_parse_size("--splits", optarg, 0, 10000, &a->splits) < 0 ? 2 : 0;
+    case 't':
+        return ctl_parse_double("--test-frac", optarg, 0.01, 0.99, &a->test_frac) < 0 ? 2 : 0;
+    case 'j':
+        a->json = 1;
+        return 0;
+    case 'B':
+        a->body = 1;
+        return 0;
+    case 'F':
+        a->config = optarg;
+        return 0;
+    case 'T':
+        a->task = optarg;
+        return 0;
+    case 'h':
+        fputs(usage, stdout);
+        return 1;
+    default:
+        fputs(usage, stderr);
+        return 2;
+    }
+}
+
 static int parse_args(int argc, char **argv, args_t *a)
 {
     static const struct option opts[] = {{"csv", required_argument, NULL, 'c'},
@@ -67,74 +137,11 @@ static int parse_args(int argc, char **argv, args_t *a)
                                          {"task", required_argument, NULL, 'T'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    size_t seed;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            a->csv = optarg;
-            break;
-        case 'k':
-            if (ctl_parse_size("--budget", optarg, 1, ENS_SELECT_MAX, &a->sel.budget) < 0)
-                return 2;
-            break;
-        case 's':
-            a->all = strcmp(optarg, "all") == 0;
-            if (!a->all && ens_strategy_parse(optarg, &a->sel.strategy) < 0) {
-                ctl_error("--strategy: unknown strategy '%s'", optarg);
-                return 2;
-            }
-            break;
-        case 'e':
-            if (ens_estimator_parse(optarg, &a->sel.estimator) < 0) {
-                ctl_error("--estimator: unknown estimator '%s'", optarg);
-                return 2;
-            }
-            break;
-        case 'g':
-            if (ctl_parse_double("--min-gain-bits", optarg, -1e9, 1e9, &a->sel.min_gain_bits) < 0)
-                return 2;
-            break;
-        case 'C':
-            if (ctl_parse_double("--cost-budget", optarg, 1e-9, 1e12, &a->sel.cost_budget) < 0)
-                return 2;
-            break;
-        case 'n':
-            if (ctl_parse_size("--splits", optarg, 0, 10000, &a->splits) < 0)
-                return 2;
-            break;
-        case 't':
-            if (ctl_parse_double("--test-frac", optarg, 0.01, 0.99, &a->test_frac) < 0)
-                return 2;
-            break;
-        case 'S':
-            if (ctl_parse_size("--seed", optarg, 0, SIZE_MAX, &seed) < 0)
-                return 2;
-            a->sel.seed = seed;
-            break;
-        case 'j':
-            a->json = 1;
-            break;
-        case 'P':
-            a->sel.prune = 0;
-            break;
-        case 'B':
-            a->body = 1;
-            break;
-        case 'F':
-            a->config = optarg;
-            break;
-        case 'T':
-            a->task = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 1;
-        default:
-            fputs(usage, stderr);
-            return 2;
-        }
-    }
+    int c, rc = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        rc = c && strchr("ksegCSP", c) ? parse_selection(c, a) : parse_other(c, a);
+    if (rc)
+        return rc;
     if (!a->csv || (a->sel.budget == 0 && !a->body) || optind != argc) {
         fputs(usage, stderr);
         return 2;
