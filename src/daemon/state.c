@@ -388,11 +388,23 @@ void ens_state_close(ens_state_t **sp)
         return;
     snap_job_t *j = snapshot_begin(s);
     j->err = ens__snapshot_write(j->dir, &j->file, j->covers);
-    if (j->err)
+    if (j->err) {
         ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));
+        close_journal(s);
+    } else if (s->fd >= 0) {
+        /* snapshot_begin opened the next journal for the names alone, all
+         * of them in the snapshot now durable: remove it unwritten, or every
+         * clean stop would leave one behind. */
+        char path[ENS_CONF_STR + 64], name[64];
+        snprintf(name, sizeof(name), "journal.%llu", (unsigned long long)s->journal);
+        ens__state_path(s, path, sizeof(path), name);
+        s->out.size = 0;
+        close(s->fd);
+        s->fd = -1;
+        unlink(path);
+    }
     ens__bytes_free(&j->file);
     free(j);
-    close_journal(s);
     state_free(s);
     *sp = NULL;
 }

@@ -83,6 +83,8 @@ static void test_state_clean_restart_names_with_nul(void **state)
     char p[512];
     rig_path(fx, "snapshot", p, sizeof(p));
     assert_true(rig_file_size(p) > 0);
+    /* A clean stop leaves the snapshot alone: every journal is removed. */
+    assert_int_equal(rig_count_files(fx->dir, "journal.", ""), 0);
 
     assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
     rig_check(l, nul_rows, 8, 2);
