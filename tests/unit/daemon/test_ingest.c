@@ -223,6 +223,32 @@ static void test_ingest_255th_label_dropped_whole(void **state)
     assert_int_equal(fx->joined, 0);
 }
 
+/* A new task's first message may bring all 254 labels, and abstentions:
+ * "?" is not a label, for a new task as for a known one. */
+static void test_ingest_new_task_254_labels_and_abstention(void **state)
+{
+    fx_t *fx = *state;
+    ens_str_t m[ENS_MAX_LABELS + 1], a[ENS_MAX_LABELS + 1];
+    for (size_t i = 0; i < ENS_MAX_LABELS; i++) {
+        m[i] = model_name(fx, i);
+        a[i] = label_name(fx, i);
+    }
+    m[ENS_MAX_LABELS] = model_name(fx, ENS_MAX_LABELS);
+    a[ENS_MAX_LABELS] = S("?");
+    rig_pack_prediction(&fx->pk, S("a"), 1, m, a, ENS_MAX_LABELS + 1);
+    int rc = send_msg(fx);
+    assert_int_equal(ens_ingest_stats(fx->in)->dropped[ENS_DROP_TOO_MANY_LABELS], 0);
+    assert_int_equal(rc, 0);
+    const ens_window_t *w = ens_tasks_find(fx->tasks, "a", 1)->window;
+    assert_int_equal(ens_window_labels(w), ENS_MAX_LABELS);
+    assert_int_equal(ens_window_models(w), ENS_MAX_LABELS + 1);
+    /* One more label in a new task is one too many. */
+    a[ENS_MAX_LABELS] = label_name(fx, ENS_MAX_LABELS);
+    rig_pack_prediction(&fx->pk, S("b"), 1, m, a, ENS_MAX_LABELS + 1);
+    assert_dropped(fx, "a", ENS_DROP_TOO_MANY_LABELS);
+    assert_null(ens_tasks_find(fx->tasks, "b", 1));
+}
+
 /* ---- sampling ---------------------------------------------------------- */
 
 /* docs/protocol.md: a query is kept iff XXH3-64 (seed 0) of
@@ -392,6 +418,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_batch_over_max_models_dropped_whole, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingest_255th_label_dropped_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_new_task_254_labels_and_abstention, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ingest_sampling_keeps_queries_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_counters_by_reason, setup, teardown),
     };
