@@ -176,7 +176,10 @@ void ens_config_defaults(ens_config_t *c)
 
 typedef struct {
     ens_config_t *c;
-    char reason[512]; /* first error */
+    FILE *f;          /* the file, read through read_line */
+    int line;         /* the line inih is parsing (what it counts) */
+    int reason_line;  /* the line of reason */
+    char reason[512]; /* first error a handler found */
     /* Task overrides are applied after the file is read, so that a [task.X]
      * section inherits global keys that appear below it too. */
     struct {
@@ -192,6 +195,7 @@ static int reject(parse_t *p, const char *fmt, ...) __attribute__((format(printf
 static int reject(parse_t *p, const char *fmt, ...)
 {
     if (p->reason[0] == '\0') {
+        p->reason_line = p->line;
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
@@ -240,6 +244,17 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return reject(p, "[%s] %s: unknown key", section, name);
 }
 
+/* inih's reader: one call per line, as inih counts them, so that a
+ * handler knows which line it is called for. */
+static char *read_line(char *str, int num, void *stream)
+{
+    parse_t *p = stream;
+    char *r = fgets(str, num, p->f);
+    if (r)
+        p->line++;
+    return r;
+}
+
 int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen)
 {
     parse_t *p = calloc(1, sizeof(*p));
@@ -249,14 +264,22 @@ int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen)
     }
     ens_config_defaults(c);
     p->c = c;
-    int line = ini_parse(path, on_key, p);
+    p->f = fopen(path, "r");
+    if (!p->f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        free(p);
+        return -1;
+    }
+    /* inih returns the first line in error, a handler's or its own syntax
+     * error; the reason is the handler's only if it is of that line. */
+    int line = ini_parse_stream(read_line, p, on_key, p);
+    fclose(p->f);
     int rc = 0;
-    if (line == -1) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOENT));
-        rc = -1;
-    } else if (line != 0) {
+    if (line != 0) {
         snprintf(err, errlen, "%s:%d: %s", path, line,
-                 p->reason[0] ? p->reason : "syntax error (expected [section] or key = value)");
+                 p->reason[0] && p->reason_line == line
+                     ? p->reason
+                     : "syntax error (expected [section] or key = value)");
         rc = -1;
     }
     for (size_t s = 0; rc == 0 && s < c->nsections; s++)

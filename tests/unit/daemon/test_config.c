@@ -183,6 +183,8 @@ static void test_config_errors_name_file_line_key_reason(void **state)
     assert_error(fx, "[log]\nlevel = loud\n",
                  "2: log.level: unknown level (err, warning, notice, info, debug)");
     assert_error(fx, "[ingest]\nttl = 5s\n", "2: [ingest] ttl: unknown key");
+    assert_error(fx, "[ingest\nmax_tasks = 3\n",
+                 "1: syntax error (expected [section] or key = value)");
     /* The first error is the one reported. */
     assert_error(fx, "[ingest]\nmax_tasks = 1\nmax_tasks = x\nmax_models = y\n",
                  "3: ingest.max_tasks: not a number");
