@@ -231,6 +231,12 @@ static int on_key(void *user, const char *section, const char *name, const char 
             if (p->noverrides == sizeof(p->overrides) / sizeof(p->overrides[0]) ||
                 strlen(value) >= ENS_CONF_STR)
                 return reject(p, "%s: too many task overrides or value too long", name);
+            /* Applied after the file is read, but checked now, so that an
+             * error carries its line like any other. */
+            ens_task_conf_t scratch = p->c->task;
+            const char *why = set_value(k, &scratch, value);
+            if (why)
+                return reject(p, "[%s] %s: %s", section, name, why);
             p->overrides[p->noverrides].section = s;
             p->overrides[p->noverrides].key = k;
             strcpy(p->overrides[p->noverrides++].value, value);

@@ -188,6 +188,11 @@ static void test_config_errors_name_file_line_key_reason(void **state)
     /* The first error is the one reported. */
     assert_error(fx, "[ingest]\nmax_tasks = 1\nmax_tasks = x\nmax_models = y\n",
                  "3: ingest.max_tasks: not a number");
+    /* A task's override is checked where it is written, like any key. */
+    assert_error(fx, "[select]\nbudget = 4\n\n[task.x]\nbudget = 0\n",
+                 "5: [task.x] budget: 0 is out of range [1, 64]");
+    assert_error(fx, "[task.x]\nttl = forever\n[join]\nttl = 1m\n",
+                 "2: [task.x] ttl: not a duration (e.g. 500ms, 10s, 5m, 1h)");
 }
 
 static void test_config_missing_file(void **state)
