@@ -251,13 +251,27 @@ static int on_key(void *user, const char *section, const char *name, const char 
 }
 
 /* inih's reader: one call per line, as inih counts them, so that a
- * handler knows which line it is called for. */
+ * handler knows which line it is called for. inih's line buffer is fixed
+ * (INI_MAX_LINE in the library as built); it would take the rest of a
+ * longer line for lines of their own, a long comment's tail for a key, so
+ * such a line is consumed whole here and refused, unless it is a comment. */
 static char *read_line(char *str, int num, void *stream)
 {
     parse_t *p = stream;
     char *r = fgets(str, num, p->f);
-    if (r)
-        p->line++;
+    if (!r)
+        return NULL;
+    p->line++;
+    size_t n = strlen(str);
+    int ch;
+    if (n > 0 && str[n - 1] != '\n' && (ch = fgetc(p->f)) != EOF && ch != '\n') {
+        while ((ch = fgetc(p->f)) != EOF && ch != '\n')
+            ;
+        const char *t = str + strspn(str, " \t");
+        if (*t != '#' && *t != ';')
+            reject(p, "line longer than %d bytes", num - 1);
+        str[0] = '\0';
+    }
     return r;
 }
 
@@ -277,15 +291,17 @@ int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen)
         return -1;
     }
     /* inih returns the first line in error, a handler's or its own syntax
-     * error; the reason is the handler's only if it is of that line. */
+     * error (0: none); a reason is reported when it comes first, which a
+     * line too long does without inih seeing an error. */
     int line = ini_parse_stream(read_line, p, on_key, p);
     fclose(p->f);
     int rc = 0;
-    if (line != 0) {
-        snprintf(err, errlen, "%s:%d: %s", path, line,
-                 p->reason[0] && p->reason_line == line
-                     ? p->reason
-                     : "syntax error (expected [section] or key = value)");
+    if (p->reason[0] && (line == 0 || p->reason_line <= line)) {
+        snprintf(err, errlen, "%s:%d: %s", path, p->reason_line, p->reason);
+        rc = -1;
+    } else if (line != 0) {
+        snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path,
+                 line);
         rc = -1;
     }
     for (size_t s = 0; rc == 0 && s < c->nsections; s++)

@@ -195,6 +195,37 @@ static void test_config_errors_name_file_line_key_reason(void **state)
                  "2: [task.x] ttl: not a duration (e.g. 500ms, 10s, 5m, 1h)");
 }
 
+/* inih parses lines of at most 199 bytes (its fixed buffer): a longer
+ * line is refused whole, never cut into lines of its own, and a comment,
+ * however long, is only a comment. */
+static void test_config_long_lines(void **state)
+{
+    fx_t *fx = *state;
+    char text[1024], tail[400];
+    memset(tail, 'x', 250);
+    tail[250] = '\0';
+    snprintf(text, sizeof(text), "[state]\ndir = /%s\n[ingest]\nmax_tasks = 0\n", tail);
+    assert_error(fx, text, "2: line longer than 199 bytes");
+    snprintf(text, sizeof(text), "[select]\n# %s budget = 5\n  ; %s budget = 6\nbudget = 0\n", tail,
+             tail);
+    assert_error(fx, text, "4: select.budget: 0 is out of range [1, 64]");
+
+    ens_config_t *c = malloc(sizeof(*c));
+    assert_non_null(c);
+    snprintf(text, sizeof(text), "[select]\n# %s budget = 5\n", tail);
+    write_conf(fx, text);
+    if (ens_config_load(fx->path, c, fx->err, sizeof(fx->err)) != 0)
+        fail_msg("%s", fx->err);
+    assert_int_equal(c->task.budget, 3);
+    /* 199 bytes exactly: "dir = " and a 193-byte path. */
+    snprintf(text, sizeof(text), "[state]\ndir = /%.192s\n", tail);
+    write_conf(fx, text);
+    if (ens_config_load(fx->path, c, fx->err, sizeof(fx->err)) != 0)
+        fail_msg("%s", fx->err);
+    assert_int_equal(strlen(c->state_dir), 193);
+    free(c);
+}
+
 static void test_config_missing_file(void **state)
 {
     fx_t *fx = *state;
@@ -292,6 +323,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_config_errors_name_file_line_key_reason, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_config_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_bad_value_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_task_sections_inherit, setup, teardown),
