@@ -462,12 +462,13 @@ static inline rig_stats_t rig_stats(const ens_state_t *s)
 }
 
 /* Forces a snapshot (a monotonic time far past snapshot_interval) and
- * waits until it is written or has failed. Returns 0 or -1 (failed). */
+ * waits until it is written or has failed. Returns 0 or -1 (failed). The
+ * tick is repeated: a snapshot waits for an fdatasync in flight. */
 static inline int rig_snapshot(rig_life_t *l)
 {
     rig_stats_t before = rig_stats(l->state);
-    ens_state_tick(l->state, ens_mono() + 1e7);
     for (int i = 0; i < 20000; i++) {
+        ens_state_tick(l->state, ens_mono() + 1e7);
         rig_turn(l);
         rig_stats_t now = rig_stats(l->state);
         if (now.snapshots > before.snapshots)

@@ -208,6 +208,65 @@ static void test_state_crash_after_snapshots(void **state)
     free(rows);
 }
 
+/* A crash after a snapshot was renamed but before the journals it covers
+ * were deleted: those journals are not replayed again. */
+static void test_state_covered_journal_not_replayed(void **state)
+{
+    rig_fx_t *fx = *state;
+    rig_row_t *rows = rig_gen_rows(two_tasks, 2, 0, 30);
+    rig_life_t *l;
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_feed_all(l, rows, 20);
+    rig_turn(l);
+    char p[512];
+    rig_path(fx, "journal.1", p, sizeof(p));
+    size_t len;
+    uint8_t *j1 = rig_read(p, &len);
+    assert_int_equal(rig_snapshot(l), 0);
+    assert_int_equal(rig_file_size(p), -1);
+    rig_write(p, j1, len);
+    rig_feed_all(l, rows + 20, 10);
+    rig_turn(l);
+    rig_crash(&l);
+
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_check(l, rows, 30, 2);
+    rig_stats_t st = rig_stats(l->state);
+    assert_int_equal(st.rows_snapshot, 20);
+    assert_int_equal(st.rows_journal, 10);
+    rig_close(&l);
+    free(j1);
+    free(rows);
+}
+
+/* The timers: an fdatasync in flight defers a due snapshot; a stop while a
+ * snapshot is in flight waits for it, then writes the final one. */
+static void test_state_fsync_snapshot_and_stop_in_flight(void **state)
+{
+    rig_fx_t *fx = *state;
+    rig_row_t *rows = rig_gen_rows(two_tasks, 2, 0, 40);
+    rig_life_t *l;
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    for (int round = 0; round < 3; round++) {
+        rig_feed_all(l, rows + 10 * round, 10);
+        rig_turn(l);
+        /* Past fsync_interval, well before snapshot_interval. */
+        ens_state_tick(l->state, ens_mono() + 2 * fx->conf.fsync_interval);
+        assert_int_equal(rig_snapshot(l), 0);
+    }
+    assert_int_equal(rig_stats(l->state).snapshots, 3);
+    rig_feed_all(l, rows + 30, 10);
+    ens_state_tick(l->state, ens_mono() + 1e7); /* a snapshot in flight */
+    rig_close(&l);
+    assert_int_equal(rig_count_files(fx->dir, "journal.", ""), 0);
+
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_check(l, rows, 40, 2);
+    assert_int_equal(rig_stats(l->state).rows_snapshot, 40);
+    rig_close(&l);
+    free(rows);
+}
+
 /* A real kill -9 in a child process: rows written by a loop turn survive,
  * rows still buffered (no turn since) are lost, and nothing comes twice. */
 static void test_state_kill9_loses_only_the_unflushed(void **state)
@@ -341,6 +400,10 @@ int main(void)
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_crash_journal_only, rig_setup, rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_crash_after_snapshots, rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_state_covered_journal_not_replayed, rig_setup,
+                                        rig_teardown),
+        cmocka_unit_test_setup_teardown(test_state_fsync_snapshot_and_stop_in_flight, rig_setup,
+                                        rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_kill9_loses_only_the_unflushed, rig_setup,
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_lowered_caps_clean, rig_setup, rig_teardown),
