@@ -220,11 +220,19 @@ static void snapshot_done(uv_work_t *req, int status)
     if (status < 0 || j->err) {
         s->st.write_errors++;
         s->force_snapshot = 1;
+        /* Each attempt rotates the journal: retried every second, a lasting
+         * failure would leave a journal file a second. The delay doubles
+         * up to the snapshot interval (or 5 minutes). */
+        double cap = s->conf->snapshot_interval > 0 ? s->conf->snapshot_interval : 300;
+        s->retry_delay = s->retry_delay > 0 ? 2 * s->retry_delay : 1;
+        if (s->retry_delay > cap)
+            s->retry_delay = cap;
         ENS_LOG(ERR, "state: snapshot failed: %s; journals kept, will retry",
                 strerror(j->err ? j->err : EIO));
     } else {
         s->st.snapshots++;
         s->force_snapshot = 0;
+        s->retry_delay = 0;
         ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->file.size);
     }
     ens__bytes_free(&j->file);
@@ -235,7 +243,7 @@ static void snapshot_done(uv_work_t *req, int status)
  * journal still holding unwritten bytes (a full disk) is not closed: those
  * bytes are in the snapshot, and the old journal is deleted with the
  * others once it is durable. */
-static snap_job_t *snapshot_begin(ens_state_t *s)
+static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
 {
     close_journal(s);
     s->out.size = 0;
@@ -246,7 +254,7 @@ static snap_job_t *snapshot_begin(ens_state_t *s)
     ens__snapshot_serialize(s, j->covers, &j->file);
     open_journal(s, s->journal + 1);
     s->dirty = 0;
-    s->last_snapshot = ens_mono();
+    s->last_snapshot = mono;
     j->req.data = j;
     return j;
 }
@@ -347,10 +355,11 @@ void ens_state_tick(ens_state_t *s, double mono)
      * It waits only for an fdatasync in flight on the journal it closes,
      * which the fsync below never starts while a snapshot is due. */
     double every = s->conf->snapshot_interval;
+    double retry = s->retry_delay > 1.0 ? s->retry_delay : 1.0;
     int due = (every > 0 && mono - s->last_snapshot >= every) ||
-              (s->force_snapshot && mono - s->last_snapshot >= 1.0);
+              (s->force_snapshot && mono - s->last_snapshot >= retry);
     if (due && !s->snapshotting && !s->syncing) {
-        snap_job_t *j = snapshot_begin(s);
+        snap_job_t *j = snapshot_begin(s, mono);
         s->snapshotting = 1;
         s->last_sync = mono;
         if (uv_queue_work(s->loop, &j->req, snapshot_work, snapshot_done) < 0) {
@@ -386,7 +395,7 @@ void ens_state_close(ens_state_t **sp)
     ens_state_t *s = *sp;
     if (!s)
         return;
-    snap_job_t *j = snapshot_begin(s);
+    snap_job_t *j = snapshot_begin(s, ens_mono());
     j->err = ens__snapshot_write(j->dir, &j->file, j->covers);
     if (j->err) {
         ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));

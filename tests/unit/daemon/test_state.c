@@ -251,12 +251,12 @@ static void test_state_fsync_snapshot_and_stop_in_flight(void **state)
         rig_feed_all(l, rows + 10 * round, 10);
         rig_turn(l);
         /* Past fsync_interval, well before snapshot_interval. */
-        ens_state_tick(l->state, ens_mono() + 2 * fx->conf.fsync_interval);
+        rig_tick(l, 2 * fx->conf.fsync_interval);
         assert_int_equal(rig_snapshot(l), 0);
     }
     assert_int_equal(rig_stats(l->state).snapshots, 3);
     rig_feed_all(l, rows + 30, 10);
-    ens_state_tick(l->state, ens_mono() + 1e7); /* a snapshot in flight */
+    rig_tick(l, 1e6); /* a snapshot in flight */
     rig_close(&l);
     assert_int_equal(rig_count_files(fx->dir, "journal.", ""), 0);
 

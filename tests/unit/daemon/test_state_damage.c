@@ -265,6 +265,54 @@ static void test_state_write_failure_retried(void **state)
     free(rows);
 }
 
+/* A snapshot that keeps failing (here its temporary file cannot be
+ * created) is retried with a growing delay: each attempt rotates the
+ * journal, so retrying every second would leave a journal file per second
+ * for as long as the failure lasts. The daemon's 100 ms tick is simulated
+ * for a minute on a fake monotonic clock; once the snapshot can be written
+ * it covers every journal, and a crash then loses nothing. */
+static void test_state_failing_snapshot_backs_off(void **state)
+{
+    rig_fx_t *fx = *state;
+    rig_row_t *rows = rig_gen_rows(one_task, 1, 0, 70);
+    fx->conf.snapshot_interval = 3600;
+    fx->conf.fsync_interval = 1e9; /* no fdatasync in flight to wait for */
+    rig_life_t *l;
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_tick(l, 3599.95); /* the first snapshot is due at the first tick */
+    char tmp[512];
+    rig_path(fx, "snapshot.tmp", tmp, sizeof(tmp));
+    assert_int_equal(mkdir(tmp, 0700), 0);
+    size_t attempts = 0;
+    for (int tick = 0; tick <= 700; tick++) {
+        if (tick % 10 == 0 && tick < 700)
+            rig_feed(l, &rows[tick / 10]);
+        size_t journals = rig_count_files(fx->dir, "journal.", "");
+        rig_tick(l, 0.1);
+        rig_turn(l);
+        if (rig_count_files(fx->dir, "journal.", "") == journals)
+            continue;
+        attempts++;
+        for (int i = 0; i < 10000 && rig_stats(l->state).write_errors < attempts; i++) {
+            rig_turn(l);
+            usleep(200);
+        }
+        assert_int_equal(rig_stats(l->state).write_errors, attempts);
+    }
+    /* At 0, then 1, 3, 7, 15, 31 and 63 s: delays of 1, 2, 4 ... s. */
+    assert_int_equal(attempts, 7);
+    assert_int_equal(rig_count_files(fx->dir, "journal.", ""), 8);
+    assert_int_equal(rmdir(tmp), 0);
+    assert_int_equal(rig_snapshot(l), 0);
+    assert_int_equal(rig_count_files(fx->dir, "journal.", ""), 1);
+    rig_turn(l);
+    rig_crash(&l);
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_check(l, rows, 70, 1);
+    rig_close(&l);
+    free(rows);
+}
+
 /* ---- refused snapshots ------------------------------------------------ */
 
 /* Opening must fail without discard, naming the file and the reason, and
@@ -393,6 +441,8 @@ int main(void)
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_write_failure_retried, rig_setup,
                                         teardown_unlimit),
+        cmocka_unit_test_setup_teardown(test_state_failing_snapshot_backs_off, rig_setup,
+                                        rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_discard_corrupt_snapshot, rig_setup,
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_old_snapshot_format_refused, rig_setup,
