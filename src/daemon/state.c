@@ -73,6 +73,13 @@ static void flush(ens_state_t *s)
         if (s->st.write_errors++ == 0 || errno != ENOSPC)
             ENS_LOG(ERR, "state: journal write failed: %s; %zu bytes kept to retry",
                     strerror(errno), s->out.size - done);
+        s->write_failing = 1;
+    } else if (s->write_failing) {
+        /* The disk takes writes again. A snapshot that failed meanwhile
+         * holds the only copy of the rows its rotation could not write:
+         * retry it now, not after the delay the failures grew. */
+        s->write_failing = 0;
+        s->retry_delay = 0;
     }
     memmove(s->out.data, s->out.data + done, s->out.size - done);
     s->out.size -= done;
@@ -239,10 +246,11 @@ static void snapshot_done(uv_work_t *req, int status)
     free(j);
 }
 
-/* Rotates the journal and serializes a snapshot covering the old ones. A
- * journal still holding unwritten bytes (a full disk) is not closed: those
- * bytes are in the snapshot, and the old journal is deleted with the
- * others once it is durable. */
+/* Rotates the journal and serializes a snapshot covering the old ones.
+ * Bytes the old journal could not take (a full disk) are dropped: their
+ * rows are in the snapshot, and the old journal, perhaps ending in a torn
+ * record, is deleted with the others once the snapshot is durable. Until a
+ * snapshot succeeds they are only in memory: a crash before loses them. */
 static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
 {
     close_journal(s);

@@ -18,6 +18,7 @@
 
 #include "ensembled/err.h"
 #include "rig.h"
+#include "state_int.h" /* snapshotting: whether a snapshot is in flight */
 
 static const ens_str_t one_task[] = {SI("t")};
 
@@ -313,6 +314,68 @@ static void test_state_failing_snapshot_backs_off(void **state)
     free(rows);
 }
 
+/* Ticks the state's timer every 0.1 s of the fake clock for n ticks, one
+ * loop turn each, feeding rows[*next] every 10th tick; a snapshot started
+ * is waited for. Returns how many snapshots started. */
+static size_t run_ticks(rig_life_t *l, const char *dir, int n, const rig_row_t *rows, size_t *next,
+                        size_t last)
+{
+    size_t attempts = 0;
+    for (int tick = 0; tick < n; tick++) {
+        if (tick % 10 == 0 && *next < last)
+            rig_feed(l, &rows[(*next)++]);
+        size_t journals = rig_count_files(dir, "journal.", "");
+        rig_tick(l, 0.1);
+        rig_turn(l);
+        attempts += rig_count_files(dir, "journal.", "") != journals;
+        for (int i = 0; i < 10000 && l->state->snapshotting; i++) {
+            usleep(200);
+            rig_turn(l);
+        }
+        assert_false(l->state->snapshotting);
+    }
+    return attempts;
+}
+
+/* A full disk (RLIMIT_FSIZE at 100 bytes: every journal and snapshot write
+ * fails) for 40 s across several snapshot attempts. Each attempt rotates
+ * the journal and leaves the rows it could not write to the snapshot,
+ * which fails too; so once the disk takes writes again, the snapshot is
+ * retried at once rather than after the delay the failures had grown to,
+ * and a crash a little later loses nothing. */
+static void test_state_disk_full_across_snapshots(void **state)
+{
+    rig_fx_t *fx = *state;
+    rig_row_t *rows = rig_gen_rows(one_task, 1, 0, 50);
+    fx->conf.snapshot_interval = 3600;
+    fx->conf.fsync_interval = 1e9;
+    rig_life_t *l;
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_feed_all(l, rows, 10);
+    rig_turn(l);
+    rig_tick(l, 3599.95); /* the first snapshot is due at the first tick */
+    limit_file_size(100);
+    size_t next = 10;
+    size_t attempts = run_ticks(l, fx->dir, 400, rows, &next, 40);
+    assert_int_equal(attempts, 6); /* at 0, 1, 3, 7, 15 and 31 s */
+    assert_int_equal(rig_stats(l->state).snapshots, 0);
+    unlimit_file_size();
+    rig_feed_all(l, rows + 40, 10);
+    next = 50;
+    rig_turn(l);
+    attempts = run_ticks(l, fx->dir, 15, rows, &next, 50);
+    assert_int_equal(attempts, 1);
+    assert_int_equal(rig_stats(l->state).snapshots, 1);
+    rig_crash(&l);
+
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_check(l, rows, 50, 1);
+    rig_stats_t st = rig_stats(l->state);
+    assert_int_equal(st.torn + st.corrupt, 0);
+    rig_close(&l);
+    free(rows);
+}
+
 /* ---- refused snapshots ------------------------------------------------ */
 
 /* Opening must fail without discard, naming the file and the reason, and
@@ -443,6 +506,8 @@ int main(void)
                                         teardown_unlimit),
         cmocka_unit_test_setup_teardown(test_state_failing_snapshot_backs_off, rig_setup,
                                         rig_teardown),
+        cmocka_unit_test_setup_teardown(test_state_disk_full_across_snapshots, rig_setup,
+                                        teardown_unlimit),
         cmocka_unit_test_setup_teardown(test_state_discard_corrupt_snapshot, rig_setup,
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_old_snapshot_format_refused, rig_setup,
