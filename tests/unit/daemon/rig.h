@@ -4,7 +4,10 @@
  * the state, wired the way daemon.c wires them (the tasks' `added` and
  * `joined` hooks reach ens_state_added / ens_state_row; versions go through
  * the state hooks), and ended either cleanly (ens_state_close, a final
- * snapshot) or by a crash (ens_state_abandon: nothing more is written).
+ * snapshot) or by a crash right after a loop turn (ens_state_stop, which
+ * writes no more than a turn would, then ens_state_abandon: no snapshot, the
+ * journals as they are). A kill -9 with rows still buffered is
+ * test_state.c's, in a child process.
  *
  * Events are packed here with msgpack-c, not with the project's writer, and
  * what a test fed is kept here as plain rows (names as bytes) to compare the
@@ -62,8 +65,7 @@ static inline void rig_tmpdir(char *buf, size_t len)
     assert_non_null(mkdtemp(buf));
 }
 
-/* Removes dir and everything under it (two levels: the test directory and
- * its state directory hold only files and one directory level). */
+/* Removes dir and everything under it. */
 static inline void rig_rmtree(const char *dir)
 {
     DIR *d = opendir(dir);
