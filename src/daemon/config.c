@@ -176,7 +176,10 @@ void ens_config_defaults(ens_config_t *c)
 
 typedef struct {
     ens_config_t *c;
-    char reason[512]; /* first error */
+    FILE *f;          /* the file, read through read_line */
+    int line;         /* the line inih is parsing (what it counts) */
+    int reason_line;  /* the line of reason */
+    char reason[512]; /* first error a handler found */
     /* Task overrides are applied after the file is read, so that a [task.X]
      * section inherits global keys that appear below it too. */
     struct {
@@ -192,6 +195,7 @@ static int reject(parse_t *p, const char *fmt, ...) __attribute__((format(printf
 static int reject(parse_t *p, const char *fmt, ...)
 {
     if (p->reason[0] == '\0') {
+        p->reason_line = p->line;
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
@@ -227,6 +231,12 @@ static int on_key(void *user, const char *section, const char *name, const char 
             if (p->noverrides == sizeof(p->overrides) / sizeof(p->overrides[0]) ||
                 strlen(value) >= ENS_CONF_STR)
                 return reject(p, "%s: too many task overrides or value too long", name);
+            /* Applied after the file is read, but checked now, so that an
+             * error carries its line like any other. */
+            ens_task_conf_t scratch = p->c->task;
+            const char *why = set_value(k, &scratch, value);
+            if (why)
+                return reject(p, "[%s] %s: %s", section, name, why);
             p->overrides[p->noverrides].section = s;
             p->overrides[p->noverrides].key = k;
             strcpy(p->overrides[p->noverrides++].value, value);
@@ -240,6 +250,31 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return reject(p, "[%s] %s: unknown key", section, name);
 }
 
+/* inih's reader: one call per line, as inih counts them, so that a
+ * handler knows which line it is called for. inih's line buffer is fixed
+ * (INI_MAX_LINE in the library as built); it would take the rest of a
+ * longer line for lines of their own, a long comment's tail for a key, so
+ * such a line is consumed whole here and refused, unless it is a comment. */
+static char *read_line(char *str, int num, void *stream)
+{
+    parse_t *p = stream;
+    char *r = fgets(str, num, p->f);
+    if (!r)
+        return NULL;
+    p->line++;
+    size_t n = strlen(str);
+    int ch;
+    if (n > 0 && str[n - 1] != '\n' && (ch = fgetc(p->f)) != EOF && ch != '\n') {
+        while ((ch = fgetc(p->f)) != EOF && ch != '\n')
+            ;
+        const char *t = str + strspn(str, " \t");
+        if (*t != '#' && *t != ';')
+            reject(p, "line longer than %d bytes", num - 1);
+        str[0] = '\0';
+    }
+    return r;
+}
+
 int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen)
 {
     parse_t *p = calloc(1, sizeof(*p));
@@ -249,14 +284,24 @@ int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen)
     }
     ens_config_defaults(c);
     p->c = c;
-    int line = ini_parse(path, on_key, p);
+    p->f = fopen(path, "r");
+    if (!p->f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        free(p);
+        return -1;
+    }
+    /* inih returns the first line in error, a handler's or its own syntax
+     * error (0: none); a reason is reported when it comes first, which a
+     * line too long does without inih seeing an error. */
+    int line = ini_parse_stream(read_line, p, on_key, p);
+    fclose(p->f);
     int rc = 0;
-    if (line == -1) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOENT));
+    if (p->reason[0] && (line == 0 || p->reason_line <= line)) {
+        snprintf(err, errlen, "%s:%d: %s", path, p->reason_line, p->reason);
         rc = -1;
     } else if (line != 0) {
-        snprintf(err, errlen, "%s:%d: %s", path, line,
-                 p->reason[0] ? p->reason : "syntax error (expected [section] or key = value)");
+        snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path,
+                 line);
         rc = -1;
     }
     for (size_t s = 0; rc == 0 && s < c->nsections; s++)

@@ -92,7 +92,10 @@ static int check_capacity(const ens_ingest_t *in, const ens_decoded_t *m, ens_dr
         size_t n = e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
         for (size_t p = 0; p < n && rc == 0; p++) {
             ens_str_t label = e->kind == ENS_EVENT_LABEL ? e->label : e->preds[p].label;
-            if ((!t || ens_window_find_label(t->window, label.ptr, label.len) < 0) &&
+            /* "?" is an abstention, never a label: a known task finds it,
+             * and a new task must not count it either. */
+            int abstain = label.len == 1 && label.ptr[0] == '?';
+            if (!abstain && (!t || ens_window_find_label(t->window, label.ptr, label.len) < 0) &&
                 first_time(&a, 'l', e->task, label) && have_labels + ++a.labels > ENS_MAX_LABELS)
                 *why = ENS_DROP_TOO_MANY_LABELS, rc = -1;
             if (e->kind == ENS_EVENT_LABEL || rc < 0)

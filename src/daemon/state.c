@@ -73,6 +73,13 @@ static void flush(ens_state_t *s)
         if (s->st.write_errors++ == 0 || errno != ENOSPC)
             ENS_LOG(ERR, "state: journal write failed: %s; %zu bytes kept to retry",
                     strerror(errno), s->out.size - done);
+        s->write_failing = 1;
+    } else if (s->write_failing) {
+        /* The disk takes writes again. A snapshot that failed meanwhile
+         * holds the only copy of the rows its rotation could not write:
+         * retry it now, not after the delay the failures grew. */
+        s->write_failing = 0;
+        s->retry_delay = 0;
     }
     memmove(s->out.data, s->out.data + done, s->out.size - done);
     s->out.size -= done;
@@ -220,22 +227,31 @@ static void snapshot_done(uv_work_t *req, int status)
     if (status < 0 || j->err) {
         s->st.write_errors++;
         s->force_snapshot = 1;
+        /* Each attempt rotates the journal: retried every second, a lasting
+         * failure would leave a journal file a second. The delay doubles
+         * up to the snapshot interval (or 5 minutes). */
+        double cap = s->conf->snapshot_interval > 0 ? s->conf->snapshot_interval : 300;
+        s->retry_delay = s->retry_delay > 0 ? 2 * s->retry_delay : 1;
+        if (s->retry_delay > cap)
+            s->retry_delay = cap;
         ENS_LOG(ERR, "state: snapshot failed: %s; journals kept, will retry",
                 strerror(j->err ? j->err : EIO));
     } else {
         s->st.snapshots++;
         s->force_snapshot = 0;
+        s->retry_delay = 0;
         ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->file.size);
     }
     ens__bytes_free(&j->file);
     free(j);
 }
 
-/* Rotates the journal and serializes a snapshot covering the old ones. A
- * journal still holding unwritten bytes (a full disk) is not closed: those
- * bytes are in the snapshot, and the old journal is deleted with the
- * others once it is durable. */
-static snap_job_t *snapshot_begin(ens_state_t *s)
+/* Rotates the journal and serializes a snapshot covering the old ones.
+ * Bytes the old journal could not take (a full disk) are dropped: their
+ * rows are in the snapshot, and the old journal, perhaps ending in a torn
+ * record, is deleted with the others once the snapshot is durable. Until a
+ * snapshot succeeds they are only in memory: a crash before loses them. */
+static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
 {
     close_journal(s);
     s->out.size = 0;
@@ -246,7 +262,7 @@ static snap_job_t *snapshot_begin(ens_state_t *s)
     ens__snapshot_serialize(s, j->covers, &j->file);
     open_journal(s, s->journal + 1);
     s->dirty = 0;
-    s->last_snapshot = ens_mono();
+    s->last_snapshot = mono;
     j->req.data = j;
     return j;
 }
@@ -347,10 +363,11 @@ void ens_state_tick(ens_state_t *s, double mono)
      * It waits only for an fdatasync in flight on the journal it closes,
      * which the fsync below never starts while a snapshot is due. */
     double every = s->conf->snapshot_interval;
+    double retry = s->retry_delay > 1.0 ? s->retry_delay : 1.0;
     int due = (every > 0 && mono - s->last_snapshot >= every) ||
-              (s->force_snapshot && mono - s->last_snapshot >= 1.0);
+              (s->force_snapshot && mono - s->last_snapshot >= retry);
     if (due && !s->snapshotting && !s->syncing) {
-        snap_job_t *j = snapshot_begin(s);
+        snap_job_t *j = snapshot_begin(s, mono);
         s->snapshotting = 1;
         s->last_sync = mono;
         if (uv_queue_work(s->loop, &j->req, snapshot_work, snapshot_done) < 0) {
@@ -386,13 +403,25 @@ void ens_state_close(ens_state_t **sp)
     ens_state_t *s = *sp;
     if (!s)
         return;
-    snap_job_t *j = snapshot_begin(s);
+    snap_job_t *j = snapshot_begin(s, ens_mono());
     j->err = ens__snapshot_write(j->dir, &j->file, j->covers);
-    if (j->err)
+    if (j->err) {
         ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));
+        close_journal(s);
+    } else if (s->fd >= 0) {
+        /* snapshot_begin opened the next journal for the names alone, all
+         * of them in the snapshot now durable: remove it unwritten, or every
+         * clean stop would leave one behind. */
+        char path[ENS_CONF_STR + 64], name[64];
+        snprintf(name, sizeof(name), "journal.%llu", (unsigned long long)s->journal);
+        ens__state_path(s, path, sizeof(path), name);
+        s->out.size = 0;
+        close(s->fd);
+        s->fd = -1;
+        unlink(path);
+    }
     ens__bytes_free(&j->file);
     free(j);
-    close_journal(s);
     state_free(s);
     *sp = NULL;
 }

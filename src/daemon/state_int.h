@@ -34,6 +34,8 @@ struct ens_state_s {
     int snapshotting;     /* a snapshot is in flight */
     int force_snapshot;   /* records were dropped: snapshot as soon as possible */
     double last_snapshot; /* monotonic time the last snapshot began */
+    double retry_delay;   /* after a failed snapshot: seconds before the next (0: none failed) */
+    int write_failing;    /* the last journal write failed */
     double last_sync;     /* monotonic time of the last fdatasync */
     uv_fs_t sync_req;
     ens__bytes_t out; /* framed records not yet written */
