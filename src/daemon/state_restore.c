@@ -206,7 +206,11 @@ static int load_snapshot(ens_state_t *s, uint64_t *covers, char *err, size_t err
     ens_jrec_t h;
     ens_jreader_init(&rd, buf, len, len);
     int rc = -1;
-    if (!ens_jreader_next(&rd, &h) || h.kind != ENS_JREC_HEADER || rd.st.last_off != 0) {
+    if (len >= 8 && memcmp(buf, "ENSSNAP1", 8) == 0) {
+        snprintf(err, errlen,
+                 "%s: a snapshot of ensembled 0.1.0's format, which this version does not read",
+                 path);
+    } else if (!ens_jreader_next(&rd, &h) || h.kind != ENS_JREC_HEADER || rd.st.last_off != 0) {
         snprintf(err, errlen, "%s: not an ensembled snapshot of this version", path);
     } else if (h.header.format != ENS_JREC_FORMAT) {
         snprintf(err, errlen, "%s: snapshot format %u, this ensembled reads %u", path,
