@@ -469,7 +469,7 @@ static void test_state_old_snapshot_format_refused(void **state)
     assert_int_equal(mkdir(fx->dir, 0700), 0);
     rig_path(fx, "snapshot", p, sizeof(p));
     rig_write(p, old, sizeof(old));
-    assert_refused(fx, "not an ensembled snapshot");
+    assert_refused(fx, "ensembled 0.1.0's format");
     assert_discarded(fx);
 }
 
