@@ -30,7 +30,7 @@ static ens_data_t *fleet(size_t n, const double *acc, const size_t *asked, size_
         }
     }
     for (size_t j = 0; j < m; j++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof(name), "model-%zu", j);
         ens_data_set_model_name(d, j, name);
     }
