@@ -32,7 +32,7 @@ build-tsan: deps
 # libFuzzer targets (clang), their short runs and the corpus replays.
 build-fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENS_FUZZ=ON -DENS_BENCH=OFF >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_decode fuzz_config fuzz_journal
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_decode fuzz_config fuzz_journal fuzz_body
 
 # Every test in the plain build; unit and integration tests again with the
 # sanitized daemon and library (the flood's timing and memory bounds are

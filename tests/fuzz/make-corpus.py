@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""Writes the seed corpus of fuzz_decode (corpus/decode) and fuzz_config
-(corpus/config). Needs python3-msgpack (Debian). Rerun after changing the
-protocol or the config keys; the files are checked in."""
+"""Writes the seed corpus of fuzz_decode (corpus/decode), fuzz_config
+(corpus/config) and fuzz_body (corpus/body; its body seeds only when
+ENSEMBLECTL names a built ensemblectl). Needs python3-msgpack (Debian).
+Rerun after changing the protocol, the body or the config keys; the files
+are checked in."""
 import os
 import struct
 
@@ -118,3 +120,26 @@ write("config", "syntax", "[ingest\nbind\n")
 write("config", "multiline", "[state]\ndir = /var/lib/x\n  continued\n; comment\n# other\n")
 write("config", "empty_task", "[task.]\nttl = 1s\n")
 write("config", "durations", "[publish]\ninterval = 1.5m\nevery_labels = 0\nmin_improvement_bits = 1e-3\n")
+
+# fuzz_body: byte 0 picks the decoder (0 a publication body, 1 a control
+# request). Bodies come from `ensemblectl select --body` (JSON, turned back
+# into MessagePack here) when ENSEMBLECTL points at a build, under
+# configurations that publish each combiner kind; requests are written out.
+ctl = os.environ.get("ENSEMBLECTL")
+if ctl:
+    import json
+    import subprocess
+    import tempfile
+    data = os.path.join(here, "..", "data", "winogrande_routerbench_11llm.csv")
+    confs = {"weighted": "", "topk4": "[select]\nstrategy = top-k\nbudget = 4\nmin_rows = 1\n",
+             "caruana": "[select]\nstrategy = caruana\nbudget = 3\nexplore_rate = 0\n"}
+    for name, text in confs.items():
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write(text)
+            f.flush()
+            out = subprocess.run([ctl, "select", "--csv", data, "--body", "--config", f.name],
+                                 check=True, capture_output=True, text=True).stdout
+        write("body", "body_" + name, b"\0" + p(json.loads(out)))
+for name, req in {"status": {"cmd": "status"}, "ensemble": {"cmd": "ensemble", "task": "qa"},
+                  "recompute": {"cmd": "recompute"}, "unknown": {"cmd": "stop", "task": 7}}.items():
+    write("body", "req_" + name, b"\1" + p(req))
