@@ -1,0 +1,286 @@
+/* bench/ingest.c - prediction and label events through the daemon's ingest
+ * path (decode, capacity check, join, window), beside a bare libzmq PULL
+ * receiver of the same messages in the same run.
+ *
+ * A producer thread PUSHes pre-encoded messages over TCP loopback; the
+ * receiving thread either only receives them (the baseline: what libzmq
+ * allows) or hands each to ens_ingest_message, as the daemon's loop does.
+ * Each query is one prediction event with 5 answers and one label event.
+ * Runs: unbatched (one event per message), in batches of 100, and batched
+ * with a selection every second: the receiving thread copies the window
+ * (as the daemon's loop does) and a worker thread runs the selection
+ * pipeline on the copy, as the libuv pool does. No journal (state.dir
+ * empty). Times are the best of 3 runs (CLOCK_MONOTONIC).
+ *
+ * Last lines: ratio_to_libzmq_unbatched (daemon events/s over bare messages/s,
+ * unbatched), events_per_s_batched, ratio_with_selection (batched events/s
+ * with selections over without).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "clock.h"
+#include "config.h"
+#include "ensembled/mpw.h"
+#include "ensembled/pipeline.h"
+#include "ensembled/protocol.h"
+#include "ingest.h"
+#include "log.h"
+#include "task.h"
+
+#define MODELS 5
+#define ENDPOINT "tcp://127.0.0.1:%d"
+
+typedef struct {
+    char **msg; /* pre-encoded messages */
+    size_t *len;
+    size_t n;
+    size_t events; /* events in all of them */
+} stream_t;
+
+static void pred_event(ens_mpw_t *w, uint64_t q, uint64_t seed)
+{
+    static const char *const models[MODELS] = {"alpha", "beta", "gamma", "delta", "epsilon"};
+    static const char *const labels[4] = {"A", "B", "C", "D"};
+    ens_pred_t preds[MODELS];
+    for (int m = 0; m < MODELS; m++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        preds[m].model = (ens_str_t){models[m], strlen(models[m])};
+        preds[m].label = (ens_str_t){labels[(seed >> 33) & 3], 1};
+    }
+    ens_event_t e = {.kind = ENS_EVENT_PREDICTION,
+                     .task = {"bench", 5},
+                     .query_is_uint = 1,
+                     .query_uint = q,
+                     .preds = preds,
+                     .npreds = MODELS,
+                     .cost = -1,
+                     .ts = -1};
+    ens_event_encode(w, &e);
+}
+
+static void label_event(ens_mpw_t *w, uint64_t q)
+{
+    static const char *const labels[4] = {"A", "B", "C", "D"};
+    ens_event_t e = {.kind = ENS_EVENT_LABEL,
+                     .task = {"bench", 5},
+                     .query_is_uint = 1,
+                     .query_uint = q,
+                     .label = {labels[(q * 2654435761u >> 7) & 3], 1},
+                     .cost = -1,
+                     .ts = -1};
+    ens_event_encode(w, &e);
+}
+
+/* queries queries as messages of `batch` events (1: plain event maps). */
+static stream_t make_stream(size_t queries, size_t batch)
+{
+    stream_t s = {0};
+    size_t events = 2 * queries;
+    s.n = (events + batch - 1) / batch;
+    s.msg = calloc(s.n, sizeof(char *));
+    s.len = calloc(s.n, sizeof(size_t));
+    size_t e = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        ens_mpw_t w;
+        ens_mpw_init(&w);
+        if (batch > 1)
+            ens_mpw_array_begin(&w);
+        for (size_t k = 0; k < batch && e < events; k++, e++) {
+            uint64_t q = e / 2;
+            if (e % 2 == 0)
+                pred_event(&w, q, q + 1);
+            else
+                label_event(&w, q);
+        }
+        if (batch > 1)
+            ens_mpw_array_end(&w);
+        s.msg[i] = ens_mpw_take(&w, &s.len[i]);
+    }
+    s.events = events;
+    return s;
+}
+
+static void stream_free(stream_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->msg[i]);
+    free(s->msg);
+    free(s->len);
+}
+
+typedef struct {
+    void *ctx;
+    int port;
+    const stream_t *s;
+} producer_t;
+
+static void *produce(void *arg)
+{
+    producer_t *p = arg;
+    void *push = zmq_socket(p->ctx, ZMQ_PUSH);
+    int hwm = 100000;
+    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    char ep[64];
+    snprintf(ep, sizeof(ep), ENDPOINT, p->port);
+    zmq_connect(push, ep);
+    for (size_t i = 0; i < p->s->n; i++)
+        if (zmq_send(push, p->s->msg[i], p->s->len[i], 0) < 0) {
+            fprintf(stderr, "bench: send: %s\n", zmq_strerror(zmq_errno()));
+            exit(1);
+        }
+    int linger = -1;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_close(push);
+    return NULL;
+}
+
+/* The selection worker: runs the pipeline on each snapshot it is handed. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ens_data_t *snap; /* handed over, NULL: none */
+    int done;
+    size_t runs;
+} worker_t;
+
+static void *select_worker(void *arg)
+{
+    worker_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done || w->snap) {
+        if (!w->snap) {
+            pthread_cond_wait(&w->cv, &w->mu);
+            continue;
+        }
+        ens_data_t *snap = w->snap;
+        w->snap = NULL;
+        pthread_mutex_unlock(&w->mu);
+        ens_pipeline_opts_t o;
+        ens_pipeline_opts_default(&o);
+        ens_pipeline_in_t in = {snap, NULL, NULL, NULL, 0};
+        ens_pipeline_t *p = NULL;
+        char err[256];
+        ens_pipeline_run(&in, &o, &p, err, sizeof(err));
+        ens_pipeline_destroy(&p);
+        ens_data_destroy(&snap);
+        pthread_mutex_lock(&w->mu);
+        w->runs++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Receives s from a producer thread; ingests it unless bare. Returns the
+ * seconds from the first message to the last. */
+static double receive(void *ctx, int port, const stream_t *s, int bare, worker_t *sel)
+{
+    const ens_config_t *conf;
+    static ens_config_t c;
+    ens_config_defaults(&c);
+    c.max_message_bytes = 1 << 24;
+    conf = &c;
+    ens_tasks_t *tasks = ens_tasks_new(conf);
+    ens_ingest_t *in = ens_ingest_new(tasks, conf);
+    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    int hwm = 100000;
+    zmq_setsockopt(pull, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    char ep[64];
+    snprintf(ep, sizeof(ep), ENDPOINT, port);
+    if (zmq_bind(pull, ep) < 0) {
+        fprintf(stderr, "bench: bind %s: %s\n", ep, zmq_strerror(zmq_errno()));
+        exit(1);
+    }
+    producer_t p = {ctx, port, s};
+    pthread_t th;
+    pthread_create(&th, NULL, produce, &p);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    double t0 = 0, last_select = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        zmq_msg_recv(&m, pull, 0);
+        double now = ens_mono();
+        if (i == 0)
+            t0 = last_select = now;
+        if (!bare)
+            ens_ingest_message(in, zmq_msg_data(&m), zmq_msg_size(&m), ens_now(), now);
+        if (sel && now - last_select >= 1.0) {
+            last_select = now;
+            ens_task_t *t = ens_tasks_get(tasks, 0);
+            ens_data_t *snap = ens_window_snapshot(t->window);
+            pthread_mutex_lock(&sel->mu);
+            ens_data_destroy(&sel->snap); /* the worker is still busy: skip it */
+            sel->snap = snap;
+            pthread_cond_signal(&sel->cv);
+            pthread_mutex_unlock(&sel->mu);
+        }
+    }
+    double secs = ens_mono() - t0;
+    zmq_msg_close(&m);
+    pthread_join(th, NULL);
+    zmq_close(pull);
+    ens_task_t *t = ens_tasks_get(tasks, 0);
+    if (!bare && (!t || ens_join_stats(t->join)->joined != s->events / 2)) {
+        fprintf(stderr, "bench: %llu of %zu queries joined\n",
+                t ? (unsigned long long)ens_join_stats(t->join)->joined : 0ULL, s->events / 2);
+        exit(1);
+    }
+    ens_ingest_destroy(&in);
+    ens_tasks_destroy(&tasks);
+    return secs;
+}
+
+static double best_of(void *ctx, int *port, const stream_t *s, int bare, int with_selection)
+{
+    double best = 1e300;
+    for (int r = 0; r < 3; r++) {
+        worker_t w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+        pthread_t th;
+        if (with_selection)
+            pthread_create(&th, NULL, select_worker, &w);
+        double t = receive(ctx, (*port)++, s, bare, with_selection ? &w : NULL);
+        if (with_selection) {
+            pthread_mutex_lock(&w.mu);
+            w.done = 1;
+            pthread_cond_signal(&w.cv);
+            pthread_mutex_unlock(&w.mu);
+            pthread_join(th, NULL);
+        }
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    size_t queries = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
+    ens_log_init(ENS_LOG_WARNING, 1);
+    void *ctx = zmq_ctx_new();
+    int port = 23000 + (int)(ens_mono() * 1000) % 20000;
+    stream_t one = make_stream(queries, 1), hundred = make_stream(queries, 100);
+    printf("%zu queries: 5 answers and a label each (%zu events), TCP loopback\n", queries,
+           one.events);
+
+    double bare = best_of(ctx, &port, &one, 1, 0);
+    double daemon1 = best_of(ctx, &port, &one, 0, 0);
+    double bare100 = best_of(ctx, &port, &hundred, 1, 0);
+    double daemon100 = best_of(ctx, &port, &hundred, 0, 0);
+    double selecting = best_of(ctx, &port, &hundred, 0, 1);
+    double ev = (double)one.events;
+    printf("%-34s %12.0f messages/s\n", "bare libzmq PULL, unbatched", (double)one.n / bare);
+    printf("%-34s %12.0f events/s\n", "ensembled ingest, unbatched", ev / daemon1);
+    printf("%-34s %12.0f events/s\n", "bare libzmq PULL, batches of 100", ev / bare100);
+    printf("%-34s %12.0f events/s\n", "ensembled ingest, batches of 100", ev / daemon100);
+    printf("%-34s %12.0f events/s\n", "  with a selection every second", ev / selecting);
+    printf("ratio_to_libzmq_unbatched: %.2f\n", (ev / daemon1) / ((double)one.n / bare));
+    printf("events_per_s_batched: %.0f\n", ev / daemon100);
+    printf("ratio_with_selection: %.2f\n", daemon100 / selecting);
+    stream_free(&one);
+    stream_free(&hundred);
+    zmq_ctx_term(ctx);
+    return 0;
+}
