@@ -20,7 +20,8 @@ static const char usage[] =
     "the predictions of ROWS more rows (default 100; 0 sends it right after).\n"
     "--rate paces events (default: as fast as the daemon takes them); --batch N\n"
     "packs N events per message. Queries are row-<n>, n the row's number in the\n"
-    "file. Default endpoint tcp://127.0.0.1:5557, task default.\n";
+    "file. Default endpoint tcp://127.0.0.1:5557, task default. Exits 1 when no\n"
+    "daemon takes a message within 5 s.\n";
 
 typedef struct {
     void *sock;
@@ -193,6 +194,7 @@ int ctl_replay(int argc, char **argv)
         return 1;
     void *ctx = zmq_ctx_new();
     o.sock = zmq_socket(ctx, ZMQ_PUSH);
+    ctl_push_fail_fast(o.sock, 5000);
     ens_mpw_init(&o.w);
     o.pred = ens_xcalloc(d->nmodels + 1, sizeof(ens_pred_t));
     clock_gettime(CLOCK_MONOTONIC, &o.t0);
@@ -202,13 +204,13 @@ int ctl_replay(int argc, char **argv)
     if (rc == 0)
         rc = replay_rows(&o, d, a.lag);
     if (rc == -1)
-        ctl_error("%s: %s", a.endpoint, zmq_strerror(zmq_errno()));
+        ctl_send_error(a.endpoint, 5000);
     else if (rc == 0)
         fprintf(stderr, "ensemblectl: replayed %zu rows (%zu events) to %s\n", d->nrows, o.sent,
                 a.endpoint);
     ens_mpw_free(&o.w);
     free(o.pred);
-    /* Default linger: closing waits until every queued message is out. */
+    /* Closing waits (at most 5 s) until every queued message is out. */
     zmq_close(o.sock);
     zmq_ctx_term(ctx);
     ens_data_destroy(&d);

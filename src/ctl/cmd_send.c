@@ -13,7 +13,8 @@ static const char usage[] =
     "                        [--server-key FILE --client-key FILE]\n"
     "Sends one event to ensembled's ingest socket (default tcp://127.0.0.1:5557):\n"
     "a prediction (model M answered L; '?' for an abstention) or a label (the\n"
-    "truth of query Q is L). --uint-query sends Q as an unsigned integer.\n";
+    "truth of query Q is L). --uint-query sends Q as an unsigned integer.\n"
+    "Exits 1 when no daemon takes the event within 5 s.\n";
 
 typedef struct {
     const char *kind, *query, *task, *model, *label;
@@ -134,13 +135,11 @@ int ctl_send(int argc, char **argv)
     ens_mpw_init(&w);
     rc = pack_event(&a.e, &w) < 0 ? 2 : 0;
     void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_PUSH);
-    int linger = 5000, timeout = 5000;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof(timeout));
+    ctl_push_fail_fast(s, 5000);
     if (rc == 0 && ctl_curve_client(s, &a.keys) < 0)
         rc = 2;
     if (rc == 0 && (zmq_connect(s, a.endpoint) < 0 || zmq_send(s, w.data, w.size, 0) < 0)) {
-        ctl_error("%s: %s", a.endpoint, zmq_strerror(zmq_errno()));
+        ctl_send_error(a.endpoint, 5000);
         rc = 1;
     }
     zmq_close(s);

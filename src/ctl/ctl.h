@@ -53,6 +53,16 @@ int ctl_curve_client(void *sock, const ctl_curve_keys_t *k);
  * `task`, printed as JSON. Returns the exit code. */
 int ctl_select_body(const char *csv, const char *config, const char *task);
 
+/* Makes a PUSH socket fail fast: messages go only to peers whose
+ * connection is complete (ZMQ_IMMEDIATE), a send waits at most timeout_ms
+ * for one (then fails with EAGAIN), and closing waits at most as long for
+ * queued messages. Without it, a send to a dead endpoint is queued and
+ * "succeeds". */
+void ctl_push_fail_fast(void *sock, int timeout_ms);
+
+/* The error line for a failed send on such a socket. */
+void ctl_send_error(const char *endpoint, int timeout_ms);
+
 /* Prints "ensemblectl: <message>" on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #include "ctl.h"
 #include "ensembled/csv.h"
@@ -138,4 +139,21 @@ int ctl_parse_models(const ens_data_t *d, const char *list, size_t *out, size_t 
         rc = -1;
     }
     return rc < 0 ? -1 : (int)n;
+}
+
+void ctl_push_fail_fast(void *sock, int timeout_ms)
+{
+    int one = 1;
+    zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof(one));
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof(timeout_ms));
+    zmq_setsockopt(sock, ZMQ_LINGER, &timeout_ms, sizeof(timeout_ms));
+}
+
+void ctl_send_error(const char *endpoint, int timeout_ms)
+{
+    if (zmq_errno() == EAGAIN)
+        ctl_error("%s: nothing took the message within %d ms (is ensembled running?)", endpoint,
+                  timeout_ms);
+    else
+        ctl_error("%s: %s", endpoint, zmq_strerror(zmq_errno()));
 }
