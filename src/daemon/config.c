@@ -58,6 +58,7 @@ static const key_t_ keys[] = {
     {"publish", "every_labels", T_SIZE, 0, 1, G(publish_every_labels), 0, 1000000000, "1000"},
     {"publish", "min_improvement_bits", T_DOUBLE, 0, 1, G(min_improvement_bits), 0, 1e9, "0.01"},
     {"control", "bind", T_STR, 0, 0, G(control_bind), 0, 0, "ipc:///run/ensembled/control"},
+    {"metrics", "bind", T_STR, 0, 0, G(metrics_bind), 0, 0, "127.0.0.1:9559"},
     {"state", "dir", T_STR, 0, 0, G(state_dir), 0, 0, "/var/lib/ensembled"},
     {"state", "snapshot_interval", T_DURATION, 0, 1, G(snapshot_interval), 0, 86400, "5m"},
     {"state", "fsync_interval", T_DURATION, 0, 1, G(fsync_interval), 0, 3600, "1s"},

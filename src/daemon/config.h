@@ -56,6 +56,7 @@ typedef struct {
     size_t publish_every_labels;
     double min_improvement_bits;
     char control_bind[ENS_CONF_STR];
+    char metrics_bind[ENS_CONF_STR]; /* host:port of /metrics ("": none) */
     char state_dir[ENS_CONF_STR];
     double snapshot_interval;
     double fsync_interval;
