@@ -299,11 +299,13 @@ static void on_watchdog(uv_timer_t *h)
 static void reload(daemon_t *d)
 {
     ens_config_t *next = malloc(sizeof(*next));
-    char err[1024], fixed[1024];
+    char err[4096], fixed[1024];
     if (!next)
         return;
     sd_notify(0, "RELOADING=1");
     if (ens_config_load(d->conf_path, next, err, sizeof(err)) < 0) {
+        for (char *nl = strchr(err, '\n'); nl; nl = strchr(nl, '\n'))
+            *nl = ';';
         ENS_LOG(ERR, "reload: %s; keeping the running configuration", err);
     } else {
         if (ens_config_restart_needed(&d->conf, next, fixed, sizeof(fixed)) > 0)
@@ -438,7 +440,7 @@ static void run(daemon_t *d, int discard)
 int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
 {
     daemon_t *d = calloc(1, sizeof(*d));
-    char err[1024];
+    char err[ENS_CONF_MAX_ERRORS * 512];
     if (!d)
         return 1;
     snprintf(d->conf_path, sizeof(d->conf_path), "%s", conf_path);
