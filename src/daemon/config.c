@@ -159,7 +159,7 @@ static const char *set_value(const key_t_ *k, void *base, const char *value)
                    : NULL;
     case T_LEVEL:
         return ens_log_parse_level(value, (ens_log_level_t *)(void *)field) < 0
-                   ? "unknown level (err, warning, notice, info, debug)"
+                   ? "unknown level (err, warning, notice, info, debug; error, warn)"
                    : NULL;
     case T_BOOL:
         if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)

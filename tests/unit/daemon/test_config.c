@@ -185,7 +185,7 @@ static void test_config_errors_name_file_line_key_reason(void **state)
                  "2: select.strategy: unknown strategy (greedy-mi, greedy-cost, top-k, random, "
                  "caruana, exhaustive)");
     assert_error(fx, "[log]\nlevel = loud\n",
-                 "2: log.level: unknown level (err, warning, notice, info, debug)");
+                 "2: log.level: unknown level (err, warning, notice, info, debug; error, warn)");
     assert_error(fx, "[ingest]\nttl = 5s\n", "2: [ingest] ttl: unknown key");
     assert_error(fx, "[ingest\nmax_tasks = 3\n",
                  "1: unclosed section header (no ']'); its keys are skipped");
