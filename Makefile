@@ -3,16 +3,31 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 TSAN_BUILD ?= build-tsan
+RELEASE_BUILD ?= build-release
+PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz build-tsan test demo bench table clean format \
+.PHONY: all deps deps-build release install build build-asan build-fuzz build-tsan test demo bench table clean format \
 	format-check check-structure
 
 all: build
 
 deps:
 	@scripts/install-deps
+
+# A production build and install: the build set of packages only (no test
+# tools), no tests, no benchmarks. DESTDIR is honoured.
+deps-build:
+	@scripts/install-deps build
+
+release: deps-build
+	@cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENS_TESTS=OFF \
+	    -DENS_BENCH=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(RELEASE_BUILD) -j $(JOBS)
+
+install: release
+	cmake --install $(RELEASE_BUILD)
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -70,4 +85,4 @@ check-structure:
 	scripts/check-structure
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD) $(RELEASE_BUILD)
