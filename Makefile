@@ -42,7 +42,7 @@ build-asan: deps
 # selection and snapshots run on the libuv thread pool.
 build-tsan: deps
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENS_TSAN=ON -DENS_BENCH=OFF >/dev/null
-	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target ensembled ensemblectl
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target ensembled ensemblectl man
 
 # libFuzzer targets (clang), their short runs and the corpus replays.
 build-fuzz: deps
@@ -54,13 +54,14 @@ build-fuzz: deps
 # for the optimized build); the integration tests against the daemon under
 # ThreadSanitizer (a race ends it with status 66, a failed test; the closed
 # loop's bounds are in queries at a fixed real-time rate, so they are for an
-# uninstrumented daemon too); a few seconds of each fuzzer.
+# uninstrumented daemon too); a few seconds of each fuzzer. The packages
+# (integration.deb) are built once, from the plain toolchain.
 test: format-check check-structure build build-asan build-tsan build-fuzz
 	ctest --test-dir $(BUILD) $(CTEST_ARGS)
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS) -L 'unit|integration' -E 'flood|valgrind|systemd'
-	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|loop|valgrind|systemd'
+	    ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS) -L 'unit|integration' -E 'flood|valgrind|systemd|deb'
+	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|loop|valgrind|systemd|deb'
 	ctest --test-dir $(FUZZ_BUILD) $(CTEST_ARGS) -L fuzz
 
 demo: build
