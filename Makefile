@@ -3,16 +3,31 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 TSAN_BUILD ?= build-tsan
+RELEASE_BUILD ?= build-release
+PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps build build-asan build-fuzz build-tsan test demo bench table clean format \
+.PHONY: all deps deps-build release install build build-asan build-fuzz build-tsan test demo bench table clean format \
 	format-check check-structure
 
 all: build
 
 deps:
 	@scripts/install-deps
+
+# A production build and install: the build set of packages only (no test
+# tools), no tests, no benchmarks. DESTDIR is honoured.
+deps-build:
+	@scripts/install-deps build
+
+release: deps-build
+	@cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENS_TESTS=OFF \
+	    -DENS_BENCH=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(RELEASE_BUILD) -j $(JOBS)
+
+install: release
+	cmake --install $(RELEASE_BUILD)
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -27,7 +42,7 @@ build-asan: deps
 # selection and snapshots run on the libuv thread pool.
 build-tsan: deps
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENS_TSAN=ON -DENS_BENCH=OFF >/dev/null
-	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target ensembled ensemblectl
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target ensembled ensemblectl man
 
 # libFuzzer targets (clang), their short runs and the corpus replays.
 build-fuzz: deps
@@ -39,13 +54,14 @@ build-fuzz: deps
 # for the optimized build); the integration tests against the daemon under
 # ThreadSanitizer (a race ends it with status 66, a failed test; the closed
 # loop's bounds are in queries at a fixed real-time rate, so they are for an
-# uninstrumented daemon too); a few seconds of each fuzzer.
+# uninstrumented daemon too); a few seconds of each fuzzer. The packages
+# (integration.deb) are built once, from the plain toolchain.
 test: format-check check-structure build build-asan build-tsan build-fuzz
 	ctest --test-dir $(BUILD) $(CTEST_ARGS)
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS) -L 'unit|integration' -E 'flood|valgrind|systemd'
-	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|loop|valgrind|systemd'
+	    ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS) -L 'unit|integration' -E 'flood|valgrind|systemd|deb'
+	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|loop|valgrind|systemd|deb'
 	ctest --test-dir $(FUZZ_BUILD) $(CTEST_ARGS) -L fuzz
 
 demo: build
@@ -70,4 +86,4 @@ check-structure:
 	scripts/check-structure
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD) $(RELEASE_BUILD)

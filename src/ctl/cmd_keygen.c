@@ -17,7 +17,10 @@ static const char usage[] =
     "(the public key), each one Z85 line. For the daemon: point\n"
     "security.curve_secret_key_file at NAME.key (and curve_public_key_file at\n"
     "NAME.pub). For a client: copy NAME.pub into security.authorized_keys_dir\n"
-    "and pass --client-key NAME.key --server-key DAEMON.pub to ensemblectl.\n";
+    "and pass --client-key NAME.key --server-key DAEMON.pub to ensemblectl.\n"
+    "Under systemd's DynamicUser, which cannot read NAME.key: add\n"
+    "LoadCredential=server.key:/path/NAME.key to the unit and set\n"
+    "curve_secret_key_file = credential:server.key (docs/security.md).\n";
 
 static int write_key(const char *path, const char *z85, mode_t mode)
 {

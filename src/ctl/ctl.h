@@ -17,6 +17,8 @@ int ctl_simulate_loop(int argc, char **argv);
 int ctl_floor(int argc, char **argv);
 /* status, ensemble, recompute: argv[0] is the command. */
 int ctl_control(int argc, char **argv);
+/* health (cmd_health.c): exit code 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
+int ctl_health(int argc, char **argv);
 int ctl_watch(int argc, char **argv);
 int ctl_replay(int argc, char **argv);
 int ctl_keygen(int argc, char **argv);

@@ -26,6 +26,9 @@ static const char usage[] =
     "Commands talking to a running ensembled:\n"
     "  status | ensemble | recompute  [--control ENDPOINT] [--task T]\n"
     "            ask the control socket; print the reply as JSON\n"
+    "  health    [--control ENDPOINT] [--warn-age S] [--crit-age S]\n"
+    "            [--warn-refused F] [--crit-refused F] [--window S] [--task T]\n"
+    "            monitoring-plugin check: exit 0 OK, 1 WARNING, 2 CRITICAL\n"
     "  watch     [--publish ENDPOINT] [--task T] [--count N] [--json]\n"
     "            live view of the published ensembles\n"
     "  replay    --csv FILE [--ingest ENDPOINT] [--task T] [--rate R]\n"
@@ -39,7 +42,7 @@ static const char usage[] =
     "  send      --kind prediction|label --query Q [--model M] --label L\n"
     "            send one event\n"
     "  keygen    NAME: write a CURVE key pair NAME.key / NAME.pub\n"
-    "  (status, ensemble, recompute, watch and replay take --server-key FILE\n"
+    "  (status, ensemble, recompute, health, watch and replay take --server-key FILE\n"
     "  --client-key FILE when the daemon runs with CURVE)\n"
     "\n"
     "Strategies: greedy-mi (default), greedy-cost, top-k, random, caruana, exhaustive.\n"
@@ -67,6 +70,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "ensemble") == 0 ||
         strcmp(argv[1], "recompute") == 0)
         return ctl_control(argc - 1, argv + 1);
+    if (strcmp(argv[1], "health") == 0)
+        return ctl_health(argc - 1, argv + 1);
     if (strcmp(argv[1], "watch") == 0)
         return ctl_watch(argc - 1, argv + 1);
     if (strcmp(argv[1], "replay") == 0)

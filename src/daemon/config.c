@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum {
     T_STR,
@@ -17,7 +18,8 @@ typedef enum {
     T_STRATEGY,
     T_ESTIMATOR,
     T_LEVEL,
-    T_LIST
+    T_LIST,
+    T_BOOL
 } type_t;
 
 typedef struct {
@@ -58,15 +60,18 @@ static const key_t_ keys[] = {
     {"publish", "every_labels", T_SIZE, 0, 1, G(publish_every_labels), 0, 1000000000, "1000"},
     {"publish", "min_improvement_bits", T_DOUBLE, 0, 1, G(min_improvement_bits), 0, 1e9, "0.01"},
     {"control", "bind", T_STR, 0, 0, G(control_bind), 0, 0, "ipc:///run/ensembled/control"},
+    {"metrics", "bind", T_STR, 0, 0, G(metrics_bind), 0, 0, "127.0.0.1:9559"},
     {"state", "dir", T_STR, 0, 0, G(state_dir), 0, 0, "/var/lib/ensembled"},
     {"state", "snapshot_interval", T_DURATION, 0, 1, G(snapshot_interval), 0, 86400, "5m"},
     {"state", "fsync_interval", T_DURATION, 0, 1, G(fsync_interval), 0, 3600, "1s"},
     {"security", "curve_secret_key_file", T_STR, 0, 0, G(curve_secret_key_file), 0, 0, ""},
     {"security", "curve_public_key_file", T_STR, 0, 0, G(curve_public_key_file), 0, 0, ""},
     {"security", "authorized_keys_dir", T_STR, 0, 0, G(authorized_keys_dir), 0, 0, ""},
+    {"security", "allow_plaintext", T_BOOL, 0, 0, G(allow_plaintext), 0, 0, "no"},
     {"log", "level", T_LEVEL, 0, 1, G(log_level), 0, 0, "info"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= ENS_CONF_MAX_KEYS, "ens_config_t.lines is too short");
 
 int ens_config_parse_duration(const char *s, double *out)
 {
@@ -154,8 +159,16 @@ static const char *set_value(const key_t_ *k, void *base, const char *value)
                    : NULL;
     case T_LEVEL:
         return ens_log_parse_level(value, (ens_log_level_t *)(void *)field) < 0
-                   ? "unknown level (err, warning, notice, info, debug)"
+                   ? "unknown level (err, warning, notice, info, debug; error, warn)"
                    : NULL;
+    case T_BOOL:
+        if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+            *(int *)(void *)field = 1;
+        else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+            *(int *)(void *)field = 0;
+        else
+            return "not a boolean (yes or no)";
+        return NULL;
     }
     return "bad key type";
 }
@@ -176,10 +189,16 @@ void ens_config_defaults(ens_config_t *c)
 
 typedef struct {
     ens_config_t *c;
-    FILE *f;          /* the file, read through read_line */
-    int line;         /* the line inih is parsing (what it counts) */
-    int reason_line;  /* the line of reason */
-    char reason[512]; /* first error a handler found */
+    FILE *f;                 /* the file, read through read_line */
+    int line;                /* the line inih is parsing (what it counts) */
+    ens_config_errors_t err; /* every error found */
+    int skipping;            /* after an unclosed section header */
+    /* The keys set so far, "[section] name", to refuse a second setting. */
+    struct {
+        char key[ENS_CONF_STR + 64];
+        int line;
+    } seen[600];
+    size_t nseen;
     /* Task overrides are applied after the file is read, so that a [task.X]
      * section inherits global keys that appear below it too. */
     struct {
@@ -190,18 +209,54 @@ typedef struct {
     size_t noverrides;
 } parse_t;
 
+void ens_config_error(ens_config_errors_t *e, int line, const char *fmt, ...)
+{
+    if (e->n == ENS_CONF_MAX_ERRORS) {
+        e->lost++;
+        return;
+    }
+    e->e[e->n].line = line;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->e[e->n].text, sizeof(e->e[e->n].text), fmt, ap);
+    va_end(ap);
+    e->n++;
+}
+
 static int reject(parse_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int reject(parse_t *p, const char *fmt, ...)
 {
-    if (p->reason[0] == '\0') {
-        p->reason_line = p->line;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
-        va_end(ap);
+    if (p->err.n == ENS_CONF_MAX_ERRORS) {
+        p->err.lost++;
+        return 0;
     }
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    ens_config_error(&p->err, p->line, "%s", text);
     return 0;
+}
+
+/* Refuses a key set twice in one section (a later value silently winning
+ * hides a mistake): 1 when the key is new. */
+static int first_setting(parse_t *p, const char *section, const char *name)
+{
+    char key[sizeof(p->seen[0].key)];
+    snprintf(key, sizeof(key), "[%s] %s", section, name);
+    for (size_t i = 0; i < p->nseen; i++) {
+        if (strcmp(p->seen[i].key, key) == 0) {
+            reject(p, "[%s] %s: set again (first at line %d)", section, name, p->seen[i].line);
+            return 0;
+        }
+    }
+    if (p->nseen < sizeof(p->seen) / sizeof(p->seen[0])) {
+        strcpy(p->seen[p->nseen].key, key);
+        p->seen[p->nseen++].line = p->line;
+    }
+    return 1;
 }
 
 static size_t task_section(ens_config_t *c, const char *name)
@@ -219,6 +274,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
 {
     parse_t *p = user;
     int is_task = strncmp(section, "task.", 5) == 0;
+    if (p->skipping)
+        return 1;
+    if (!first_setting(p, section, name))
+        return 0;
     for (size_t i = 0; i < NKEYS; i++) {
         const key_t_ *k = &keys[i];
         if (strcmp(k->name, name) != 0)
@@ -245,6 +304,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         if (is_task || strcmp(k->section, section) != 0)
             continue;
         const char *why = set_value(k, k->per_task ? (void *)&p->c->task : (void *)p->c, value);
+        p->c->lines[i] = p->line;
         return why ? reject(p, "%s.%s: %s", section, name, why) : 1;
     }
     return reject(p, "[%s] %s: unknown key", section, name);
@@ -262,6 +322,15 @@ static char *read_line(char *str, int num, void *stream)
     if (!r)
         return NULL;
     p->line++;
+    /* An unclosed section header: its keys would land in the section
+     * before it, each an error of its own, so they are skipped until the
+     * next header. */
+    const char *h = str + strspn(str, " \t");
+    if (*h == '[') {
+        p->skipping = strchr(h, ']') == NULL;
+        if (p->skipping)
+            reject(p, "unclosed section header (no ']'); its keys are skipped");
+    }
     size_t n = strlen(str);
     int ch;
     if (n > 0 && str[n - 1] != '\n' && (ch = fgetc(p->f)) != EOF && ch != '\n') {
@@ -275,48 +344,145 @@ static char *read_line(char *str, int num, void *stream)
     return r;
 }
 
-int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen)
+/* err: "path:line: text" per error, in line order (insertion sort: stable,
+ * so that the errors of one line keep the order they were found in). */
+static void format_errors(ens_config_errors_t *e, const char *path, char *err, size_t errlen)
+{
+    for (size_t i = 1; i < e->n; i++)
+        for (size_t j = i; j > 0 && e->e[j - 1].line > e->e[j].line; j--) {
+            ens_config_error_t t = e->e[j];
+            e->e[j] = e->e[j - 1];
+            e->e[j - 1] = t;
+        }
+    size_t used = 0;
+    if (errlen)
+        err[0] = '\0';
+    for (size_t i = 0; i < e->n && used < errlen; i++) {
+        const char *sep = i ? "\n" : "";
+        if (e->e[i].line > 0)
+            used += (size_t)snprintf(err + used, errlen - used, "%s%s:%d: %s", sep, path,
+                                     e->e[i].line, e->e[i].text);
+        else
+            used +=
+                (size_t)snprintf(err + used, errlen - used, "%s%s: %s", sep, path, e->e[i].text);
+    }
+    if (e->lost && used < errlen)
+        snprintf(err + used, errlen - used, "\n%s: %zu more errors", path, e->lost);
+}
+
+/* Opens path, a regular file: NULL with the reason in e otherwise. */
+static FILE *open_config(const char *path, ens_config_errors_t *e)
+{
+    FILE *f = fopen(path, "r");
+    struct stat st;
+    if (!f) {
+        ens_config_error(e, 0, "%s", strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+        ens_config_error(e, 0, "not a regular file");
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* Applies the task overrides, now that every global key is read. */
+static void apply_overrides(parse_t *p)
+{
+    ens_config_t *c = p->c;
+    for (size_t s = 0; s < c->nsections; s++)
+        c->sections[s].conf = c->task;
+    for (size_t i = 0; i < p->noverrides; i++) {
+        const char *why = set_value(p->overrides[i].key, &c->sections[p->overrides[i].section].conf,
+                                    p->overrides[i].value);
+        if (why)
+            ens_config_error(&p->err, 0, "[task.%s] %s: %s",
+                             c->sections[p->overrides[i].section].name, p->overrides[i].key->name,
+                             why);
+    }
+}
+
+/* Parses path into c, every error into p->err. */
+static void load(const char *path, parse_t *p)
+{
+    ens_config_defaults(p->c);
+    p->f = open_config(path, &p->err);
+    if (!p->f)
+        return;
+    /* inih returns the first line in error (0: none): a handler's, or its
+     * own syntax error, which is reported unless a handler's error came
+     * from that line already. inih reports only its first syntax error. */
+    int line = ini_parse_stream(read_line, p, on_key, p);
+    fclose(p->f);
+    int known = 0;
+    for (size_t i = 0; i < p->err.n; i++)
+        known |= p->err.e[i].line == line;
+    if (line > 0 && !known)
+        ens_config_error(&p->err, line, "syntax error (expected [section] or key = value)");
+    apply_overrides(p);
+    ens_config_check_values(p->c, &p->err);
+}
+
+static int load_and_report(const char *path, ens_config_t *c, int files, char *err, size_t errlen)
 {
     parse_t *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
-    ens_config_defaults(c);
     p->c = c;
-    p->f = fopen(path, "r");
-    if (!p->f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        free(p);
-        return -1;
-    }
-    /* inih returns the first line in error, a handler's or its own syntax
-     * error (0: none); a reason is reported when it comes first, which a
-     * line too long does without inih seeing an error. */
-    int line = ini_parse_stream(read_line, p, on_key, p);
-    fclose(p->f);
-    int rc = 0;
-    if (p->reason[0] && (line == 0 || p->reason_line <= line)) {
-        snprintf(err, errlen, "%s:%d: %s", path, p->reason_line, p->reason);
-        rc = -1;
-    } else if (line != 0) {
-        snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path,
-                 line);
-        rc = -1;
-    }
-    for (size_t s = 0; rc == 0 && s < c->nsections; s++)
-        c->sections[s].conf = c->task;
-    for (size_t i = 0; rc == 0 && i < p->noverrides; i++) {
-        const char *why = set_value(p->overrides[i].key, &c->sections[p->overrides[i].section].conf,
-                                    p->overrides[i].value);
-        if (why) {
-            snprintf(err, errlen, "%s: [task.%s] %s: %s", path,
-                     c->sections[p->overrides[i].section].name, p->overrides[i].key->name, why);
-            rc = -1;
-        }
-    }
+    load(path, p);
+    if (files && p->f)
+        ens_config_check_files(c, &p->err);
+    int rc = p->err.n ? -1 : 0;
+    if (rc < 0)
+        format_errors(&p->err, path, err, errlen);
     free(p);
     return rc;
+}
+
+int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen)
+{
+    return load_and_report(path, c, 0, err, errlen);
+}
+
+int ens_config_check(const char *path, ens_config_t *c, char *err, size_t errlen)
+{
+    return load_and_report(path, c, 1, err, errlen);
+}
+
+int ens_config_line(const ens_config_t *c, const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!keys[i].per_task && strcmp(keys[i].section, section) == 0 &&
+            strcmp(keys[i].name, name) == 0)
+            return c->lines[i];
+    return 0;
+}
+
+int ens_config_path(const char *value, char *out, size_t outlen, const char **why)
+{
+    const char *prefix = "credential:";
+    size_t n = strlen(prefix);
+    if (strncmp(value, prefix, n) != 0) {
+        snprintf(out, outlen, "%s", value);
+        return 0;
+    }
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (!dir || !dir[0]) {
+        *why = "no $CREDENTIALS_DIRECTORY (set by systemd for LoadCredential=)";
+        return -1;
+    }
+    if (!value[n] || strchr(value + n, '/')) {
+        *why = "credential:NAME needs a plain name";
+        return -1;
+    }
+    if ((size_t)snprintf(out, outlen, "%s/%s", dir, value + n) >= outlen) {
+        *why = "path too long";
+        return -1;
+    }
+    return 0;
 }
 
 const ens_task_conf_t *ens_config_task(const ens_config_t *c, const char *task)

@@ -18,6 +18,8 @@
 #define ENS_CONF_STR 256
 #define ENS_CONF_MAX_TASKS 64
 #define ENS_CONF_MAX_CONNECT 8
+#define ENS_CONF_MAX_KEYS 48   /* rows of the key table, at most */
+#define ENS_CONF_MAX_ERRORS 32 /* errors reported of one file */
 
 /* The keys a task may override: [join], [window] and [select]. */
 typedef struct {
@@ -56,21 +58,61 @@ typedef struct {
     size_t publish_every_labels;
     double min_improvement_bits;
     char control_bind[ENS_CONF_STR];
+    char metrics_bind[ENS_CONF_STR]; /* host:port of /metrics ("": none) */
     char state_dir[ENS_CONF_STR];
     double snapshot_interval;
     double fsync_interval;
     char curve_secret_key_file[ENS_CONF_STR];
     char curve_public_key_file[ENS_CONF_STR];
     char authorized_keys_dir[ENS_CONF_STR];
+    int allow_plaintext; /* security.allow_plaintext: bind beyond loopback without CURVE */
     ens_log_level_t log_level;
+    int lines[ENS_CONF_MAX_KEYS]; /* per key of the table: the line that set it (0: default) */
 } ens_config_t;
+
+/* The errors found in one file, each with its line (0: none), reported
+ * together in line order. */
+typedef struct {
+    int line;
+    char text[256];
+} ens_config_error_t;
+
+typedef struct {
+    ens_config_error_t e[ENS_CONF_MAX_ERRORS];
+    size_t n;
+    size_t lost; /* errors beyond ENS_CONF_MAX_ERRORS */
+} ens_config_errors_t;
+
+void ens_config_error(ens_config_errors_t *e, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Sets every key to its default. */
 void ens_config_defaults(ens_config_t *c);
 
-/* Parses path into *c (defaults first). Returns 0, or -1 with
- * "file:line: key: reason" in err. */
+/* Parses path into *c (defaults first) and checks the values together:
+ * ZeroMQ endpoints, metrics.bind, no bind beyond loopback without CURVE
+ * unless security.allow_plaintext, no key set twice. Returns 0, or -1
+ * with every error found, one "file:line: key: reason" per line, in err. */
 int ens_config_load(const char *path, ens_config_t *c, char *err, size_t errlen);
+
+/* ens_config_load, then what the start would find on this machine: the key
+ * files readable, the authorized keys directory open, the state directory
+ * writable (or creatable), each with the OS error; all reported at once
+ * (--check-config). */
+int ens_config_check(const char *path, ens_config_t *c, char *err, size_t errlen);
+
+/* The line of path that set section.name (0: the default, or no such key). */
+int ens_config_line(const ens_config_t *c, const char *section, const char *name);
+
+/* A file name as configured: "credential:NAME" is NAME in the directory
+ * of systemd credentials ($CREDENTIALS_DIRECTORY, LoadCredential=), any
+ * other value the path itself. Returns 0, or -1 with the reason in why. */
+int ens_config_path(const char *value, char *out, size_t outlen, const char **why);
+
+/* config_check.c: the value checks ens_config_load runs, and the machine
+ * checks ens_config_check adds. */
+void ens_config_check_values(const ens_config_t *c, ens_config_errors_t *e);
+void ens_config_check_files(const ens_config_t *c, ens_config_errors_t *e);
 
 /* The effective settings of a task: its section's, or the defaults. */
 const ens_task_conf_t *ens_config_task(const ens_config_t *c, const char *task);

@@ -15,6 +15,7 @@
 #include "ensembled/version.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 #include "publish.h"
 #include "recompute.h"
 #include "security.h"
@@ -32,6 +33,7 @@ typedef struct {
     ens_recompute_t *recompute;
     ens_publish_t *publish;
     ens_control_t *control;
+    ens_metrics_t *metrics; /* NULL: metrics.bind empty */
     ens_state_t *state;
     ens_security_t *security;
     ens_zsock_t *pull;
@@ -41,6 +43,7 @@ typedef struct {
     uv_signal_t sighup, sigterm, sigint;
     double started;            /* monotonic time at start */
     double last_publish_round; /* monotonic */
+    double last_metrics;       /* monotonic time of the last metrics update */
     int stopping;
     int handles_ready; /* timers and signals initialised */
     int exit_code;
@@ -65,6 +68,9 @@ static void on_joined(void *ud, ens_task_t *t, uint8_t y, const uint8_t *x, size
 static void on_selected(void *ud, ens_task_t *t, const ens_pipeline_t *p)
 {
     daemon_t *d = ud;
+    if (d->metrics)
+        ens_metrics_observe_selection(d->metrics, t->name, t->len,
+                                      ens_recompute_last_seconds(d->recompute, t));
     ens_publish_result(d->publish, t, p, ens_now());
 }
 
@@ -143,6 +149,30 @@ static void write_status(void *ud, ens_mpw_t *w)
         write_task_status(d, t, w);
     }
     ens_mpw_map_end(w);
+}
+
+/* Hands the metrics module the status and the published bodies. */
+static void update_metrics(daemon_t *d)
+{
+    ens_mpw_t w;
+    ens_mpw_init(&w);
+    ens_mpw_map_begin(&w);
+    write_status(d, &w);
+    ens_mpw_map_end(&w);
+    uint32_t n = ens_tasks_count(d->tasks);
+    ens_metrics_body_t *bodies = calloc(n ? n : 1, sizeof(*bodies));
+    size_t nb = 0;
+    for (uint32_t i = 0; bodies && i < n; i++) {
+        const ens_task_t *t = ens_tasks_get(d->tasks, i);
+        size_t size = 0;
+        const char *body = ens_publish_body(d->publish, t, &size);
+        if (size)
+            bodies[nb++] = (ens_metrics_body_t){t->name, t->len, body, size};
+    }
+    if (bodies)
+        ens_metrics_update(d->metrics, w.data, w.size, bodies, nb);
+    free(bodies);
+    ens_mpw_free(&w);
 }
 
 static int get_ensemble(void *ud, const char *task, size_t len, const char **body, size_t *size)
@@ -231,6 +261,12 @@ static int open_sockets(daemon_t *d, char *err, size_t errlen)
         return -1;
     ens_control_hooks_t ch = {write_status, get_ensemble, start_recompute, d};
     d->control = ens_control_new(&d->loop, ctl, &ch);
+    if (c->metrics_bind[0]) {
+        d->metrics = ens_metrics_new(c->metrics_bind, err, errlen);
+        if (!d->metrics)
+            return -1;
+        update_metrics(d);
+    }
     return 0;
 }
 
@@ -242,6 +278,11 @@ static void on_tick(uv_timer_t *h)
     double mono = ens_mono();
     ens_tasks_tick(d->tasks, ens_now(), mono);
     ens_state_tick(d->state, mono);
+    /* Scrapes get figures at most a second old, rendered here. */
+    if (d->metrics && mono - d->last_metrics >= 1.0) {
+        d->last_metrics = mono;
+        update_metrics(d);
+    }
     double every = d->conf.publish_interval;
     if (every > 0 && mono - d->last_publish_round >= every) {
         d->last_publish_round = mono;
@@ -258,11 +299,13 @@ static void on_watchdog(uv_timer_t *h)
 static void reload(daemon_t *d)
 {
     ens_config_t *next = malloc(sizeof(*next));
-    char err[1024], fixed[1024];
+    char err[4096], fixed[1024];
     if (!next)
         return;
     sd_notify(0, "RELOADING=1");
     if (ens_config_load(d->conf_path, next, err, sizeof(err)) < 0) {
+        for (char *nl = strchr(err, '\n'); nl; nl = strchr(nl, '\n'))
+            *nl = ';';
         ENS_LOG(ERR, "reload: %s; keeping the running configuration", err);
     } else {
         if (ens_config_restart_needed(&d->conf, next, fixed, sizeof(fixed)) > 0)
@@ -289,6 +332,7 @@ static void stop(daemon_t *d)
     ens_recompute_stop(d->recompute);
     ENS_LOG(NOTICE, "stopping");
     ens_control_close(d->control);
+    ens_metrics_destroy(&d->metrics);
     ens_publish_close(d->publish);
     for (size_t i = 0; i < ENS_CONF_MAX_CONNECT; i++)
         ens_zsock_close(d->subs[i]);
@@ -385,8 +429,9 @@ static void run(daemon_t *d, int discard)
         return;
     }
     start_handles(d);
-    ENS_LOG(NOTICE, "ensembled %s ready: ingest %s, publish %s, control %s", ENS_VERSION,
-            d->conf.ingest_bind, d->conf.publish_bind, d->conf.control_bind);
+    ENS_LOG(NOTICE, "ensembled %s ready: ingest %s, publish %s, control %s, metrics %s",
+            ENS_VERSION, d->conf.ingest_bind, d->conf.publish_bind, d->conf.control_bind,
+            d->conf.metrics_bind[0] ? d->conf.metrics_bind : "off");
     sd_notify(0, "READY=1\nSTATUS=ready");
     /* Restored tasks publish at once: routers need not wait a period. */
     ens_recompute_start_all(d->recompute);
@@ -395,7 +440,7 @@ static void run(daemon_t *d, int discard)
 int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
 {
     daemon_t *d = calloc(1, sizeof(*d));
-    char err[1024];
+    char err[ENS_CONF_MAX_ERRORS * 512];
     if (!d)
         return 1;
     snprintf(d->conf_path, sizeof(d->conf_path), "%s", conf_path);

@@ -29,6 +29,11 @@ void ens_log_set_level(ens_log_level_t level)
 
 int ens_log_parse_level(const char *s, ens_log_level_t *out)
 {
+    /* The spellings other tools use (syslog's "error", "warn"). */
+    if (strcmp(s, "warn") == 0 || strcmp(s, "error") == 0) {
+        *out = s[0] == 'w' ? ENS_LOG_WARNING : ENS_LOG_ERR;
+        return 0;
+    }
     for (int l = ENS_LOG_ERR; l <= ENS_LOG_DEBUG; l++) {
         if (strcmp(s, level_names[l]) == 0) {
             *out = (ens_log_level_t)l;
@@ -78,15 +83,22 @@ static double now_mono(void)
 void ens_log_limited(ens_ratelimit_t *rl, ens_log_level_t level, const char *fmt, ...)
 {
     double now = now_mono();
+    va_list ap;
     if (rl->last > 0 && now - rl->last < 1.0) {
-        rl->suppressed++;
+        /* The first one held back is kept, to say what was suppressed. */
+        if (rl->suppressed++ == 0) {
+            va_start(ap, fmt);
+            vsnprintf(rl->first, sizeof(rl->first), fmt, ap);
+            va_end(ap);
+        }
         return;
     }
     if (rl->suppressed > 0)
-        ens_log(level, "(%llu similar messages suppressed)", (unsigned long long)rl->suppressed);
+        ens_log(level, "%llu similar message%s suppressed in %.1f s, the first: %s",
+                (unsigned long long)rl->suppressed, rl->suppressed == 1 ? "" : "s", now - rl->last,
+                rl->first);
     rl->suppressed = 0;
     rl->last = now;
-    va_list ap;
     va_start(ap, fmt);
     vlog(level, fmt, ap);
     va_end(ap);

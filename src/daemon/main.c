@@ -16,7 +16,9 @@ static const char usage[] =
     "publishes it (XPUB, topic ensemble.<task>) with its combiner and accuracy.\n"
     "\n"
     "  -c, --config FILE   configuration (INI; see conf/ensembled.conf)\n"
-    "      --check-config  validate the configuration and exit (0: valid)\n"
+    "      --check-config  validate the configuration and what it names (key\n"
+    "                      files, the state directory) and exit (0: valid);\n"
+    "                      every error is printed, with its file:line\n"
     "      --foreground    log with timestamps, never with journal priority\n"
     "                      prefixes (ensembled never forks either way)\n"
     "      --discard-state start empty when the saved state is corrupt or\n"
@@ -71,10 +73,13 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        ens_config_t conf;
-        char err[1024];
-        if (ens_config_load(path, &conf, err, sizeof(err)) < 0) {
-            fprintf(stderr, "ensembled: %s\n", err);
+        static ens_config_t conf;
+        static char err[ENS_CONF_MAX_ERRORS * 512];
+        if (ens_config_check(path, &conf, err, sizeof(err)) < 0) {
+            /* Every error, one a line. */
+            for (char *save = NULL, *l = strtok_r(err, "\n", &save); l;
+                 l = strtok_r(NULL, "\n", &save))
+                fprintf(stderr, "ensembled: %s\n", l);
             return 1;
         }
         printf("%s: configuration ok\n", path);

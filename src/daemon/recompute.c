@@ -248,3 +248,9 @@ void ens_recompute_task_status(const ens_recompute_t *rc, const ens_task_t *t, e
     else
         ens_mpw_nil(w);
 }
+
+double ens_recompute_last_seconds(const ens_recompute_t *rc, const ens_task_t *t)
+{
+    const slot_t *sl = t->id < rc->nslots ? &rc->slots[t->id] : NULL;
+    return sl ? sl->last_select_ms / 1000 : 0;
+}

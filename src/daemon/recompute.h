@@ -52,6 +52,9 @@ void ens_recompute_stop(ens_recompute_t *rc);
 int ens_recompute_inflight(const ens_recompute_t *rc);
 
 /* t's last_selection_ms and last_selection_age_s (into an open map). */
+/* How long t's last selection took (0: none yet); in `done`, that one's. */
+double ens_recompute_last_seconds(const ens_recompute_t *rc, const ens_task_t *t);
+
 void ens_recompute_task_status(const ens_recompute_t *rc, const ens_task_t *t, ens_mpw_t *w);
 
 #endif

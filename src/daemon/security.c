@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ensembled/xalloc.h"
 #include "log.h"
@@ -114,15 +115,22 @@ static void on_zap(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 /* The keys of the configuration: 0, or -1 with err. */
 static int load_server_keys(ens_security_t *s, const ens_config_t *c, char *err, size_t errlen)
 {
-    char pub[41], derived[41];
-    if (ens_read_z85(c->curve_secret_key_file, s->secret) < 0) {
-        snprintf(err, errlen, "security.curve_secret_key_file %s: not a Z85 key",
-                 c->curve_secret_key_file);
+    char pub[41], derived[41], path[ENS_CONF_STR + 256];
+    const char *why = NULL;
+    if (ens_config_path(c->curve_secret_key_file, path, sizeof(path), &why) == 0 &&
+        access(path, R_OK) < 0)
+        why = strerror(errno);
+    else if (!why && ens_read_z85(path, s->secret) < 0)
+        why = "not a Z85 key";
+    if (why) {
+        snprintf(err, errlen, "security.curve_secret_key_file %s: %s", c->curve_secret_key_file,
+                 why);
         return -1;
     }
     zmq_curve_public(derived, s->secret);
     if (c->curve_public_key_file[0] &&
-        (ens_read_z85(c->curve_public_key_file, pub) < 0 || strcmp(pub, derived) != 0)) {
+        (ens_config_path(c->curve_public_key_file, path, sizeof(path), &why) < 0 ||
+         ens_read_z85(path, pub) < 0 || strcmp(pub, derived) != 0)) {
         snprintf(err, errlen, "security.curve_public_key_file %s does not match the secret key",
                  c->curve_public_key_file);
         return -1;

@@ -145,6 +145,9 @@ class Daemon:
             "ingest": {"bind": self.ingest},
             "publish": {"bind": self.publish, "interval": 0, "every_labels": 0},
             "control": {"bind": self.control},
+            # No /metrics unless a test asks: daemons of parallel tests
+            # would share the default port.
+            "metrics": {"bind": ""},
             "state": {"dir": self.dir},
             # Tests feed a few dozen rows: any coverage lets a model compete
             # unless a test sets select.min_rows itself.

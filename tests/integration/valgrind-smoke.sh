@@ -47,6 +47,8 @@ interval = 0
 every_labels = 100
 [control]
 bind = ipc://$tmp/control
+[metrics]
+bind =
 [state]
 dir = $tmp/state
 snapshot_interval = 2s
