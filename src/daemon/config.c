@@ -41,6 +41,7 @@ static const key_t_ keys[] = {
     {"ingest", "max_message_bytes", T_SIZE, 0, 0, G(max_message_bytes), 64, 1 << 30, "1048576"},
     {"ingest", "max_tasks", T_SIZE, 0, 1, G(max_tasks), 1, 4096, "64"},
     {"ingest", "max_models", T_SIZE, 0, 0, G(max_models), 1, 1024, "256"},
+    {"ingest", "max_future", T_DURATION, 0, 1, G(max_future), 0, 86400 * 365, "5m"},
     {"join", "ttl", T_DURATION, 1, 1, T(join_ttl), 0.001, 86400 * 30, "10m"},
     {"join", "max_pending", T_SIZE, 1, 1, T(join_max_pending), 1, 100000000, "100000"},
     {"window", "rows", T_SIZE, 1, 0, T(window_rows), 1, 100000000, "50000"},

@@ -48,6 +48,7 @@ typedef struct {
     size_t max_message_bytes;
     size_t max_tasks;
     size_t max_models;
+    double max_future;    /* a label ts further ahead of the clock is taken as now */
     ens_task_conf_t task; /* the defaults every task starts from */
     ens_task_section_t sections[ENS_CONF_MAX_TASKS];
     size_t nsections;

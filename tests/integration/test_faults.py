@@ -171,6 +171,33 @@ class ClockStepTest(harness.DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
 
+class FutureTimeTest(harness.DaemonTestCase):
+
+    def test_label_from_the_future_is_taken_as_now(self):
+        """A label ts a day ahead would keep its row in the window past
+        window.max_age; beyond ingest.max_future it is replaced by the
+        arrival time and counted. One a minute ahead is within the
+        tolerance and kept as sent."""
+        d = self.daemon({"window": {"max_age": "2s"}, "ingest": {"max_future": "5m"}})
+        now = time.time()
+        d.sync_send([
+            {"kind": "prediction", "query": "past", "predictions": {"m0": "A"}},
+            {"kind": "label", "query": "past", "label": "A", "ts": now - 1},
+            {"kind": "prediction", "query": "far", "predictions": {"m0": "A"}},
+            {"kind": "label", "query": "far", "label": "A", "ts": now + 86400},
+            {"kind": "prediction", "query": "near", "predictions": {"m0": "A"}},
+            {"kind": "label", "query": "near", "label": "A", "ts": now + 60},
+        ])  # in time order: the window leaves from its oldest row
+        st = d.status()
+        self.assertEqual(st["future_ts_clamped"], 1)
+        self.assertEqual(d.task(st=st)["rows"], 3)
+        # Past max_age from arrival, the day-ahead row is gone like the one
+        # sent a second ago; the one a minute ahead stays until its time.
+        harness.wait_for(lambda: d.task()["rows"] == 1, 10,
+                         what="the rows older than window.max_age to leave")
+        d.wait_log("ahead of the clock")
+
+
 def can_mount_tmpfs():
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
