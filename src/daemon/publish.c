@@ -26,7 +26,8 @@ struct ens_publish_s {
     ens_publish_hooks_t hooks;
     slot_t *slots; /* by task id */
     size_t nslots;
-    uint64_t sent;
+    uint64_t sent;   /* new publications sent */
+    uint64_t resent; /* last-value-cache bodies sent again to a new subscription */
 };
 
 static slot_t *slot(ens_publish_t *pub, uint32_t id)
@@ -42,8 +43,9 @@ static const slot_t *cslot(const ens_publish_t *pub, const ens_task_t *t)
 }
 
 /* Sends topic + body without blocking: a slow subscriber loses messages at
- * its high-water mark instead of stalling the loop. */
-static void send_task(ens_publish_t *pub, const ens_task_t *t)
+ * its high-water mark instead of stalling the loop. Counts a send in
+ * *count. */
+static void send_task(ens_publish_t *pub, const ens_task_t *t, uint64_t *count)
 {
     const slot_t *s = cslot(pub, t);
     if (!pub->z || s->size == 0)
@@ -57,7 +59,7 @@ static void send_task(ens_publish_t *pub, const ens_task_t *t)
         zmq_send(sock, s->body, s->size, ZMQ_DONTWAIT) < 0)
         ENS_LOG(DEBUG, "publish: ensemble.%s not sent: %s", t->name, zmq_strerror(zmq_errno()));
     else
-        pub->sent++;
+        (*count)++;
 }
 
 /* A (un)subscription: 1 or 0, then the topic prefix. */
@@ -76,7 +78,7 @@ static void on_subscription(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t 
         size_t head = plen < 9 ? plen : 9;
         if (memcmp(prefix, "ensemble.", head) == 0 &&
             (plen <= 9 || (plen - 9 <= t->len && memcmp(prefix + 9, t->name, plen - 9) == 0)))
-            send_task(pub, t);
+            send_task(pub, t, &pub->resent);
     }
 }
 
@@ -157,7 +159,7 @@ void ens_publish_result(ens_publish_t *pub, const ens_task_t *t, const ens_pipel
                 ens_reason_name(b.reason));
     if (pub->hooks.published)
         pub->hooks.published(pub->hooks.ud, t, s->version);
-    send_task(pub, t);
+    send_task(pub, t, &pub->sent);
     /* A send outside the XPUB's own callback may swallow its edge. */
     if (pub->z)
         ens_zsock_kick(pub->z);
@@ -194,6 +196,8 @@ void ens_publish_status(const ens_publish_t *pub, ens_mpw_t *w)
 {
     ens_mpw_cstr(w, "published");
     ens_mpw_uint(w, pub->sent);
+    ens_mpw_cstr(w, "cache_resends");
+    ens_mpw_uint(w, pub->resent);
 }
 
 void ens_publish_task_status(const ens_publish_t *pub, const ens_task_t *t, ens_mpw_t *w)

@@ -17,7 +17,9 @@
 
 typedef struct ens_zsock_s ens_zsock_t;
 
-/* Called once per received message with its frames (borrowed for the call). */
+/* Called once per received message with its frames (borrowed for the call):
+ * all of them, or of a message of more than 8 frames, the first 7 and the
+ * last. */
 typedef void (*ens_zsock_msg_fn)(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t nframes);
 
 /* Wraps zsock (taken: closed by ens_zsock_close). Returns NULL if its ZMQ_FD
