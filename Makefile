@@ -53,6 +53,7 @@ demo: build
 
 bench: build
 	$(BUILD)/bench/select
+	ENSEMBLED=$(BUILD)/ensembled python3 bench/status_latency.py
 
 table: build
 	scripts/accuracy-table $(BUILD)/ensemblectl
