@@ -56,7 +56,9 @@ typedef struct {
     double publish_interval;
     size_t publish_every_labels;
     double min_improvement_bits;
+    size_t publish_max_queued; /* publications queued per subscriber (ZMQ_SNDHWM) */
     char control_bind[ENS_CONF_STR];
+    size_t control_max_queued; /* requests and replies queued per client (HWMs) */
     char state_dir[ENS_CONF_STR];
     double snapshot_interval;
     double fsync_interval;

@@ -135,6 +135,7 @@ static void write_status(void *ud, ens_mpw_t *w)
     ens_state_status(d->state, w);
     ens_ingest_status(d->ingest, w);
     ens_publish_status(d->publish, w);
+    ens_control_status(d->control, w);
     ens_mpw_cstr(w, "tasks");
     ens_mpw_map_begin(w);
     for (uint32_t i = 0; i < ens_tasks_count(d->tasks); i++) {
@@ -196,8 +197,27 @@ static void *open_socket(daemon_t *d, int type, const char *key, const char *end
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
     if (type == ZMQ_SUB)
         zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
-    if (type == ZMQ_XPUB)
+    if (type == ZMQ_XPUB) {
+        /* Every (re)subscription reaches the daemon, which resends the
+         * cached body; a subscriber that never reads holds at most
+         * publish.max_queued messages (publish.c counts what it misses). */
+        int hwm = (int)d->conf.publish_max_queued;
         zmq_setsockopt(s, ZMQ_XPUB_VERBOSE, &one, sizeof(one));
+        zmq_setsockopt(s, ZMQ_XPUB_NODROP, &one, sizeof(one));
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    }
+    if (type == ZMQ_ROUTER) {
+        /* The control socket: a client that pipelines requests without
+         * reading holds at most control.max_queued requests and replies;
+         * mandatory routing makes a full reply queue an error control.c
+         * counts instead of a silent drop. Requests are small maps. */
+        int hwm = (int)d->conf.control_max_queued;
+        int64_t ctl_max = ENS_CONTROL_MAX_REQUEST;
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &ctl_max, sizeof(ctl_max));
+    }
     int rc = type == ZMQ_SUB ? zmq_connect(s, endpoint) : zmq_bind(s, endpoint);
     if (rc < 0) {
         snprintf(err, errlen, "%s %s: %s", key, endpoint, zmq_strerror(zmq_errno()));
@@ -226,7 +246,7 @@ static int open_sockets(daemon_t *d, char *err, size_t errlen)
     if (!pub)
         return -1;
     ens_publish_attach(d->publish, &d->loop, pub);
-    void *ctl = open_socket(d, ZMQ_REP, "control.bind", c->control_bind, err, errlen);
+    void *ctl = open_socket(d, ZMQ_ROUTER, "control.bind", c->control_bind, err, errlen);
     if (!ctl)
         return -1;
     ens_control_hooks_t ch = {write_status, get_ensemble, start_recompute, d};
