@@ -109,8 +109,13 @@ ens_control_t *ens_control_new(uv_loop_t *loop, void *sock, const ens_control_ho
     ens_control_t *c = ens_xcalloc(1, sizeof(*c));
     c->hooks = *hooks;
     if (sock)
-        c->z = ens_zsock_new(loop, sock, on_request, c, 64);
+        ens_control_attach(c, loop, sock);
     return c;
+}
+
+void ens_control_attach(ens_control_t *c, uv_loop_t *loop, void *sock)
+{
+    c->z = ens_zsock_new(loop, sock, on_request, c, 64);
 }
 
 void ens_control_close(ens_control_t *c)

@@ -37,6 +37,8 @@ typedef struct ens_control_s ens_control_t;
 /* Takes sock, a bound ROUTER socket with ZMQ_ROUTER_MANDATORY (closed by
  * ens_control_close). */
 ens_control_t *ens_control_new(uv_loop_t *loop, void *sock, const ens_control_hooks_t *hooks);
+/* Serves sock (as for ens_control_new) after ens_control_close. */
+void ens_control_attach(ens_control_t *c, uv_loop_t *loop, void *sock);
 /* Closes the socket (loop still running). */
 void ens_control_close(ens_control_t *c);
 void ens_control_destroy(ens_control_t **cp);

@@ -275,10 +275,61 @@ static void on_watchdog(uv_timer_t *h)
     sd_notify(0, "WATCHDOG=1");
 }
 
+static void stop(daemon_t *d);
+
+/* Binds a socket of type again on a bound endpoint. The old socket was
+ * closed just before, and libzmq closes its listener on its own thread, so
+ * a bind that finds the address still in use is retried a few times. */
+static void *bind_again(daemon_t *d, int type, const char *key, const char *endpoint)
+{
+    char err[512];
+    for (int attempt = 0; attempt < 50; attempt++) {
+        void *s = open_socket(d, type, key, endpoint, err, sizeof(err));
+        if (s)
+            return s;
+        uv_sleep(10);
+    }
+    ENS_LOG(ERR, "security: cannot bind again: %s", err);
+    return NULL;
+}
+
+/* A revoked key must not keep the connections it opened, and ZeroMQ checks
+ * keys at the handshake only, with no way to close one peer's connection:
+ * so every bound socket is closed and bound again. Clients reconnect by
+ * themselves and present their key to the ZAP handler again, which refuses
+ * revoked ones. What the ingest socket already holds is taken in first (it
+ * was sent while its sender was authorized); control requests in flight
+ * are lost (their clients time out and retry). A socket that cannot be
+ * bound again stops the daemon, which would otherwise serve without it. */
+static void reopen_bound(daemon_t *d)
+{
+    const ens_config_t *c = &d->conf;
+    ens_zsock_flush(d->pull, 100000);
+    ens_zsock_close(d->pull);
+    ens_publish_close(d->publish);
+    ens_control_close(d->control);
+    void *pull = bind_again(d, ZMQ_PULL, "ingest.bind", c->ingest_bind);
+    void *pub = pull ? bind_again(d, ZMQ_XPUB, "publish.bind", c->publish_bind) : NULL;
+    void *ctl = pub ? bind_again(d, ZMQ_ROUTER, "control.bind", c->control_bind) : NULL;
+    d->pull = pull ? ens_zsock_new(&d->loop, pull, on_ingest, d, 1024) : NULL;
+    if (pub)
+        ens_publish_attach(d->publish, &d->loop, pub);
+    if (ctl)
+        ens_control_attach(d->control, &d->loop, ctl);
+    if (!ctl) {
+        stop(d);
+        d->exit_code = 1;
+        return;
+    }
+    ENS_LOG(NOTICE, "security: a key was revoked; every connection was closed, clients "
+                    "reconnect and present their keys again");
+}
+
 static void reload(daemon_t *d)
 {
     ens_config_t *next = malloc(sizeof(*next));
     char err[1024], fixed[1024];
+    size_t revoked = 0;
     if (!next)
         return;
     sd_notify(0, "RELOADING=1");
@@ -290,12 +341,14 @@ static void reload(daemon_t *d)
         ens_config_keep_fixed(next, &d->conf);
         d->conf = *next;
         ens_log_set_level(d->conf.log_level);
-        ens_security_reload(d->security, &d->conf);
+        revoked = ens_security_reload(d->security, &d->conf);
         ens_tasks_set_config(d->tasks, &d->conf, ens_mono());
         ens_recompute_start_all(d->recompute);
         ENS_LOG(NOTICE, "reload: configuration from %s applied", d->conf_path);
     }
     free(next);
+    if (revoked > 0)
+        reopen_bound(d);
     sd_notify(0, "READY=1");
 }
 

@@ -125,6 +125,19 @@ void *ens_zsock_socket(const ens_zsock_t *z)
     return z->sock;
 }
 
+void ens_zsock_flush(ens_zsock_t *z, size_t max)
+{
+    for (size_t i = 0; z && !z->closing && i < max; i++) {
+        zmq_msg_t frames[MAX_FRAMES];
+        size_t n = recv_message(z, frames);
+        if (n == 0)
+            break;
+        z->on_msg(z->ud, z, frames, n);
+        for (size_t k = 0; k < n; k++)
+            zmq_msg_close(&frames[k]);
+    }
+}
+
 void ens_zsock_kick(ens_zsock_t *z)
 {
     if (z && !z->closing)

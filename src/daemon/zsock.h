@@ -30,6 +30,11 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
 /* The libzmq socket (borrowed). */
 void *ens_zsock_socket(const ens_zsock_t *z);
 
+/* Hands every message queued now (at most max) to the callback at once,
+ * whatever the fair cap: before the socket is closed, so that nothing it
+ * took in is lost. */
+void ens_zsock_flush(ens_zsock_t *z, size_t max);
+
 /* Schedules a drain on the next loop iteration. */
 void ens_zsock_kick(ens_zsock_t *z);
 
