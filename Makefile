@@ -50,8 +50,9 @@ build-fuzz: deps
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_decode fuzz_config fuzz_journal fuzz_body
 
 # Every test in the plain build; unit and integration tests again with the
-# sanitized daemon and library (the flood's timing and memory bounds are
-# for the optimized build); the integration tests against the daemon under
+# sanitized daemon and library (the memory bounds of the flood and of
+# slow_peers are for the optimized build: ASan's quarantine and shadow
+# memory are not in them); the integration tests against the daemon under
 # ThreadSanitizer (a race ends it with status 66, a failed test; the closed
 # loop's bounds are in queries at a fixed real-time rate, so they are for an
 # uninstrumented daemon too); a few seconds of each fuzzer. The packages
@@ -60,8 +61,8 @@ test: format-check check-structure build build-asan build-tsan build-fuzz
 	ctest --test-dir $(BUILD) $(CTEST_ARGS)
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS) -L 'unit|integration' -E 'flood|valgrind|systemd|deb'
-	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|loop|valgrind|systemd|deb'
+	    ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS) -L 'unit|integration' -E 'flood|slow_peers|valgrind|systemd|deb'
+	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|slow_peers|loop|valgrind|systemd|deb'
 	ctest --test-dir $(FUZZ_BUILD) $(CTEST_ARGS) -L fuzz
 
 demo: build
@@ -69,6 +70,7 @@ demo: build
 
 bench: build
 	$(BUILD)/bench/select
+	ENSEMBLED=$(BUILD)/ensembled python3 bench/status_latency.py
 
 table: build
 	scripts/accuracy-table $(BUILD)/ensemblectl

@@ -50,6 +50,7 @@ typedef struct {
     size_t max_message_bytes;
     size_t max_tasks;
     size_t max_models;
+    double max_future;    /* a label ts further ahead of the clock is taken as now */
     ens_task_conf_t task; /* the defaults every task starts from */
     ens_task_section_t sections[ENS_CONF_MAX_TASKS];
     size_t nsections;
@@ -57,8 +58,10 @@ typedef struct {
     double publish_interval;
     size_t publish_every_labels;
     double min_improvement_bits;
+    size_t publish_max_queued; /* publications queued per subscriber (ZMQ_SNDHWM) */
     char control_bind[ENS_CONF_STR];
     char metrics_bind[ENS_CONF_STR]; /* host:port of /metrics ("": none) */
+    size_t control_max_queued; /* requests and replies queued per client (HWMs) */
     char state_dir[ENS_CONF_STR];
     double snapshot_interval;
     double fsync_interval;

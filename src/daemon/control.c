@@ -12,6 +12,8 @@
 struct ens_control_s {
     ens_zsock_t *z;
     ens_control_hooks_t hooks;
+    uint64_t dropped;        /* replies a full queue (or a gone client) did not take */
+    ens_ratelimit_t rl_drop; /* their log line */
 };
 
 static void cmd_ensemble(ens_control_t *c, const ens_ctl_request_t *req, ens_mpw_t *w)
@@ -67,15 +69,39 @@ void ens_control_handle(ens_control_t *c, const char *buf, size_t len, ens_mpw_t
     }
 }
 
+/* A request is the ROUTER's envelope (the client's identity, then for a REQ
+ * client an empty delimiter) and the request map, last. The reply goes back
+ * with the same envelope. With mandatory routing, a client whose queue is
+ * full refuses the first frame and nothing of the reply is queued. */
 static void on_request(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 {
     ens_control_t *c = ud;
+    if (n < 2)
+        return; /* a ROUTER always prepends the identity */
     ens_mpw_t w;
     ens_mpw_init(&w);
     ens_control_handle(c, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]), &w);
-    if (zmq_send(ens_zsock_socket(z), w.data, w.size, ZMQ_DONTWAIT) < 0)
-        ENS_LOG(WARNING, "control: reply not sent: %s", zmq_strerror(zmq_errno()));
+    void *sock = ens_zsock_socket(z);
+    int rc = 0;
+    for (size_t i = 0; i + 1 < n && rc >= 0; i++)
+        rc = zmq_send(sock, zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]),
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send(sock, w.data, w.size, ZMQ_DONTWAIT);
+    if (rc < 0) {
+        c->dropped++;
+        ens_log_limited(&c->rl_drop, ENS_LOG_WARNING,
+                        "control: reply dropped: %s (control.max_queued replies already queued "
+                        "for a client that does not read, or the client left)",
+                        zmq_strerror(zmq_errno()));
+    }
     ens_mpw_free(&w);
+}
+
+void ens_control_status(const ens_control_t *c, ens_mpw_t *w)
+{
+    ens_mpw_cstr(w, "control_replies_dropped");
+    ens_mpw_uint(w, c ? c->dropped : 0);
 }
 
 ens_control_t *ens_control_new(uv_loop_t *loop, void *sock, const ens_control_hooks_t *hooks)
@@ -83,8 +109,13 @@ ens_control_t *ens_control_new(uv_loop_t *loop, void *sock, const ens_control_ho
     ens_control_t *c = ens_xcalloc(1, sizeof(*c));
     c->hooks = *hooks;
     if (sock)
-        c->z = ens_zsock_new(loop, sock, on_request, c, 64);
+        ens_control_attach(c, loop, sock);
     return c;
+}
+
+void ens_control_attach(ens_control_t *c, uv_loop_t *loop, void *sock)
+{
+    c->z = ens_zsock_new(loop, sock, on_request, c, 64);
 }
 
 void ens_control_close(ens_control_t *c)

@@ -141,6 +141,7 @@ static void write_status(void *ud, ens_mpw_t *w)
     ens_state_status(d->state, w);
     ens_ingest_status(d->ingest, w);
     ens_publish_status(d->publish, w);
+    ens_control_status(d->control, w);
     ens_mpw_cstr(w, "tasks");
     ens_mpw_map_begin(w);
     for (uint32_t i = 0; i < ens_tasks_count(d->tasks); i++) {
@@ -226,8 +227,27 @@ static void *open_socket(daemon_t *d, int type, const char *key, const char *end
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
     if (type == ZMQ_SUB)
         zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
-    if (type == ZMQ_XPUB)
+    if (type == ZMQ_XPUB) {
+        /* Every (re)subscription reaches the daemon, which resends the
+         * cached body; a subscriber that never reads holds at most
+         * publish.max_queued messages (publish.c counts what it misses). */
+        int hwm = (int)d->conf.publish_max_queued;
         zmq_setsockopt(s, ZMQ_XPUB_VERBOSE, &one, sizeof(one));
+        zmq_setsockopt(s, ZMQ_XPUB_NODROP, &one, sizeof(one));
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    }
+    if (type == ZMQ_ROUTER) {
+        /* The control socket: a client that pipelines requests without
+         * reading holds at most control.max_queued requests and replies;
+         * mandatory routing makes a full reply queue an error control.c
+         * counts instead of a silent drop. Requests are small maps. */
+        int hwm = (int)d->conf.control_max_queued;
+        int64_t ctl_max = ENS_CONTROL_MAX_REQUEST;
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &ctl_max, sizeof(ctl_max));
+    }
     int rc = type == ZMQ_SUB ? zmq_connect(s, endpoint) : zmq_bind(s, endpoint);
     if (rc < 0) {
         snprintf(err, errlen, "%s %s: %s", key, endpoint, zmq_strerror(zmq_errno()));
@@ -256,7 +276,7 @@ static int open_sockets(daemon_t *d, char *err, size_t errlen)
     if (!pub)
         return -1;
     ens_publish_attach(d->publish, &d->loop, pub);
-    void *ctl = open_socket(d, ZMQ_REP, "control.bind", c->control_bind, err, errlen);
+    void *ctl = open_socket(d, ZMQ_ROUTER, "control.bind", c->control_bind, err, errlen);
     if (!ctl)
         return -1;
     ens_control_hooks_t ch = {write_status, get_ensemble, start_recompute, d};
@@ -296,10 +316,61 @@ static void on_watchdog(uv_timer_t *h)
     sd_notify(0, "WATCHDOG=1");
 }
 
+static void stop(daemon_t *d);
+
+/* Binds a socket of type again on a bound endpoint. The old socket was
+ * closed just before, and libzmq closes its listener on its own thread, so
+ * a bind that finds the address still in use is retried a few times. */
+static void *bind_again(daemon_t *d, int type, const char *key, const char *endpoint)
+{
+    char err[512];
+    for (int attempt = 0; attempt < 50; attempt++) {
+        void *s = open_socket(d, type, key, endpoint, err, sizeof(err));
+        if (s)
+            return s;
+        uv_sleep(10);
+    }
+    ENS_LOG(ERR, "security: cannot bind again: %s", err);
+    return NULL;
+}
+
+/* A revoked key must not keep the connections it opened, and ZeroMQ checks
+ * keys at the handshake only, with no way to close one peer's connection:
+ * so every bound socket is closed and bound again. Clients reconnect by
+ * themselves and present their key to the ZAP handler again, which refuses
+ * revoked ones. What the ingest socket already holds is taken in first (it
+ * was sent while its sender was authorized); control requests in flight
+ * are lost (their clients time out and retry). A socket that cannot be
+ * bound again stops the daemon, which would otherwise serve without it. */
+static void reopen_bound(daemon_t *d)
+{
+    const ens_config_t *c = &d->conf;
+    ens_zsock_flush(d->pull, 100000);
+    ens_zsock_close(d->pull);
+    ens_publish_close(d->publish);
+    ens_control_close(d->control);
+    void *pull = bind_again(d, ZMQ_PULL, "ingest.bind", c->ingest_bind);
+    void *pub = pull ? bind_again(d, ZMQ_XPUB, "publish.bind", c->publish_bind) : NULL;
+    void *ctl = pub ? bind_again(d, ZMQ_ROUTER, "control.bind", c->control_bind) : NULL;
+    d->pull = pull ? ens_zsock_new(&d->loop, pull, on_ingest, d, 1024) : NULL;
+    if (pub)
+        ens_publish_attach(d->publish, &d->loop, pub);
+    if (ctl)
+        ens_control_attach(d->control, &d->loop, ctl);
+    if (!ctl) {
+        stop(d);
+        d->exit_code = 1;
+        return;
+    }
+    ENS_LOG(NOTICE, "security: a key was revoked; every connection was closed, clients "
+                    "reconnect and present their keys again");
+}
+
 static void reload(daemon_t *d)
 {
     ens_config_t *next = malloc(sizeof(*next));
     char err[4096], fixed[1024];
+    size_t revoked = 0;
     if (!next)
         return;
     sd_notify(0, "RELOADING=1");
@@ -313,12 +384,14 @@ static void reload(daemon_t *d)
         ens_config_keep_fixed(next, &d->conf);
         d->conf = *next;
         ens_log_set_level(d->conf.log_level);
-        ens_security_reload(d->security, &d->conf);
+        revoked = ens_security_reload(d->security, &d->conf);
         ens_tasks_set_config(d->tasks, &d->conf, ens_mono());
         ens_recompute_start_all(d->recompute);
         ENS_LOG(NOTICE, "reload: configuration from %s applied", d->conf_path);
     }
     free(next);
+    if (revoked > 0)
+        reopen_bound(d);
     sd_notify(0, "READY=1");
 }
 

@@ -16,6 +16,7 @@ struct ens_ingest_s {
     ens_ingest_stats_t st;
     ens_ratelimit_t rl_reject[ENS_REJECT_COUNT];
     ens_ratelimit_t rl_drop[ENS_DROP_COUNT];
+    ens_ratelimit_t rl_future;
 };
 
 static const char *const drop_names[] = {
@@ -141,6 +142,27 @@ static int sampled_in(const ens_ingest_t *in, const ens_event_t *e, const unsign
     return (double)h < in->conf->sample_rate * 18446744073709551616.0;
 }
 
+/* The time of a label: its ts, or the arrival time when it has none or when
+ * its ts lies more than ingest.max_future ahead of the clock. A time in the
+ * future would keep its row in the window past window.max_age and make every
+ * age negative; the label itself is still true, so it is kept. Clamping
+ * rather than refusing also keeps labels flowing if the daemon's own clock
+ * is stepped back. */
+static double label_time(ens_ingest_t *in, const ens_event_t *e, double now)
+{
+    if (e->ts < 0)
+        return now;
+    if (e->ts > now + in->conf->max_future) {
+        in->st.future_ts++;
+        ens_log_limited(&in->rl_future, ENS_LOG_WARNING,
+                        "ingest: a label's ts is %.0f s ahead of the clock (ingest.max_future "
+                        "%.0f s); taken as its arrival time",
+                        e->ts - now, in->conf->max_future);
+        return now;
+    }
+    return e->ts;
+}
+
 /* Applies one event of a message whose capacity was checked: the task,
  * models and labels it adds all fit. */
 static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, double mono)
@@ -154,7 +176,7 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, doub
     }
     if (e->kind == ENS_EVENT_LABEL) {
         int y = ens_task_label(t, e->label.ptr, e->label.len);
-        ens_task_truth(t, key, len, (uint8_t)y, mono, e->ts >= 0 ? e->ts : now);
+        ens_task_truth(t, key, len, (uint8_t)y, mono, label_time(in, e, now));
         return;
     }
     ens_join_pred_t preds[ENS_MAX_MODELS];
@@ -242,4 +264,6 @@ void ens_ingest_status(const ens_ingest_t *in, ens_mpw_t *w)
         ens_mpw_uint(w, in->st.dropped[r]);
     }
     ens_mpw_map_end(w);
+    ens_mpw_cstr(w, "future_ts_clamped");
+    ens_mpw_uint(w, in->st.future_ts);
 }

@@ -39,6 +39,7 @@ typedef struct {
     uint64_t events;                     /* events applied */
     uint64_t rejected[ENS_REJECT_COUNT]; /* messages refused by the decoder */
     uint64_t dropped[ENS_DROP_COUNT];    /* messages refused for capacity */
+    uint64_t future_ts;                  /* label times beyond ingest.max_future, taken as now */
 } ens_ingest_stats_t;
 
 typedef struct ens_ingest_s ens_ingest_t;
@@ -56,7 +57,7 @@ int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now
 const ens_ingest_stats_t *ens_ingest_stats(const ens_ingest_t *in);
 
 /* The counters as status entries: messages_in, events_in, rejected{},
- * dropped{} (into an open map). */
+ * dropped{}, future_ts_clamped (into an open map). */
 void ens_ingest_status(const ens_ingest_t *in, ens_mpw_t *w);
 
 #endif

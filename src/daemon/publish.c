@@ -1,6 +1,7 @@
 /* publish.c - see publish.h. */
 #include "publish.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -26,7 +27,10 @@ struct ens_publish_s {
     ens_publish_hooks_t hooks;
     slot_t *slots; /* by task id */
     size_t nslots;
-    uint64_t sent;
+    uint64_t sent;   /* new publications sent */
+    uint64_t resent; /* last-value-cache bodies sent again to a new subscription */
+    uint64_t missed; /* sends some subscriber's full queue did not take */
+    ens_ratelimit_t rl_missed;
 };
 
 static slot_t *slot(ens_publish_t *pub, uint32_t id)
@@ -41,9 +45,20 @@ static const slot_t *cslot(const ens_publish_t *pub, const ens_task_t *t)
     return t->id < pub->nslots ? &pub->slots[t->id] : &none;
 }
 
-/* Sends topic + body without blocking: a slow subscriber loses messages at
- * its high-water mark instead of stalling the loop. */
-static void send_task(ens_publish_t *pub, const ens_task_t *t)
+static int send_frames(void *sock, const char *topic, size_t n, const slot_t *s)
+{
+    if (zmq_send(sock, topic, n, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    return zmq_send(sock, s->body, s->size, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+/* Sends topic + body without blocking: a subscriber whose queue is full
+ * (publish.max_queued: it does not read) misses the message instead of
+ * stalling the loop or growing its queue. The socket refuses a message
+ * some matching subscriber cannot take (ZMQ_XPUB_NODROP), which is how a
+ * miss is counted; then the message goes out again, dropped for those
+ * subscribers only. Counts a send in *count. */
+static void send_task(ens_publish_t *pub, const ens_task_t *t, uint64_t *count)
 {
     const slot_t *s = cslot(pub, t);
     if (!pub->z || s->size == 0)
@@ -53,11 +68,22 @@ static void send_task(ens_publish_t *pub, const ens_task_t *t)
     size_t n = 9 + (t->len < ENS_MAX_NAME ? t->len : ENS_MAX_NAME);
     memcpy(topic, "ensemble.", 9);
     memcpy(topic + 9, t->name, n - 9);
-    if (zmq_send(sock, topic, n, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(sock, s->body, s->size, ZMQ_DONTWAIT) < 0)
+    int rc = send_frames(sock, topic, n, s);
+    if (rc < 0 && zmq_errno() == EAGAIN) {
+        int lossy = 0, nodrop = 1;
+        pub->missed++;
+        ens_log_limited(&pub->rl_missed, ENS_LOG_WARNING,
+                        "publish: a subscriber's queue is full (publish.max_queued): it misses "
+                        "ensemble.%s version %llu",
+                        t->name, (unsigned long long)s->version);
+        zmq_setsockopt(sock, ZMQ_XPUB_NODROP, &lossy, sizeof(lossy));
+        rc = send_frames(sock, topic, n, s);
+        zmq_setsockopt(sock, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop));
+    }
+    if (rc < 0)
         ENS_LOG(DEBUG, "publish: ensemble.%s not sent: %s", t->name, zmq_strerror(zmq_errno()));
     else
-        pub->sent++;
+        (*count)++;
 }
 
 /* A (un)subscription: 1 or 0, then the topic prefix. */
@@ -76,7 +102,7 @@ static void on_subscription(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t 
         size_t head = plen < 9 ? plen : 9;
         if (memcmp(prefix, "ensemble.", head) == 0 &&
             (plen <= 9 || (plen - 9 <= t->len && memcmp(prefix + 9, t->name, plen - 9) == 0)))
-            send_task(pub, t);
+            send_task(pub, t, &pub->resent);
     }
 }
 
@@ -157,7 +183,7 @@ void ens_publish_result(ens_publish_t *pub, const ens_task_t *t, const ens_pipel
                 ens_reason_name(b.reason));
     if (pub->hooks.published)
         pub->hooks.published(pub->hooks.ud, t, s->version);
-    send_task(pub, t);
+    send_task(pub, t, &pub->sent);
     /* A send outside the XPUB's own callback may swallow its edge. */
     if (pub->z)
         ens_zsock_kick(pub->z);
@@ -194,6 +220,10 @@ void ens_publish_status(const ens_publish_t *pub, ens_mpw_t *w)
 {
     ens_mpw_cstr(w, "published");
     ens_mpw_uint(w, pub->sent);
+    ens_mpw_cstr(w, "cache_resends");
+    ens_mpw_uint(w, pub->resent);
+    ens_mpw_cstr(w, "subscriber_drops");
+    ens_mpw_uint(w, pub->missed);
 }
 
 void ens_publish_task_status(const ens_publish_t *pub, const ens_task_t *t, ens_mpw_t *w)

@@ -47,7 +47,9 @@ const char *ens_publish_body(const ens_publish_t *pub, const ens_task_t *t, size
 void ens_publish_models(const ens_publish_t *pub, const ens_task_t *t, const ens_str_t **names,
                         size_t *n);
 
-/* Entries of the status reply: `published` (into the top map) and, per
+/* Entries of the status reply: `published` (new publications sent) and
+ * `cache_resends` (last bodies sent again on a subscription), into the top
+ * map, and, per
  * task, version, ensemble and explore_extra_queries_per_query. */
 void ens_publish_status(const ens_publish_t *pub, ens_mpw_t *w);
 void ens_publish_task_status(const ens_publish_t *pub, const ens_task_t *t, ens_mpw_t *w);

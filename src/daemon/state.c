@@ -84,6 +84,10 @@ static void flush(ens_state_t *s)
     memmove(s->out.data, s->out.data + done, s->out.size - done);
     s->out.size -= done;
     s->dirty |= done > 0;
+    /* Every row record so far is in the kernel, unless some were dropped:
+     * those wait for the next snapshot. */
+    if (s->out.size == 0 && !s->dropped)
+        s->seq_written = s->seq;
 }
 
 static void on_flush(uv_check_t *h)
@@ -105,6 +109,7 @@ static void append(ens_state_t *s, const ens_jrec_t *r)
         if (s->st.records_dropped++ == 0)
             ENS_LOG(ERR, "state: journal buffer full; records dropped until a snapshot succeeds");
         s->force_snapshot = 1;
+        s->dropped = 1;
         return;
     }
     ens__bytes_record(&s->out, r);
@@ -209,6 +214,7 @@ typedef struct {
     ens_state_t *s;
     ens__bytes_t file;
     uint64_t covers; /* journals <= covers are in the snapshot */
+    uint64_t seq;    /* the last row it holds */
     char dir[ENS_CONF_STR];
     int err; /* errno of the write, 0: done */
 } snap_job_t;
@@ -238,6 +244,8 @@ static void snapshot_done(uv_work_t *req, int status)
                 strerror(j->err ? j->err : EIO));
     } else {
         s->st.snapshots++;
+        if (j->seq > s->seq_synced)
+            s->seq_synced = j->seq;
         s->force_snapshot = 0;
         s->retry_delay = 0;
         ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->file.size);
@@ -258,6 +266,8 @@ static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
     snap_job_t *j = ens_xcalloc(1, sizeof(*j));
     j->s = s;
     j->covers = s->journal;
+    j->seq = s->seq;
+    s->dropped = 0; /* the snapshot holds every row, dropped records' too */
     snprintf(j->dir, sizeof(j->dir), "%s", s->conf->state_dir);
     ens__snapshot_serialize(s, j->covers, &j->file);
     open_journal(s, s->journal + 1);
@@ -338,6 +348,7 @@ int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks
     uv_check_start(&s->flush, on_flush);
     s->flush_open = 1;
     s->last_snapshot = s->last_sync = ens_mono();
+    s->seq_written = s->seq_synced = s->seq; /* what was restored is on disk */
     ENS_LOG(NOTICE, "state: restored %llu rows from the snapshot and %llu from journals",
             (unsigned long long)s->st.rows_snapshot, (unsigned long long)s->st.rows_replayed);
     *out = s;
@@ -350,6 +361,10 @@ static void on_synced(uv_fs_t *req)
     if (req->result < 0) {
         s->st.write_errors++;
         ENS_LOG(ERR, "state: fdatasync failed: %s", uv_strerror((int)req->result));
+    } else {
+        s->st.fsyncs++;
+        if (s->seq_syncing > s->seq_synced)
+            s->seq_synced = s->seq_syncing;
     }
     s->syncing = 0;
     uv_fs_req_cleanup(req);
@@ -382,6 +397,7 @@ void ens_state_tick(ens_state_t *s, double mono)
         mono - s->last_sync >= s->conf->fsync_interval) {
         s->dirty = 0;
         s->syncing = 1;
+        s->seq_syncing = s->seq_written;
         s->last_sync = mono;
         s->sync_req.data = s;
         uv_fs_fdatasync(s->loop, &s->sync_req, s->fd, on_synced);
@@ -449,6 +465,10 @@ void ens_state_status(const ens_state_t *s, ens_mpw_t *w)
     ens_mpw_uint(w, st->corrupt_records);
     ens_mpw_cstr(w, "snapshots");
     ens_mpw_uint(w, st->snapshots);
+    ens_mpw_cstr(w, "fsyncs");
+    ens_mpw_uint(w, st->fsyncs);
+    ens_mpw_cstr(w, "synced_seq");
+    ens_mpw_uint(w, s ? s->seq_synced : 0);
     ens_mpw_cstr(w, "write_errors");
     ens_mpw_uint(w, st->write_errors);
     ens_mpw_cstr(w, "records_dropped");

@@ -38,6 +38,7 @@ typedef struct {
     uint64_t torn_records;    /* journal tails discarded at start */
     uint64_t corrupt_records; /* damaged regions and unusable records skipped */
     uint64_t snapshots;       /* snapshots written */
+    uint64_t fsyncs;          /* journal fdatasyncs completed */
     uint64_t write_errors;    /* failed writes (logged, retried) */
     uint64_t records_dropped; /* records not journaled: the write buffer was full */
 } ens_state_stats_t;

@@ -29,6 +29,10 @@ struct ens_state_s {
     int fd;               /* current journal, -1 when none */
     uint64_t journal;     /* its number */
     uint64_t seq;         /* last row sequence number written */
+    uint64_t seq_written; /* last row whose record the kernel has (all before it too) */
+    uint64_t seq_syncing; /* seq_written when the fdatasync in flight began */
+    uint64_t seq_synced;  /* last row made durable by an fdatasync or a snapshot */
+    int dropped;          /* records were dropped since the last snapshot began */
     int dirty;            /* written since the last fdatasync */
     int syncing;          /* an fdatasync is in flight */
     int snapshotting;     /* a snapshot is in flight */

@@ -20,25 +20,28 @@ struct ens_zsock_s {
     int handles; /* handles not yet closed */
 };
 
-/* Receives one whole message (up to MAX_FRAMES frames; extra frames are
- * dropped). Returns the frame count, 0 when nothing was waiting. */
+/* Receives one whole message. Of a message longer than MAX_FRAMES frames
+ * the first MAX_FRAMES - 1 and the last are kept, the others dropped: the
+ * last frame is the one that matters (an ingest event, docs/protocol.md).
+ * Returns the frame count, 0 when nothing was waiting. */
 static size_t recv_message(ens_zsock_t *z, zmq_msg_t *frames)
 {
     size_t n = 0;
     int more = 1;
     while (more) {
-        zmq_msg_t scratch;
-        zmq_msg_t *m = n < MAX_FRAMES ? &frames[n] : &scratch;
-        zmq_msg_init(m);
-        if (zmq_msg_recv(m, z->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(m);
+        zmq_msg_t next;
+        zmq_msg_init(&next);
+        if (zmq_msg_recv(&next, z->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&next);
             break;
         }
-        more = zmq_msg_more(m);
-        if (m == &scratch)
-            zmq_msg_close(m);
-        else
-            n++;
+        more = zmq_msg_more(&next);
+        if (n == MAX_FRAMES)
+            zmq_msg_close(&frames[--n]); /* a middle frame: replaced by a later one */
+        zmq_msg_init(&frames[n]);
+        zmq_msg_move(&frames[n], &next);
+        zmq_msg_close(&next);
+        n++;
     }
     return n;
 }
@@ -120,6 +123,19 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
 void *ens_zsock_socket(const ens_zsock_t *z)
 {
     return z->sock;
+}
+
+void ens_zsock_flush(ens_zsock_t *z, size_t max)
+{
+    for (size_t i = 0; z && !z->closing && i < max; i++) {
+        zmq_msg_t frames[MAX_FRAMES];
+        size_t n = recv_message(z, frames);
+        if (n == 0)
+            break;
+        z->on_msg(z->ud, z, frames, n);
+        for (size_t k = 0; k < n; k++)
+            zmq_msg_close(&frames[k]);
+    }
 }
 
 void ens_zsock_kick(ens_zsock_t *z)

@@ -17,7 +17,9 @@
 
 typedef struct ens_zsock_s ens_zsock_t;
 
-/* Called once per received message with its frames (borrowed for the call). */
+/* Called once per received message with its frames (borrowed for the call):
+ * all of them, or of a message of more than 8 frames, the first 7 and the
+ * last. */
 typedef void (*ens_zsock_msg_fn)(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t nframes);
 
 /* Wraps zsock (taken: closed by ens_zsock_close). Returns NULL if its ZMQ_FD
@@ -27,6 +29,11 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
 
 /* The libzmq socket (borrowed). */
 void *ens_zsock_socket(const ens_zsock_t *z);
+
+/* Hands every message queued now (at most max) to the callback at once,
+ * whatever the fair cap: before the socket is closed, so that nothing it
+ * took in is lost. */
+void ens_zsock_flush(ens_zsock_t *z, size_t max);
 
 /* Schedules a drain on the next loop iteration. */
 void ens_zsock_kick(ens_zsock_t *z);

@@ -354,7 +354,7 @@ static void check_status(const fx_t *fx)
     assert_int_equal(msgpack_unpack_next(&u, w.data, w.size, &off), MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, w.size);
     msgpack_object o = u.data;
-    assert_true(o.type == MSGPACK_OBJECT_MAP && o.via.map.size == 4);
+    assert_true(o.type == MSGPACK_OBJECT_MAP && o.via.map.size == 5);
     msgpack_object_kv *kv = o.via.map.ptr;
     assert_int_equal(kv[0].val.via.u64, st->messages);
     assert_int_equal(kv[1].val.via.u64, st->events);
@@ -373,11 +373,38 @@ static void check_status(const fx_t *fx)
         assert_memory_equal(e->key.via.str.ptr, drops[r], strlen(drops[r]));
         assert_int_equal(e->val.via.u64, st->dropped[r]);
     }
+    assert_int_equal(kv[4].key.via.str.size, strlen("future_ts_clamped"));
+    assert_memory_equal(kv[4].key.via.str.ptr, "future_ts_clamped", strlen("future_ts_clamped"));
+    assert_int_equal(kv[4].val.via.u64, st->future_ts);
     const char *keys[] = {"messages_in", "events_in", "rejected", "dropped"};
     for (int k = 0; k < 4; k++)
         assert_memory_equal(kv[k].key.via.str.ptr, keys[k], strlen(keys[k]));
     msgpack_unpacked_destroy(&u);
     ens_mpw_free(&w);
+}
+
+/* A label's ts up to ingest.max_future ahead of the clock (1.7e9 here) is
+ * kept as sent; one further ahead becomes the arrival time, counted. */
+static void test_ingest_future_label_ts_clamped(void **state)
+{
+    fx_t *fx = *state;
+    const double now = 1.7e9, tol = fx->conf.max_future;
+    const double sent[] = {now - 10, now + tol, now + tol + 1, now + 86400};
+    const double want[] = {now - 10, now + tol, now, now};
+    ens_str_t m = {"m", 1}, a = {"A", 1}, task = {"t", 1};
+    assert_true(tol > 0);
+    for (int i = 0; i < 4; i++) {
+        msgpack_pack_array(&fx->pk, 2);
+        rig_pack_prediction(&fx->pk, task, (uint64_t)i, &m, &a, 1);
+        rig_pack_label(&fx->pk, task, (uint64_t)i, a, sent[i]);
+        assert_int_equal(send_msg(fx), 0);
+    }
+    const ens_task_t *t = ens_tasks_find(fx->tasks, "t", 1);
+    assert_non_null(t);
+    assert_int_equal(ens_window_rows(t->window), 4);
+    for (int i = 0; i < 4; i++)
+        assert_true(ens_window_ts(t->window, i) == want[i]);
+    assert_int_equal(ens_ingest_stats(fx->in)->future_ts, 2);
 }
 
 static void test_ingest_counters_by_reason(void **state)
@@ -421,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_new_task_254_labels_and_abstention, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingest_sampling_keeps_queries_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_future_label_ts_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_counters_by_reason, setup, teardown),
     };
     return cmocka_run_group_tests_name("ingest", tests, NULL, NULL);
