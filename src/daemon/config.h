@@ -61,7 +61,7 @@ typedef struct {
     size_t publish_max_queued; /* publications queued per subscriber (ZMQ_SNDHWM) */
     char control_bind[ENS_CONF_STR];
     char metrics_bind[ENS_CONF_STR]; /* host:port of /metrics ("": none) */
-    size_t control_max_queued; /* requests and replies queued per client (HWMs) */
+    size_t control_max_queued;       /* requests and replies queued per client (HWMs) */
     char state_dir[ENS_CONF_STR];
     double snapshot_interval;
     double fsync_interval;
