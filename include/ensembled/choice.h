@@ -8,7 +8,10 @@
  * the weighted vote. Each is scored by repeated K-fold cross-validation on
  * the rows given (ENS_CHOICE_FOLDS folds; three repeats below
  * ENS_CHOICE_REPEAT_ROWS rows, one above), every candidate on the same
- * folds, so that per-row differences are paired.
+ * folds, so that per-row differences are paired. Windows of more than
+ * ENS_CHOICE_MAX_ROWS rows are scored on that many evenly spaced rows: the
+ * standard error there is already about 0.003, and the daemon re-selects
+ * every few seconds on windows of up to 100k rows (bench/pipeline).
  *
  * The rule (docs/estimators.md, "The final choice"): B is the alternative
  * with the best cross-validated accuracy (ties to the smaller K). The
@@ -32,6 +35,7 @@
 
 #define ENS_CHOICE_FOLDS 5
 #define ENS_CHOICE_REPEAT_ROWS 10000
+#define ENS_CHOICE_MAX_ROWS 20000
 #define ENS_CHOICE_Z 1.645
 #define ENS_CHOICE_MARGIN 0.005
 #define ENS_CHOICE_MAX (ENS_SELECT_MAX + 1)

@@ -104,7 +104,24 @@ static void name_candidates(ens_choice_t *out, size_t kmax)
         out->cand[c].acc = out->cand[c].se = NAN;
 }
 
+/* Scores on at most ENS_CHOICE_MAX_ROWS rows of d, evenly spaced. */
+static int choose_rows(const ens_data_t *d, const ens_select_opts_t *o, ens_choice_t *out);
+
 int ens_choose(const ens_data_t *d, const ens_select_opts_t *o, ens_choice_t *out)
+{
+    if (d->nrows <= ENS_CHOICE_MAX_ROWS)
+        return choose_rows(d, o, out);
+    size_t *rows = ens_xcalloc(ENS_CHOICE_MAX_ROWS, sizeof(size_t));
+    for (size_t i = 0; i < ENS_CHOICE_MAX_ROWS; i++)
+        rows[i] = i * d->nrows / ENS_CHOICE_MAX_ROWS;
+    ens_data_t *sub = ens_data_rows(d, rows, ENS_CHOICE_MAX_ROWS);
+    free(rows);
+    int rc = choose_rows(sub, o, out);
+    ens_data_destroy(&sub);
+    return rc;
+}
+
+static int choose_rows(const ens_data_t *d, const ens_select_opts_t *o, ens_choice_t *out)
 {
     memset(out, 0, sizeof(*out));
     size_t n = d->nrows, kmax = o->budget < d->nmodels ? o->budget : d->nmodels;
