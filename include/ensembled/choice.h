@@ -6,15 +6,17 @@
  * pruning already picks among the greedy prefixes), and "top-K" for K = 1
  * (the best single model) up to the budget: the K most accurate models with
  * the weighted vote. Each is scored by repeated K-fold cross-validation on
- * the rows given (ENS_CHOICE_FOLDS folds; three repeats below
- * ENS_CHOICE_REPEAT_ROWS rows, one above), every candidate on the same
+ * the rows given (ENS_CHOICE_FOLDS folds, repeated with fresh partitions
+ * until about ENS_CHOICE_SCORED_ROWS rows are scored, at most
+ * ENS_CHOICE_MAX_REPEATS times: small windows, where the partition's own
+ * noise is largest, get the most repeats), every candidate on the same
  * folds, so that per-row differences are paired. Windows of more than
  * ENS_CHOICE_MAX_ROWS rows are scored on that many evenly spaced rows: the
  * standard error there is already about 0.003, and the daemon re-selects
  * every few seconds on windows of up to 100k rows (bench/pipeline).
  *
  * The rule (docs/estimators.md, "The final choice"): B is the alternative
- * with the best cross-validated accuracy (ties to the smaller K). The
+ * with the best cross-validated accuracy (ties to the larger K). The
  * selection is published when it is not worse than B by a one-sided test:
  * mean paired difference d = acc(selection) - acc(B), its standard error s
  * over rows, and selection wins iff d - ENS_CHOICE_Z * s >= -ENS_CHOICE_MARGIN.
@@ -34,7 +36,8 @@
 #include "ensembled/select.h"
 
 #define ENS_CHOICE_FOLDS 5
-#define ENS_CHOICE_REPEAT_ROWS 10000
+#define ENS_CHOICE_SCORED_ROWS 10000
+#define ENS_CHOICE_MAX_REPEATS 10
 #define ENS_CHOICE_MAX_ROWS 20000
 #define ENS_CHOICE_Z 1.645
 #define ENS_CHOICE_MARGIN 0.005

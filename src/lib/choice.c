@@ -80,13 +80,15 @@ static void decide(ens_choice_t *out, const uint8_t *hits, size_t n, double R)
 {
     double m, se;
     paired(hits, NULL, n, R, &out->cand[0].acc, &out->cand[0].se);
-    size_t best = 1;
     for (size_t c = 1; c < out->n; c++) {
         paired(hits + c * n, NULL, n, R, &out->cand[c].acc, &se);
         paired(hits + c * n, hits, n, R, &m, &out->cand[c].se);
+    }
+    /* The alternative with the best accuracy, ties to the larger vote. */
+    size_t best = out->n - 1;
+    for (size_t c = out->n - 1; c-- > 1;)
         if (out->cand[c].acc > out->cand[best].acc)
             best = c;
-    }
     paired(hits, hits + best * n, n, R, &m, &se);
     out->winner = m - ENS_CHOICE_Z * se >= -ENS_CHOICE_MARGIN ? 0 : best;
 }
@@ -128,7 +130,9 @@ static int choose_rows(const ens_data_t *d, const ens_select_opts_t *o, ens_choi
     name_candidates(out, kmax);
     if (n < 2 * ENS_CHOICE_FOLDS || kmax == 0)
         return ENS_EEMPTY;
-    size_t repeats = n < ENS_CHOICE_REPEAT_ROWS ? 3 : 1;
+    /* About ENS_CHOICE_SCORED_ROWS scored rows per candidate. */
+    size_t repeats = (ENS_CHOICE_SCORED_ROWS + n - 1) / n;
+    repeats = repeats > ENS_CHOICE_MAX_REPEATS ? ENS_CHOICE_MAX_REPEATS : repeats;
     uint8_t *hits = ens_xcalloc(out->n * n, 1);
     size_t *perm = ens_xcalloc(n, sizeof(size_t)), *train_rows = ens_xcalloc(n, sizeof(size_t));
     int rc = 0;
