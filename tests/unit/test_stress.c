@@ -111,19 +111,21 @@ static ens_data_t *random_rows(const ens_data_t *d, size_t n, uint64_t seed)
     return s;
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
 /* Seeds of each random restriction: five with ENS_STRESS_FULL=1; else two,
  * or one in a sanitizer build (there the point is memory errors, and the
- * plain build checks the promise). */
+ * plain build checks the promise; the Llama/Mistral set is skipped there). */
 static uint64_t seeds(void)
 {
     const char *e = getenv("ENS_STRESS_FULL");
     if (e && *e && strcmp(e, "0") != 0)
         return 5;
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    return 1;
-#else
-    return 2;
-#endif
+    return SANITIZED ? 1 : 2;
 }
 
 static void test_stress_mmlupro_weakest(void **state)
@@ -149,6 +151,8 @@ static void test_stress_mmlupro_weakest(void **state)
 static void test_stress_mmlupro_llama_mistral(void **state)
 {
     (void)state;
+    if (SANITIZED) /* 12,000 rows: minutes under a sanitizer */
+        skip();
     ens_data_t *d = tu_load_real("mmlupro_28llm.csv");
     size_t idx[64], n = 0;
     for (size_t j = 0; j < d->nmodels; j++) {
@@ -209,8 +213,7 @@ static void test_stress_misses_are_rare(void **state)
     (void)state;
     print_message("%d of %d cells below max(best single, top-K weighted) - %.3f\n", misses, cells,
                   SLACK);
-    assert_true(cells >= 16);
-    /* One miss is allowed in a short run of 16 cells. */
+    assert_true(cells >= 12);
     assert_true(10 * misses <= cells);
 }
 
