@@ -44,7 +44,7 @@
 #define ENS_CHOICE_MAX (ENS_SELECT_MAX + 1)
 
 typedef struct {
-    char name[16]; /* "selection", "top-1" (the best single model), "top-2", ... */
+    char name[32]; /* "selection", "top-1" (the best single model), "top-2", ... */
     size_t k;      /* models in it, as fitted on every row */
     double acc;    /* cross-validated accuracy */
     double se;     /* standard error of acc (selection) or of the paired

@@ -59,7 +59,7 @@ typedef struct {
     ens_body_model_t window[MAXW];
     ens_body_candidate_t cand[MAXM + 1];
     char names[MAXW + MAXL][32];
-    char cnames[MAXM + 1][16];
+    char cnames[MAXM + 1][32];
 } fixture_t;
 
 static ens_str_t S(const char *s)
@@ -691,9 +691,9 @@ static void random_body(fixture_t *f, tu_rng_t *r)
     b->candidates = f->cand;
     for (size_t i = 0; i < b->ncandidates; i++) {
         if (i)
-            snprintf(f->cnames[i], 16, "top-%zu", i);
+            snprintf(f->cnames[i], 32, "top-%zu", i);
         else
-            snprintf(f->cnames[i], 16, "selection");
+            snprintf(f->cnames[i], 32, "selection");
         f->cand[i] = (ens_body_candidate_t){S(f->cnames[i]), tu_below(r, 65),
                                             tu_below(r, 4) ? tu_uniform(r) : NAN, tu_uniform(r)};
     }
