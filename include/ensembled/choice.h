@@ -12,7 +12,7 @@
  * noise is largest, get the most repeats), every candidate on the same
  * folds, so that per-row differences are paired. Windows of more than
  * ENS_CHOICE_MAX_ROWS rows are scored on that many evenly spaced rows: the
- * standard error there is already about 0.003, and the daemon re-selects
+ * standard error there is already about 0.004, and the daemon re-selects
  * every few seconds on windows of up to 100k rows (bench/pipeline).
  *
  * The rule (docs/estimators.md, "The final choice"): B is the alternative
@@ -38,7 +38,7 @@
 #define ENS_CHOICE_FOLDS 5
 #define ENS_CHOICE_SCORED_ROWS 10000
 #define ENS_CHOICE_MAX_REPEATS 10
-#define ENS_CHOICE_MAX_ROWS 20000
+#define ENS_CHOICE_MAX_ROWS 10000
 #define ENS_CHOICE_Z 1.645
 #define ENS_CHOICE_MARGIN 0.005
 #define ENS_CHOICE_MAX (ENS_SELECT_MAX + 1)
