@@ -15,9 +15,9 @@
  *     best single model predicts better by cross-validation on the pool's
  *     rows; the winner is fitted on every row (greedy-mi and exhaustive
  *     with pruning on; otherwise the set of stage 3 as is);
- *  5. honest accuracy: select, choose and fit on even rows, score on odd
- *     rows, and the other way round (what is published, majority vote over
- *     the selection, the best single);
+ *  5. honest accuracy: select and fit on even rows, score on odd rows, and
+ *     the other way round (the winning candidate of stage 4 redone on each
+ *     half, majority vote over the selection, the best single);
  *  6. bounds: Fano's lower bound for the set, the Gaussian-copula floor of
  *     the pool and of the set (docs/theory.md);
  *  7. exploration figures.

@@ -168,9 +168,30 @@ static double accuracy_where_asked(const ens_combiner_t *c, const ens_data_t *te
     return acc;
 }
 
+/* What stage 4 publishes, redone on train: the selection s with the
+ * published combiner, or the winning top-K vote ranked on train. The
+ * candidate that won on the whole pool is kept rather than chosen again on
+ * each half: the choice costs more than the rest of the pipeline, and the
+ * daemon runs it every few seconds (bench/pipeline). */
+static ens_combiner_t *published_on_half(const ens_pipeline_t *p, const ens_data_t *train,
+                                         const ens_select_opts_t *o, const ens_selection_t *s,
+                                         ens_selection_t *pub)
+{
+    const ens_choice_t *c = &p->choice;
+    ens_select_opts_t t = *o;
+    t.strategy = ENS_STRAT_TOPK;
+    t.budget = c->n > 0 ? c->cand[c->winner].k : 0;
+    if (c->n == 0 || c->winner == 0 || t.budget == 0 || t.budget > train->nmodels ||
+        ens_select(train, &t, pub, NULL, 0) < 0) {
+        *pub = *s;
+        return ens_combiner_fit_best(train, pub->models, pub->n);
+    }
+    return ens_combiner_fit(train, pub->models, pub->n, ENS_COMB_WEIGHTED);
+}
+
 /* Selects and fits on train, scores on test: acc[0] what the pipeline
- * publishes (the final choice's winner), acc[1] majority vote over the
- * selection, acc[2] the best single model. */
+ * publishes (the final choice's winning candidate), acc[1] majority vote
+ * over the selection, acc[2] the best single model. */
 static int score_half(const ens_pipeline_t *p, const ens_data_t *train, const ens_data_t *test,
                       double acc[3])
 {
@@ -179,7 +200,7 @@ static int score_half(const ens_pipeline_t *p, const ens_data_t *train, const en
     ens_selection_t s, top, pub;
     if (ens_select(train, &o, &s, NULL, 0) < 0)
         return -1;
-    ens_combiner_t *c = ens_choice_published(train, &o, &s, &pub, NULL);
+    ens_combiner_t *c = published_on_half(p, train, &o, &s, &pub);
     o.strategy = ENS_STRAT_TOPK;
     o.budget = 1;
     if (ens_select(train, &o, &top, NULL, 0) < 0) {
