@@ -76,6 +76,15 @@ typedef struct {
     ens_excl_t excluded; /* ENS_EXCL_NONE: in the pool */
 } ens_body_model_t;
 
+/* One candidate of the final choice (`choice.candidates`, choice.h). */
+typedef struct {
+    ens_str_t name;  /* "selection", "top-1", "top-2", ... */
+    uint64_t models; /* its size, fitted on every row of the pool */
+    double accuracy; /* cross-validated; NaN: nil */
+    double se;       /* standard error: of accuracy for the selection, of
+                      * the paired difference from it for the others */
+} ens_body_candidate_t;
+
 typedef struct ens_body_s {
     ens_str_t task;
     uint64_t version;
@@ -109,6 +118,11 @@ typedef struct ens_body_s {
     ens_body_model_t *window;
     int replaced;
     ens_reason_t reason;
+    /* choice: the candidate published and every one scored (none when the
+     * final choice does not apply; the winner is then "selection") */
+    ens_str_t choice_winner;
+    size_t ncandidates;
+    ens_body_candidate_t *candidates;
     void *arena_; /* decoded bodies: what ens_body_destroy frees */
 } ens_body_t;
 
@@ -118,7 +132,8 @@ void ens_body_encode(const ens_body_t *b, ens_mpw_t *w);
 /* Decodes a body (after the container pre-walk of protocol.h). Returns 0
  * and a new body in *out, or ENS_EPARSE with one line in err (a missing or
  * ill-typed field, an entry whose key length is not nmodels, an excluded
- * model not in coverage, an unknown reason or exclusion). */
+ * model not in coverage, an unknown reason or exclusion, a choice winner
+ * that names no candidate). */
 int ens_body_decode(const char *buf, size_t len, ens_body_t **out, char *err, size_t errlen);
 
 /* NULL-safe; sets *bp to NULL. Only for bodies from ens_body_decode. */

@@ -15,7 +15,10 @@
 #include "ensembled/data.h"
 #include "ensembled/select.h"
 
-/* Index of the published combiner's figure in ens_eval_t.acc. */
+/* Index in ens_eval_t.acc of what the pipeline publishes: the final
+ * choice's winner with its combiner (choice.h), or the selection with the
+ * published combiner where the choice does not apply. The per-kind figures
+ * are those of the selection. */
 #define ENS_EVAL_PUBLISHED ENS_COMB_COUNT
 
 typedef struct {
@@ -26,7 +29,7 @@ typedef struct {
 typedef struct {
     size_t splits;
     ens_stat_t acc[ENS_COMB_COUNT + 1]; /* per combiner kind, then published */
-    ens_stat_t size;                    /* models selected */
+    ens_stat_t size;                    /* models published (after the final choice) */
 } ens_eval_t;
 
 /* Evaluates o over `splits` random splits holding out test_frac of the rows

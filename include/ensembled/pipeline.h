@@ -10,9 +10,14 @@
  *     carries min_improvement_bits more, estimated on the rows where every
  *     model of both sets was asked, or if a published model left the pool,
  *     or if the budget shrank below it;
- *  4. the published combiner (ens_combiner_fit_best) on the pool's rows;
+ *  4. the final choice (choice.h): the set of stage 3 with the published
+ *     combiner (ens_combiner_fit_best), unless a top-K weighted vote or the
+ *     best single model predicts better by cross-validation on the pool's
+ *     rows; the winner is fitted on every row (greedy-mi and exhaustive
+ *     with pruning on; otherwise the set of stage 3 as is);
  *  5. honest accuracy: select and fit on even rows, score on odd rows, and
- *     the other way round (the combiner, majority vote, the best single);
+ *     the other way round (the winning candidate of stage 4 redone on each
+ *     half, majority vote over the selection, the best single);
  *  6. bounds: Fano's lower bound for the set, the Gaussian-copula floor of
  *     the pool and of the set (docs/theory.md);
  *  7. exploration figures.

@@ -2,7 +2,7 @@
  * tables (body_int.h) and its encoder. The decoder is body_decode.c.
  *
  * The encoding is the one the daemon has always published (docs/protocol.md,
- * "Publish"): 19 keys in table order; decision-table keys as labels ("?"
+ * "Publish"): 20 keys in table order; decision-table keys as labels ("?"
  * abstained, nil not asked) for the kinds vote, weighted and table, and as
  * integers (-1 abstained, -2 not asked) for pattern; NaN figures as nil.
  */
@@ -65,6 +65,7 @@ static const ens__field_t top_rows[] = {
     CUSTOM("excluded", EXCLUDED),
     ROW("replaced", BOOL, ens_body_t, replaced),
     CUSTOM("reason", REASON),
+    CUSTOM("choice", CHOICE),
 };
 TABLE(ens__body_top, top_rows);
 
@@ -75,6 +76,21 @@ static const ens__field_t step_rows[] = {
     ROW("rows", U64, ens_body_step_t, rows),
 };
 TABLE(ens__body_step, step_rows);
+
+static const ens__field_t candidate_rows[] = {
+    ROW("name", STR, ens_body_candidate_t, name),
+    ROW("models", U64, ens_body_candidate_t, models),
+    ROW("accuracy", F64_NIL, ens_body_candidate_t, accuracy),
+    ROW("se", F64_NIL, ens_body_candidate_t, se),
+};
+TABLE(ens__body_candidate, candidate_rows);
+
+/* Candidates first: the winner is checked against their names. */
+static const ens__field_t choice_rows[] = {
+    CUSTOM("candidates", CANDIDATES),
+    ROW("winner", STR, ens_body_t, choice_winner),
+};
+TABLE(ens__body_choice, choice_rows);
 
 /* The kind comes first: the table's key cells are read by kind. */
 static const ens__field_t combiner_rows[] = {
@@ -245,6 +261,15 @@ static void put_custom(ens_mpw_t *w, const ens_body_t *b, ens__custom_t id)
         break;
     case ENS__C_EXPLORE_MODELS:
         put_strs(w, b->explore_models, b->nexplore);
+        break;
+    case ENS__C_CHOICE:
+        put_map(w, b, b, &ens__body_choice);
+        break;
+    case ENS__C_CANDIDATES:
+        ens_mpw_array_begin(w);
+        for (size_t i = 0; i < b->ncandidates; i++)
+            put_map(w, b, &b->candidates[i], &ens__body_candidate);
+        ens_mpw_array_end(w);
         break;
     default: /* coverage, freshness, excluded */
         put_window(w, b, id);

@@ -231,6 +231,42 @@ static int dec_steps(dec_t *c, const msgpack_object *o)
     return 0;
 }
 
+/* choice.candidates: an array of candidate maps, names unique. */
+static int dec_candidates(dec_t *c, const msgpack_object *o)
+{
+    ens_body_t *b = c->b;
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return fail(c, "choice.candidates: not an array");
+    b->ncandidates = o->via.array.size;
+    b->candidates = arena_array(c, b->ncandidates + 1, sizeof(ens_body_candidate_t));
+    for (size_t i = 0; i < b->ncandidates; i++) {
+        char path[40];
+        snprintf(path, sizeof(path), "choice.candidates[%zu]", i);
+        if (dec_map(c, &o->via.array.ptr[i], &b->candidates[i], &ens__body_candidate, path) < 0)
+            return ENS_EPARSE;
+    }
+    return 0;
+}
+
+/* choice: the winner names a candidate, or is "selection" when there is
+ * none (the final choice did not apply). */
+static int dec_choice(dec_t *c, const msgpack_object *o)
+{
+    ens_body_t *b = c->b;
+    if (dec_map(c, o, b, &ens__body_choice, "choice") < 0)
+        return ENS_EPARSE;
+    ens_str_t w = b->choice_winner;
+    if (b->ncandidates == 0)
+        return w.len == 9 && memcmp(w.ptr, "selection", 9) == 0
+                   ? 0
+                   : fail(c, "choice.winner: not \"selection\" without candidates");
+    for (size_t i = 0; i < b->ncandidates; i++)
+        if (b->candidates[i].name.len == w.len &&
+            memcmp(b->candidates[i].name.ptr, w.ptr, w.len) == 0)
+            return 0;
+    return fail(c, "choice.winner: names no candidate");
+}
+
 static int dec_weights(dec_t *c, const msgpack_object *o)
 {
     ens_body_t *b = c->b;
@@ -408,6 +444,10 @@ static int dec_custom(dec_t *c, const msgpack_object *o, ens__custom_t id)
         return dec_weights(c, o);
     case ENS__C_TABLE:
         return dec_table(c, o);
+    case ENS__C_CHOICE:
+        return dec_choice(c, o);
+    case ENS__C_CANDIDATES:
+        return dec_candidates(c, o);
     default:
         return fail(c, "internal: no decoder for field %d", (int)id);
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ensembled/choice.h"
 #include "ensembled/err.h"
 #include "ensembled/rng.h"
 #include "ensembled/xalloc.h"
@@ -71,10 +72,11 @@ int ens_evaluate(const ens_data_t *d, const ens_select_opts_t *o, size_t splits,
                 acc_add(&acc[k], ens_combiner_accuracy(c, test));
                 ens_combiner_destroy(&c);
             }
-            ens_combiner_t *c = ens_combiner_fit_best(train, sel.models, sel.n);
+            ens_selection_t pub;
+            ens_combiner_t *c = ens_choice_published(train, &so, &sel, &pub, NULL);
             acc_add(&acc[ENS_EVAL_PUBLISHED], ens_combiner_accuracy(c, test));
             ens_combiner_destroy(&c);
-            acc_add(&size, (double)sel.n);
+            acc_add(&size, (double)pub.n);
         }
         ens_data_destroy(&train);
         ens_data_destroy(&test);

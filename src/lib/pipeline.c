@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ensembled/choice.h"
 #include "ensembled/combine.h"
 #include "ensembled/copula.h"
 #include "ensembled/err.h"
@@ -131,6 +132,29 @@ static void hysteresis(ens_pipeline_t *p, const ens_selection_t *fresh)
     }
 }
 
+/* Whether the set to publish is, by name and in order, the published one. */
+static int same_as_prev(const ens_pipeline_t *p)
+{
+    if (p->in.nprev != p->sel.n)
+        return 0;
+    for (size_t i = 0; i < p->sel.n; i++)
+        if (pool_index(p->pool, p->in.prev[i]) != (int)p->sel.models[i])
+            return 0;
+    return 1;
+}
+
+/* Stage 4. The final choice (choice.h) between the set hysteresis kept and
+ * the top-K votes, and the published combiner of the winner. The reason
+ * still speaks of the information-selected set; when another candidate won,
+ * replaced says whether that one differs from the published set. */
+static void final_choice(ens_pipeline_t *p)
+{
+    ens_selection_t info = p->sel;
+    p->comb = ens_choice_published(p->pool, &p->o.select, &info, &p->sel, &p->choice);
+    if (p->choice.n > 0 && p->choice.winner != 0)
+        p->replaced = !same_as_prev(p);
+}
+
 /* Accuracy of c on the rows of test where every model of the set was asked:
  * on the others a router would not be using this set (exploration rows
  * aside, routers ask the ensemble), and the combiner would fall back to a
@@ -144,24 +168,48 @@ static double accuracy_where_asked(const ens_combiner_t *c, const ens_data_t *te
     return acc;
 }
 
-/* Selects and fits on train, scores on test: acc[0] the published
- * combiner, acc[1] majority vote, acc[2] the best single model. */
+/* What stage 4 publishes, redone on train: the selection s with the
+ * published combiner, or the winning top-K vote ranked on train. The
+ * candidate that won on the whole pool is kept rather than chosen again on
+ * each half: the choice costs more than the rest of the pipeline, and the
+ * daemon runs it every few seconds (bench/pipeline). */
+static ens_combiner_t *published_on_half(const ens_pipeline_t *p, const ens_data_t *train,
+                                         const ens_select_opts_t *o, const ens_selection_t *s,
+                                         ens_selection_t *pub)
+{
+    const ens_choice_t *c = &p->choice;
+    ens_select_opts_t t = *o;
+    t.strategy = ENS_STRAT_TOPK;
+    t.budget = c->n > 0 ? c->cand[c->winner].k : 0;
+    if (c->n == 0 || c->winner == 0 || t.budget == 0 || t.budget > train->nmodels ||
+        ens_select(train, &t, pub, NULL, 0) < 0) {
+        *pub = *s;
+        return ens_combiner_fit_best(train, pub->models, pub->n);
+    }
+    return ens_combiner_fit(train, pub->models, pub->n, ENS_COMB_WEIGHTED);
+}
+
+/* Selects and fits on train, scores on test: acc[0] what the pipeline
+ * publishes (the final choice's winning candidate), acc[1] majority vote
+ * over the selection, acc[2] the best single model. */
 static int score_half(const ens_pipeline_t *p, const ens_data_t *train, const ens_data_t *test,
                       double acc[3])
 {
     ens_select_opts_t o = p->o.select;
     o.budget = o.budget > train->nmodels ? train->nmodels : o.budget;
-    ens_selection_t s, top;
+    ens_selection_t s, top, pub;
     if (ens_select(train, &o, &s, NULL, 0) < 0)
         return -1;
+    ens_combiner_t *c = published_on_half(p, train, &o, &s, &pub);
     o.strategy = ENS_STRAT_TOPK;
     o.budget = 1;
-    if (ens_select(train, &o, &top, NULL, 0) < 0)
+    if (ens_select(train, &o, &top, NULL, 0) < 0) {
+        ens_combiner_destroy(&c);
         return -1;
-    ens_combiner_t *c = ens_combiner_fit_best(train, s.models, s.n);
+    }
     ens_combiner_t *v = ens_combiner_fit(train, s.models, s.n, ENS_COMB_VOTE);
     ens_combiner_t *one = ens_combiner_fit(train, top.models, 1, ENS_COMB_WEIGHTED);
-    acc[0] = accuracy_where_asked(c, test, s.models, s.n);
+    acc[0] = accuracy_where_asked(c, test, pub.models, pub.n);
     acc[1] = accuracy_where_asked(v, test, s.models, s.n);
     acc[2] = accuracy_where_asked(one, test, top.models, 1);
     ens_combiner_destroy(&c);
@@ -251,7 +299,7 @@ int ens_pipeline_run(const ens_pipeline_in_t *in, const ens_pipeline_opts_t *o,
         return rc;
     }
     hysteresis(p, &fresh);
-    p->comb = ens_combiner_fit_best(p->pool, p->sel.models, p->sel.n);
+    final_choice(p);
     p->acc_in_sample = ens_combiner_train_accuracy(p->comb);
     honest_accuracy(p);
     ens_pipeline_bounds(p->pool, p->sel.models, p->sel.n, 2.0, &p->bounds);

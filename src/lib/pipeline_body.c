@@ -105,6 +105,22 @@ static void fill_window(ens_pipeline_t *p)
     b->explore_extra = p->o.explore_rate * (double)extra;
 }
 
+/* choice: every candidate of the final choice and the winner. */
+static void fill_choice(ens_pipeline_t *p)
+{
+    ens_body_t *b = &p->body;
+    const ens_choice_t *c = &p->choice;
+    b->ncandidates = c->n;
+    b->candidates = ens_xcalloc(c->n + 1, sizeof(ens_body_candidate_t));
+    for (size_t i = 0; i < c->n; i++) {
+        b->candidates[i].name = str_of(c->cand[i].name);
+        b->candidates[i].models = c->cand[i].k;
+        b->candidates[i].accuracy = c->cand[i].acc;
+        b->candidates[i].se = c->cand[i].se;
+    }
+    b->choice_winner = c->n ? b->candidates[c->winner].name : str_of("selection");
+}
+
 void ens__pipeline_fill_body(ens_pipeline_t *p)
 {
     ens_body_t *b = &p->body;
@@ -126,6 +142,7 @@ void ens__pipeline_fill_body(ens_pipeline_t *p)
     fill_window(p);
     b->replaced = p->replaced;
     b->reason = p->reason;
+    fill_choice(p);
 }
 
 void ens__pipeline_free_body(ens_pipeline_t *p)
@@ -138,6 +155,7 @@ void ens__pipeline_free_body(ens_pipeline_t *p)
     free(b->table);
     free(b->explore_models);
     free(b->window);
+    free(b->candidates);
     free(p->table_keys);
     memset(b, 0, sizeof(*b));
 }

@@ -3,6 +3,7 @@
 #ifndef ENSEMBLED_PIPELINE_INT_H
 #define ENSEMBLED_PIPELINE_INT_H
 
+#include "ensembled/choice.h"
 #include "ensembled/combine.h"
 #include "ensembled/pipeline.h"
 
@@ -16,6 +17,7 @@ struct ens_pipeline_s {
     ens_selection_t sel;   /* the set to publish, indices into pool */
     ens_reason_t reason;   /* why this set */
     int replaced;          /* it differs from the published one */
+    ens_choice_t choice;   /* the final choice (n 0: none made) */
     ens_combiner_t *comb;  /* fitted on the pool over sel */
     double acc_combiner, acc_vote, acc_single, acc_in_sample;
     ens_bounds_t bounds;

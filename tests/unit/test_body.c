@@ -5,7 +5,7 @@
  *    has always packed it (hand-counted maps, its own key and reason
  *    strings); ens_body_encode must write the same bytes.
  *  - msgpack-c's unpacker reads the encoded body back for a key-by-key check
- *    of the 19 keys, their order and their types.
+ *    of the 20 keys, their order and their types.
  *  - Rejections are made by unpacking a valid body with msgpack-c, breaking
  *    one thing in the object tree (a key dropped, a type changed, a cell
  *    added), and packing it again with msgpack_pack_object.
@@ -27,10 +27,10 @@
 #include "testutil.h"
 
 /* The wire strings, written out here rather than taken from the library. */
-static const char *const top_keys[19] = {
+static const char *const top_keys[20] = {
     "task",     "version",     "ts",       "strategy", "estimator", "budget", "models",
     "steps",    "window_rows", "labels",   "combiner", "accuracy",  "bounds", "explore",
-    "coverage", "freshness",   "excluded", "replaced", "reason"};
+    "coverage", "freshness",   "excluded", "replaced", "reason",    "choice"};
 static const char *const excl_text[] = {"", "retired: silent for longer than select.retire_after",
                                         "coverage below select.min_rows"};
 static const char *const reason_text[] = {
@@ -57,7 +57,9 @@ typedef struct {
     ens_body_entry_t table[MAXT];
     int16_t keys[MAXT][MAXM];
     ens_body_model_t window[MAXW];
+    ens_body_candidate_t cand[MAXM + 1];
     char names[MAXW + MAXL][32];
+    char cnames[MAXM + 1][32];
 } fixture_t;
 
 static ens_str_t S(const char *s)
@@ -122,6 +124,12 @@ static void fixture(fixture_t *f, ens_comb_kind_t kind)
                                             {{"gamma", 5}, 998, 1.5, ENS_EXCL_NONE},
                                             {{"new", 3}, 2, NAN, ENS_EXCL_COVERAGE}};
     memcpy(f->window, win, sizeof(win));
+    f->cand[0] = (ens_body_candidate_t){S("selection"), 3, 0.8125, 0.01};
+    f->cand[1] = (ens_body_candidate_t){S("top-1"), 1, 0.78, 0.02};
+    f->cand[2] = (ens_body_candidate_t){S("top-2"), 2, NAN, NAN};
+    b->ncandidates = 3;
+    b->candidates = f->cand;
+    b->choice_winner = S("top-1");
     f->explore[0] = win[0].model;
     f->explore[1] = win[1].model;
     f->explore[2] = win[3].model;
@@ -293,11 +301,32 @@ static void rp_window(msgpack_packer *pk, const ens_body_t *b)
     }
 }
 
+static void rp_choice(msgpack_packer *pk, const ens_body_t *b)
+{
+    rp_cstr(pk, "choice");
+    msgpack_pack_map(pk, 2);
+    rp_cstr(pk, "candidates");
+    msgpack_pack_array(pk, b->ncandidates);
+    for (size_t i = 0; i < b->ncandidates; i++) {
+        msgpack_pack_map(pk, 4);
+        rp_cstr(pk, "name");
+        rp_str(pk, b->candidates[i].name);
+        rp_cstr(pk, "models");
+        msgpack_pack_uint64(pk, b->candidates[i].models);
+        rp_cstr(pk, "accuracy");
+        rp_dnil(pk, b->candidates[i].accuracy);
+        rp_cstr(pk, "se");
+        rp_dnil(pk, b->candidates[i].se);
+    }
+    rp_cstr(pk, "winner");
+    rp_str(pk, b->choice_winner);
+}
+
 static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 19);
+    msgpack_pack_map(&pk, 20);
     rp_head(&pk, b); /* 10 entries */
     rp_cstr(&pk, "combiner");
     rp_combiner(&pk, b);
@@ -310,6 +339,7 @@ static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
         msgpack_pack_false(&pk);
     rp_cstr(&pk, "reason");
     rp_cstr(&pk, reason_text[b->reason]);
+    rp_choice(&pk, b);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -407,6 +437,14 @@ static void assert_body_equal(const ens_body_t *g, const ens_body_t *b)
     assert_window_equal(g, b);
     assert_int_equal(g->replaced, b->replaced);
     assert_int_equal(g->reason, b->reason);
+    assert_int_equal(g->ncandidates, b->ncandidates);
+    for (size_t i = 0; i < b->ncandidates; i++) {
+        assert_str_eq(g->candidates[i].name, b->candidates[i].name);
+        assert_true(g->candidates[i].models == b->candidates[i].models);
+        assert_num_eq(g->candidates[i].accuracy, b->candidates[i].accuracy);
+        assert_num_eq(g->candidates[i].se, b->candidates[i].se);
+    }
+    assert_str_eq(g->choice_winner, b->choice_winner);
 }
 
 static void assert_roundtrip(const ens_body_t *b)
@@ -522,8 +560,8 @@ static void test_body_keys_in_order(void **state)
     assert_int_equal(msgpack_unpack(w.data, w.size, &off, &z, &root), MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, w.size);
     assert_int_equal(root.type, MSGPACK_OBJECT_MAP);
-    assert_int_equal(root.via.map.size, 19);
-    for (size_t i = 0; i < 19; i++)
+    assert_int_equal(root.via.map.size, 20);
+    for (size_t i = 0; i < 20; i++)
         val_of(&root, i, top_keys[i]);
     assert_ostr(val_of(&root, 0, "task"), "t\0x", 3);
     assert_int_equal(val_of(&root, 1, "version")->via.u64, 7);
@@ -549,6 +587,14 @@ static void test_body_keys_in_order(void **state)
     assert_ostr(&ex->via.map.ptr[1].val, excl_text[2], strlen(excl_text[2]));
     assert_true(val_of(&root, 17, "replaced")->via.boolean);
     assert_ostr(val_of(&root, 18, "reason"), "more information", 16);
+    const msgpack_object *ch = val_of(&root, 19, "choice");
+    const msgpack_object *cands = val_of(ch, 0, "candidates");
+    assert_int_equal(cands->via.array.size, 3);
+    assert_ostr(val_of(&cands->via.array.ptr[1], 0, "name"), "top-1", 5);
+    assert_int_equal(val_of(&cands->via.array.ptr[0], 1, "models")->via.u64, 3);
+    assert_true(val_of(&cands->via.array.ptr[1], 2, "accuracy")->via.f64 == 0.78);
+    assert_int_equal(val_of(&cands->via.array.ptr[2], 3, "se")->type, MSGPACK_OBJECT_NIL);
+    assert_ostr(val_of(ch, 1, "winner"), "top-1", 5);
     msgpack_zone_destroy(&z);
     ens_mpw_free(&w);
 }
@@ -641,6 +687,17 @@ static void random_body(fixture_t *f, tu_rng_t *r)
     }
     b->reason = (ens_reason_t)tu_below(r, ENS_REASON_COUNT);
     b->replaced = (int)tu_below(r, 2);
+    b->ncandidates = tu_below(r, b->nmodels + 2);
+    b->candidates = f->cand;
+    for (size_t i = 0; i < b->ncandidates; i++) {
+        if (i)
+            snprintf(f->cnames[i], 32, "top-%zu", i);
+        else
+            snprintf(f->cnames[i], 32, "selection");
+        f->cand[i] = (ens_body_candidate_t){S(f->cnames[i]), tu_below(r, 65),
+                                            tu_below(r, 4) ? tu_uniform(r) : NAN, tu_uniform(r)};
+    }
+    b->choice_winner = b->ncandidates ? f->cand[tu_below(r, b->ncandidates)].name : S("selection");
     b->version = tu_next(r);
 }
 
@@ -857,6 +914,12 @@ static const mcase_t reject_cases[] = {
     {P, "combiner.table.1.1", STR, "A", 0, "combiner.table[1]: a class index out of range"},
     {P, "combiner.table.2.0", NIL, NULL, 0, "combiner.table[2]"},
     {P, "combiner.table.2", SHRINK, NULL, 0, "combiner.table[2]: not an array of 4 cells"},
+    {T, "choice.winner", STR, "top-9", 0, "choice.winner: names no candidate"},
+    {T, "choice.winner", DROP, NULL, 0, "choice.winner: missing"},
+    {T, "choice.candidates", STR, "x", 0, "choice.candidates: not an array"},
+    {T, "choice.candidates.1.name", DROP, NULL, 0, "choice.candidates[1].name: missing"},
+    {T, "choice.candidates.0.accuracy", STR, "x", 0, "choice.candidates[0].accuracy: not a number"},
+    {T, "choice.candidates.2.models", INT, NULL, -1, "choice.candidates[2].models"},
 };
 #undef T
 #undef P
@@ -872,7 +935,7 @@ static void test_body_rejects(void **state)
 static void test_body_rejects_each_key(void **state)
 {
     (void)state;
-    for (size_t k = 0; k < 19; k++) {
+    for (size_t k = 0; k < 20; k++) {
         char want[64];
         snprintf(want, sizeof(want), "%s: missing", top_keys[k]);
         mcase_t drop = {ENS_COMB_TABLE, top_keys[k], DROP, NULL, 0, want};
@@ -892,12 +955,13 @@ static void test_body_ignores_unknown_keys(void **state)
                                    {ENS_COMB_TABLE, "combiner", ADD_KEY, "bias", 0, NULL},
                                    {ENS_COMB_TABLE, "steps.1", ADD_KEY, "cost", 0, NULL},
                                    {ENS_COMB_TABLE, "explore", ADD_KEY, "seed", 0, NULL},
-                                   {ENS_COMB_TABLE, "bounds", ADD_KEY, "new_bound", 0, NULL}};
+                                   {ENS_COMB_TABLE, "bounds", ADD_KEY, "new_bound", 0, NULL},
+                                   {ENS_COMB_TABLE, "choice", ADD_KEY, "margin", 0, NULL}};
     tree_t t;
     tree_load(&t, ENS_COMB_TABLE);
     for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++)
         mutate(&t, &adds[i]);
-    assert_int_equal(t.root.via.map.size, 20);
+    assert_int_equal(t.root.via.map.size, 21);
     ens_body_t *b = NULL;
     char err[256] = "";
     if (decode_tree(&t, &b, err, sizeof(err)) != 0)

@@ -1,0 +1,83 @@
+/* choice.h - the final choice: publish the information-selected ensemble
+ * only where it predicts at least as well as the simple alternatives.
+ *
+ * Candidates are procedures, each run on training rows: "selection" (the
+ * strategy in force with the published combiner, ens_combiner_fit_best; its
+ * pruning already picks among the greedy prefixes), and "top-K" for K = 1
+ * (the best single model) up to the budget: the K most accurate models with
+ * the weighted vote. Each is scored by repeated K-fold cross-validation on
+ * the rows given (ENS_CHOICE_FOLDS folds, repeated with fresh partitions
+ * until about ENS_CHOICE_SCORED_ROWS rows are scored, at most
+ * ENS_CHOICE_MAX_REPEATS times: small windows, where the partition's own
+ * noise is largest, get the most repeats), every candidate on the same
+ * folds, so that per-row differences are paired. Windows of more than
+ * ENS_CHOICE_MAX_ROWS rows are scored on that many evenly spaced rows: the
+ * standard error there is already about 0.004, and the daemon re-selects
+ * every few seconds on windows of up to 100k rows (bench/pipeline).
+ *
+ * The rule (docs/estimators.md, "The final choice"): B is the alternative
+ * with the best cross-validated accuracy (ties to the larger K). The
+ * selection is published when it is not worse than B by a one-sided test:
+ * mean paired difference d = acc(selection) - acc(B), its standard error s
+ * over rows, and selection wins iff d - ENS_CHOICE_Z * s >= -ENS_CHOICE_MARGIN.
+ * Otherwise B is published.
+ *
+ * The step applies to greedy-mi and exhaustive with pruning on (the
+ * defaults); with pruning off (the paper's algorithm) or another strategy,
+ * the selection is published as is (ens_choice_applies).
+ */
+#ifndef ENSEMBLED_CHOICE_H
+#define ENSEMBLED_CHOICE_H
+
+#include <stddef.h>
+
+#include "ensembled/combine.h"
+#include "ensembled/data.h"
+#include "ensembled/select.h"
+
+#define ENS_CHOICE_FOLDS 5
+#define ENS_CHOICE_SCORED_ROWS 10000
+#define ENS_CHOICE_MAX_REPEATS 10
+#define ENS_CHOICE_MAX_ROWS 10000
+#define ENS_CHOICE_Z 1.645
+#define ENS_CHOICE_MARGIN 0.005
+#define ENS_CHOICE_MAX (ENS_SELECT_MAX + 1)
+
+typedef struct {
+    char name[32]; /* "selection", "top-1" (the best single model), "top-2", ... */
+    size_t k;      /* models in it, as fitted on every row */
+    double acc;    /* cross-validated accuracy */
+    double se;     /* standard error of acc (selection) or of the paired
+                    * difference from selection (the others) */
+} ens_candidate_t;
+
+typedef struct {
+    size_t n;                             /* candidates; [0] is the selection */
+    ens_candidate_t cand[ENS_CHOICE_MAX]; /* in order: selection, top-1, top-2, ... */
+    size_t winner;                        /* index into cand */
+} ens_choice_t;
+
+/* Whether the final choice runs for these options. */
+int ens_choice_applies(const ens_select_opts_t *o);
+
+/* Scores the candidates on the rows of d and picks the winner. Returns 0,
+ * ENS_EEMPTY (fewer than 2 * ENS_CHOICE_FOLDS rows: then the selection wins,
+ * with NaN figures) or an error of ens_select. */
+int ens_choose(const ens_data_t *d, const ens_select_opts_t *o, ens_choice_t *out);
+
+/* The winner fitted on every row of d: its models in *set (with the steps
+ * of ens_selection_steps) and a new combiner. `sel` is the selection to
+ * publish when the selection won (the pipeline's, after hysteresis). */
+ens_combiner_t *ens_choice_fit(const ens_data_t *d, const ens_select_opts_t *o,
+                               const ens_choice_t *c, const ens_selection_t *sel,
+                               ens_selection_t *set);
+
+/* What the pipeline publishes from d given the selection sel made on it:
+ * the winner of ens_choose where the choice applies (and d has the rows for
+ * it), else sel with ens_combiner_fit_best. Its models in *pub; the choice
+ * in *c when c is not NULL (c->n is 0 when no choice was made). */
+ens_combiner_t *ens_choice_published(const ens_data_t *d, const ens_select_opts_t *o,
+                                     const ens_selection_t *sel, ens_selection_t *pub,
+                                     ens_choice_t *c);
+
+#endif
