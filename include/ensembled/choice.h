@@ -8,8 +8,9 @@
  * the weighted vote. Each is scored by repeated K-fold cross-validation on
  * the rows given (ENS_CHOICE_FOLDS folds, repeated with fresh partitions
  * until about ENS_CHOICE_SCORED_ROWS rows are scored, at most
- * ENS_CHOICE_MAX_REPEATS times: small windows, where the partition's own
- * noise is largest, get the most repeats), every candidate on the same
+ * ENS_CHOICE_MAX_REPEATS times; that is 1 today: more repeats steady the
+ * choice on small windows but slow every re-selection, and the daemon's
+ * closed-loop tests under sanitizers showed it), every candidate on the same
  * folds, so that per-row differences are paired. Windows of more than
  * ENS_CHOICE_MAX_ROWS rows are scored on that many evenly spaced rows: the
  * standard error there is already about 0.004, and the daemon re-selects
@@ -37,7 +38,7 @@
 
 #define ENS_CHOICE_FOLDS 5
 #define ENS_CHOICE_SCORED_ROWS 10000
-#define ENS_CHOICE_MAX_REPEATS 10
+#define ENS_CHOICE_MAX_REPEATS 1
 #define ENS_CHOICE_MAX_ROWS 10000
 #define ENS_CHOICE_Z 1.645
 #define ENS_CHOICE_MARGIN 0.005
