@@ -381,7 +381,13 @@ void ens_state_tick(ens_state_t *s, double mono)
     double retry = s->retry_delay > 1.0 ? s->retry_delay : 1.0;
     int due = (every > 0 && mono - s->last_snapshot >= every) ||
               (s->force_snapshot && mono - s->last_snapshot >= retry);
-    if (due && !s->snapshotting && !s->syncing) {
+    /* Rotating the journal abandons the records the disk has refused so
+     * far: rows older than those the new journal takes, so a crash before
+     * the snapshot lands would leave a gap. Wait until the journal has them,
+     * unless records were dropped already (then only a snapshot saves them). */
+    if (due && !s->snapshotting && !s->syncing)
+        flush(s);
+    if (due && !s->snapshotting && !s->syncing && (s->out.size == 0 || s->dropped > 0)) {
         snap_job_t *j = snapshot_begin(s, mono);
         s->snapshotting = 1;
         s->last_sync = mono;
