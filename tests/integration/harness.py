@@ -316,8 +316,11 @@ class Daemon:
             self._push.close(0)
             self._push = None
 
-    def stop(self, timeout=5.0):
-        """SIGTERM, wait; returns the exit code (kills on timeout)."""
+    def stop(self, timeout=30.0):
+        """SIGTERM, wait; returns the exit code (kills on timeout). A stop
+        waits for a selection in flight on the thread pool, which under a
+        sanitizer on a loaded machine can take several seconds: the default
+        timeout is for a daemon that hangs, not a measure of stop time."""
         self._close_sockets()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
