@@ -123,7 +123,8 @@ class Router:
         self.push.connect(ingest)
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, ("ensemble." + task).encode())
+        # The task's whole topic, NUL included: "med" must not get "medmcqa".
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"ensemble." + task.encode() + b"\0")
         self.sub.connect(publish)
 
     def poll(self, timeout_ms=0):

@@ -86,6 +86,7 @@ typedef struct {
 } ens_body_candidate_t;
 
 typedef struct ens_body_s {
+    uint64_t protocol; /* ENS_PROTOCOL_VERSION when encoded; 1 when absent */
     ens_str_t task;
     uint64_t version;
     double ts;

@@ -1,5 +1,5 @@
-/* protocol.h - wire protocol v1: decoding and encoding prediction and label
- * events.
+/* protocol.h - wire protocol v2: decoding and encoding prediction and label
+ * events, and the rules for names and topics.
  *
  * One ZeroMQ message is one MessagePack object: an event map or an array of
  * event maps (a batch); see docs/protocol.md. Decoding is all or nothing: a
@@ -37,6 +37,8 @@
     XX(NO_LABEL, "no_label", "label event without a label, or '?' as the truth")                   \
     XX(NAME_TOO_LONG, "name_too_long", "a task, model, query or label longer than allowed")        \
     XX(EMPTY_NAME, "empty_name", "an empty task, model or label")                                  \
+    XX(BAD_NAME, "bad_name", "a task, model or label not valid UTF-8 or holding a NUL byte")       \
+    XX(BAD_PROTOCOL, "bad_protocol", "protocol not an integer from 1 to the daemon's version")     \
     XX(BAD_TS, "bad_ts", "ts not a finite non-negative number")                                    \
     XX(BAD_COST, "bad_cost", "cost not a finite non-negative number")                              \
     XX(TOO_MANY_PREDICTIONS, "too_many_predictions", "more predictions in one event than allowed")
@@ -51,6 +53,24 @@ typedef enum {
 /* The counter name and a description of a reason. */
 const char *ens_reject_name(ens_reject_t r);
 const char *ens_reject_text(ens_reject_t r);
+
+/* The protocol version this build speaks: every body carries it as
+ * `protocol`, and events may (1 and 2 decode alike). Version 2 made names
+ * UTF-8 without NUL and ended topics with a NUL byte. */
+#define ENS_PROTOCOL_VERSION 2
+
+/* Whether p[0..len) may name a task, model or label: valid UTF-8 (shortest
+ * form, no surrogates, at most U+10FFFF) without a NUL byte. Returns 1 or 0.
+ * Length limits are the decoder's business. */
+int ens_name_valid(const char *p, size_t len);
+
+/* The publication topic of a task: "ensemble." then the name then one NUL
+ * byte. Since names hold no NUL, subscribing to a task's whole topic matches
+ * that task only (ZeroMQ matches subscriptions by prefix); "ensemble."
+ * matches every task. Writes at most cap bytes to buf and returns the
+ * topic's length (which may exceed cap: then buf holds a truncated topic). */
+#define ENS_TOPIC_PREFIX "ensemble."
+size_t ens_topic(const char *task, size_t len, char *buf, size_t cap);
 
 typedef struct {
     const char *ptr; /* into the message buffer, not NUL-terminated */

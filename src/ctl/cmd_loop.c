@@ -365,8 +365,8 @@ static int open_sockets(const opts_t *o, run_t *u)
     int linger = 0, hwm = 100000;
     zmq_setsockopt(u->sub, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(u->sub, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    snprintf(topic, sizeof(topic), "ensemble.%s", o->r.task);
-    zmq_setsockopt(u->sub, ZMQ_SUBSCRIBE, topic, strlen(topic));
+    size_t tlen = ens_topic(o->r.task, strlen(o->r.task), topic, sizeof(topic));
+    zmq_setsockopt(u->sub, ZMQ_SUBSCRIBE, topic, tlen < sizeof(topic) ? tlen : sizeof(topic));
     if (ctl_curve_client(u->push, &o->keys) < 0 || ctl_curve_client(u->sub, &o->keys) < 0)
         return 2;
     if (zmq_connect(u->push, o->ingest) < 0) {

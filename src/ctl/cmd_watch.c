@@ -142,14 +142,20 @@ int ctl_watch(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
+    /* One task: its whole topic, so "med" does not match "medmcqa". */
     char topic[512];
-    snprintf(topic, sizeof(topic), "ensemble.%s", a.task ? a.task : "");
+    size_t tlen = a.task ? ens_topic(a.task, strlen(a.task), topic, sizeof(topic))
+                         : ens_topic("", 0, topic, sizeof(topic)) - 1;
+    if (tlen > sizeof(topic)) {
+        ctl_error("--task: name too long");
+        return 2;
+    }
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_SUB);
     int linger = 0, to = a.timeout ? (int)a.timeout : -1;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &to, sizeof(to));
-    zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
+    zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, tlen);
     if (ctl_curve_client(s, &a.keys) < 0) {
         rc = 2;
     } else if (zmq_connect(s, a.endpoint) < 0) {

@@ -11,6 +11,9 @@
 #include "log.h"
 #include "zsock.h"
 
+/* "ensemble." + a task name of at most ENS_MAX_NAME bytes + NUL. */
+#define TOPIC_MAX (sizeof(ENS_TOPIC_PREFIX) + ENS_MAX_NAME)
+
 typedef struct {
     uint64_t version;
     char *body; /* last body (owned) */
@@ -64,10 +67,10 @@ static void send_task(ens_publish_t *pub, const ens_task_t *t, uint64_t *count)
     if (!pub->z || s->size == 0)
         return;
     void *sock = ens_zsock_socket(pub->z);
-    char topic[9 + ENS_MAX_NAME];
-    size_t n = 9 + (t->len < ENS_MAX_NAME ? t->len : ENS_MAX_NAME);
-    memcpy(topic, "ensemble.", 9);
-    memcpy(topic + 9, t->name, n - 9);
+    char topic[TOPIC_MAX];
+    size_t n = ens_topic(t->name, t->len, topic, sizeof(topic));
+    if (n > sizeof(topic))
+        return; /* task names are at most ENS_MAX_NAME bytes */
     int rc = send_frames(sock, topic, n, s);
     if (rc < 0 && zmq_errno() == EAGAIN) {
         int lossy = 0, nodrop = 1;
@@ -99,9 +102,9 @@ static void on_subscription(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t 
     size_t plen = len - 1;
     for (uint32_t i = 0; i < ens_tasks_count(pub->tasks); i++) {
         const ens_task_t *t = ens_tasks_get(pub->tasks, i);
-        size_t head = plen < 9 ? plen : 9;
-        if (memcmp(prefix, "ensemble.", head) == 0 &&
-            (plen <= 9 || (plen - 9 <= t->len && memcmp(prefix + 9, t->name, plen - 9) == 0)))
+        char topic[TOPIC_MAX];
+        size_t tlen = ens_topic(t->name, t->len, topic, sizeof(topic));
+        if (tlen <= sizeof(topic) && plen <= tlen && memcmp(prefix, topic, plen) == 0)
             send_task(pub, t, &pub->resent);
     }
 }

@@ -1,7 +1,7 @@
 /* publish.h - the XPUB socket, publication bodies and the last-value cache.
  *
- * Each publication is two frames: the topic "ensemble.<task>" and the body
- * (ensembled/body.h, docs/protocol.md). The socket runs with
+ * Each publication is two frames: the topic ("ensemble.<task>" and a NUL
+ * byte: ens_topic) and the body (ensembled/body.h, docs/protocol.md). The socket runs with
  * ZMQ_XPUB_VERBOSE so every subscription reaches us, even a repeated one; on
  * each, the latest body of every task whose topic the subscription prefix
  * matches is sent again, so a router that starts late never waits a whole

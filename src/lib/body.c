@@ -276,10 +276,9 @@ static void put_custom(ens_mpw_t *w, const ens_body_t *b, ens__custom_t id)
     }
 }
 
-/* The map of table t over the struct at base. */
-static void put_map(ens_mpw_t *w, const ens_body_t *b, const void *base, const ens__table_t *t)
+/* The entries of table t over the struct at base, inside an open map. */
+static void put_rows(ens_mpw_t *w, const ens_body_t *b, const void *base, const ens__table_t *t)
 {
-    ens_mpw_map_begin(w);
     for (size_t i = 0; i < t->n; i++) {
         const ens__field_t *f = &t->rows[i];
         const char *p = (const char *)base + f->off;
@@ -305,10 +304,23 @@ static void put_map(ens_mpw_t *w, const ens_body_t *b, const void *base, const e
             break;
         }
     }
+}
+
+/* The map of table t over the struct at base. */
+static void put_map(ens_mpw_t *w, const ens_body_t *b, const void *base, const ens__table_t *t)
+{
+    ens_mpw_map_begin(w);
+    put_rows(w, b, base, t);
     ens_mpw_map_end(w);
 }
 
+/* The protocol version first, outside the table: bodies of version 1 had
+ * none, and the decoder reads its absence as 1. */
 void ens_body_encode(const ens_body_t *b, ens_mpw_t *w)
 {
-    put_map(w, b, b, &ens__body_top);
+    ens_mpw_map_begin(w);
+    ens_mpw_cstr(w, "protocol");
+    ens_mpw_uint(w, ENS_PROTOCOL_VERSION);
+    put_rows(w, b, b, &ens__body_top);
+    ens_mpw_map_end(w);
 }

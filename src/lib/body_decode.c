@@ -507,6 +507,24 @@ static int dec_map(dec_t *c, const msgpack_object *o, void *base, const ens__tab
     return 0;
 }
 
+/* `protocol`: a positive integer, 1 when absent (bodies before version 2
+ * had none). A newer version decodes too: its new fields are skipped. */
+static int dec_protocol(dec_t *c, const msgpack_object *root)
+{
+    const msgpack_object *v = NULL;
+    for (uint32_t i = 0; i < root->via.map.size; i++) {
+        if (!str_is(&root->via.map.ptr[i].key, "protocol", 8))
+            continue;
+        if (v)
+            return fail(c, "protocol: given twice");
+        v = &root->via.map.ptr[i].val;
+    }
+    if (v && (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0))
+        return fail(c, "protocol: not a positive integer");
+    c->b->protocol = v ? v->via.u64 : 1;
+    return 0;
+}
+
 int ens_body_decode(const char *buf, size_t len, ens_body_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -527,8 +545,8 @@ int ens_body_decode(const char *buf, size_t len, ens_body_t **out, char *err, si
     size_t off = 0;
     if (msgpack_unpack(buf, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS)
         rc = fail(&c, "not valid MessagePack");
-    else
-        rc = dec_map(&c, &root, c.b, &ens__body_top, "");
+    else if ((rc = dec_map(&c, &root, c.b, &ens__body_top, "")) == 0)
+        rc = dec_protocol(&c, &root);
     msgpack_zone_destroy(&zone);
     if (rc < 0)
         ens_body_destroy(&c.b);

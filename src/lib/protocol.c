@@ -1,4 +1,4 @@
-/* protocol.c - decoding and encoding of wire protocol v1 events (see
+/* protocol.c - decoding and encoding of wire protocol v2 events (see
  * protocol.h).
  *
  * Three stages, each rejecting the whole message at the first problem:
@@ -213,9 +213,63 @@ static int key_is(const msgpack_object *k, const char *name)
            memcmp(k->via.str.ptr, name, n) == 0;
 }
 
-/* A name (task, model, query string): a non-empty string within limits. */
-static int take_name(const msgpack_object *v, const ens_proto_limits_t *lim, ens_str_t *out,
-                     ens_reject_t *why)
+/* The length of the UTF-8 sequence starting at p[0..n), or 0 when it is
+ * not one in shortest form (RFC 3629: no surrogates, nothing past
+ * U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* overlong */
+        hi = c == 0xED ? 0x9F : 0xBF; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80; /* overlong */
+        hi = c == 0xF4 ? 0x8F : 0xBF; /* past U+10FFFF */
+    } else
+        return 0;
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+int ens_name_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        if (p[i] == 0)
+            return 0;
+        size_t k = utf8_seq(p + i, len - i);
+        if (k == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+size_t ens_topic(const char *task, size_t len, char *buf, size_t cap)
+{
+    const size_t head = sizeof(ENS_TOPIC_PREFIX) - 1;
+    size_t total = head + len + 1;
+    for (size_t i = 0; i < total && i < cap; i++)
+        buf[i] = i < head ? ENS_TOPIC_PREFIX[i] : i < head + len ? task[i - head] : '\0';
+    return total;
+}
+
+/* A query string: a non-empty string within limits (any bytes: query ids
+ * are hashed, never published). */
+static int take_bytes(const msgpack_object *v, const ens_proto_limits_t *lim, ens_str_t *out,
+                      ens_reject_t *why)
 {
     if (v->type != MSGPACK_OBJECT_STR)
         return *why = ENS_REJECT_BAD_TYPE, -1;
@@ -225,6 +279,17 @@ static int take_name(const msgpack_object *v, const ens_proto_limits_t *lim, ens
         return *why = ENS_REJECT_NAME_TOO_LONG, -1;
     out->ptr = v->via.str.ptr;
     out->len = v->via.str.size;
+    return 0;
+}
+
+/* A name (task, model, label): the same, and valid UTF-8 without NUL. */
+static int take_name(const msgpack_object *v, const ens_proto_limits_t *lim, ens_str_t *out,
+                     ens_reject_t *why)
+{
+    if (take_bytes(v, lim, out, why) < 0)
+        return -1;
+    if (!ens_name_valid(out->ptr, out->len))
+        return *why = ENS_REJECT_BAD_NAME, -1;
     return 0;
 }
 
@@ -277,7 +342,7 @@ static int take_query(const msgpack_object *v, const ens_proto_limits_t *lim, en
     }
     if (v->type == MSGPACK_OBJECT_STR && v->via.str.size == 0)
         return *why = ENS_REJECT_NO_QUERY, -1;
-    return take_name(v, lim, &e->query_str, why);
+    return take_bytes(v, lim, &e->query_str, why);
 }
 
 static int take_predictions(ens_decoded_t *m, const msgpack_object *v,
@@ -305,14 +370,15 @@ enum {
     F_LABEL = 16,
     F_PREDS = 32,
     F_COST = 64,
-    F_TS = 128
+    F_TS = 128,
+    F_PROTOCOL = 256
 };
 
 static int field_bit(const msgpack_object *k)
 {
-    static const char *const names[] = {"kind",  "task",        "query", "model",
-                                        "label", "predictions", "cost",  "ts"};
-    for (int i = 0; i < 8; i++)
+    static const char *const names[] = {"kind",        "task", "query", "model",   "label",
+                                        "predictions", "cost", "ts",    "protocol"};
+    for (int i = 0; i < 9; i++)
         if (key_is(k, names[i]))
             return 1 << i;
     return 0; /* unknown keys are ignored: newer producers may add fields */
@@ -346,6 +412,11 @@ static int decode_field(ens_decoded_t *m, int bit, const msgpack_object *v,
         return take_number(v, &e->cost) < 0 ? (*why = ENS_REJECT_BAD_COST, -1) : 0;
     case F_TS:
         return take_number(v, &e->ts) < 0 ? (*why = ENS_REJECT_BAD_TS, -1) : 0;
+    case F_PROTOCOL:
+        return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 >= 1 &&
+                       v->via.u64 <= ENS_PROTOCOL_VERSION
+                   ? 0
+                   : (*why = ENS_REJECT_BAD_PROTOCOL, -1);
     default:
         return 0;
     }

@@ -258,10 +258,12 @@ class Daemon:
         return self.wait_messages(before + len(objs), timeout)
 
     # -- publish -----------------------------------------------------------
-    def subscriber(self, prefix="ensemble.default"):
+    def subscriber(self, prefix="ensemble.default", exact=False):
+        """A SUB socket on the publish endpoint: subscribed to the prefix, or
+        with exact=True to that task's whole topic (the name, then NUL)."""
         s = ZCTX.socket(zmq.SUB)
         s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        s.setsockopt(zmq.SUBSCRIBE, prefix.encode() + (b"\0" if exact else b""))
         s.connect(self.publish)
         self._subs.append(s)
         return s
@@ -273,7 +275,8 @@ class Daemon:
             raise AssertionError("no publication within %.1f s" % timeout)
         frames = sub.recv_multipart()
         assert len(frames) == 2, "a publication is two frames, got %d" % len(frames)
-        return frames[0].decode(), unpack(frames[1])
+        assert frames[0].endswith(b"\0"), "a topic ends with NUL: %r" % frames[0]
+        return frames[0][:-1].decode(), unpack(frames[1])
 
     def recompute_and_receive(self, sub, task="default", timeout=30.0, min_version=None):
         """Asks for a recompute and returns the first body published after it

@@ -143,7 +143,7 @@ class CurveTest(harness.DaemonTestCase):
         self.assertNotIn(plain, got)
         self.assertIn(friend, got)
         topic, body = got[friend][0]
-        self.assertEqual(topic, b"ensemble.default")
+        self.assertEqual(topic, b"ensemble.default\0")
         self.assertEqual(harness.unpack(body)["version"], 1)
         for s in (intruder, plain, friend):
             s.close(0)

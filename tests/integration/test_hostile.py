@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import pack  # noqa: E402
 
+import msgpack  # noqa: E402
 import zmq  # noqa: E402
 
 
@@ -62,6 +63,13 @@ def dup_key_map():
 
 
 NAN = float("nan")
+
+
+def packraw(obj):
+    """Packs bytes as MessagePack str (not bin), to send names that are not
+    UTF-8."""
+    return msgpack.packb(obj, use_bin_type=False)
+
 
 # (name, message bytes, reason)
 CASES = [
@@ -117,6 +125,15 @@ CASES = [
     ("empty label", pack(lab("el", label="")), "empty_name"),
     ("empty model in predictions", pack({"kind": "prediction", "query": "ep",
                                          "predictions": {"": "A"}}), "empty_name"),
+    ("task not UTF-8", packraw(pred("u1", task=b"caf\xe9")), "bad_name"),
+    ("model with a NUL byte", pack(pred("u2", model="m\0a")), "bad_name"),
+    ("label a UTF-16 surrogate", packraw(lab("u3", label=b"\xed\xa0\x80")), "bad_name"),
+    ("overlong answer in predictions", packraw({"kind": "prediction", "query": "u4",
+                                                "predictions": {b"m1": b"\xc0\xaf"}}),
+     "bad_name"),
+    ("label truncated UTF-8", packraw(lab("u5", label=b"A\xe2\x82")), "bad_name"),
+    ("protocol 3", pack(pred("p3", protocol=3)), "bad_protocol"),
+    ("protocol a string", pack(pred("p4", protocol="2")), "bad_protocol"),
     ("1025 predictions", pack({"kind": "prediction", "query": "many",
                                "predictions": {"m%d" % i: "A" for i in range(1025)}}),
      "too_many_predictions"),
@@ -130,7 +147,8 @@ CASES = [
 REJECT_REASONS = {
     "too_big", "malformed", "trailing_bytes", "too_deep", "not_event", "batch_too_long",
     "empty_batch", "bad_kind", "bad_type", "duplicate_key", "no_query", "no_model",
-    "no_label", "name_too_long", "empty_name", "bad_ts", "bad_cost", "too_many_predictions"}
+    "no_label", "name_too_long", "empty_name", "bad_name", "bad_protocol", "bad_ts", "bad_cost",
+    "too_many_predictions"}
 DROP_REASONS = {"too_many_tasks", "too_many_models", "too_many_labels"}
 
 TASK_COUNTERS = ("rows", "pending", "models", "labels", "queries", "joined", "expired",
@@ -210,6 +228,10 @@ class HostileTest(harness.DaemonTestCase):
             ("zero cost and ts", pack(pred("zc", cost=0, ts=0))),
             ("uint64 query", pack(pred(2 ** 64 - 1))),
             ("batch of one", pack([pred("b1")])),
+            ("multi-byte UTF-8 names", pack(pred("mb", model="mod\u00e8le", label="\u00c0\U0001f600"))),
+            ("a query id that is not UTF-8", packraw(pred(b"q\xff\x00"))),
+            ("protocol 1", pack(pred("p1", protocol=1))),
+            ("protocol 2", pack(pred("p2", protocol=2))),
         ]
         for i, (name, msg) in enumerate(cases, start=1):
             with self.subTest(case=name):

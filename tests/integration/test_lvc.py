@@ -69,6 +69,9 @@ class LastValueCacheTest(harness.DaemonTestCase):
         self.assertEqual(st["published"], st0["published"])
         self.assertEqual(st["cache_resends"], st0["cache_resends"] + 3)
 
+        # Every body says its protocol version.
+        self.assertEqual(body["protocol"], 2)
+
         # A subscriber to an unrelated prefix gets nothing.
         stranger = d.subscriber("ensemble.nosuchtask")
         self.assertFalse(stranger.poll(300), "no body for a topic without a task")
@@ -96,3 +99,30 @@ class LastValueCacheTest(harness.DaemonTestCase):
 
 if __name__ == "__main__":
     harness.main()
+
+
+class ExactTopicTest(harness.DaemonTestCase):
+
+    def test_a_task_topic_matches_that_task_only(self):
+        """Topics end with NUL: "med"'s subscriber never gets "medmcqa"'s
+        bodies, from the cache or live; the bare prefix gets both."""
+        d = self.daemon()
+        d.sync_send(rows_batch(40, task="medmcqa"))
+        d.sync_send(rows_batch(40, task="med"))
+        long_sub = d.subscriber("medmcqa".join(["ensemble.", ""]), exact=True)
+        _, long_body = d.recompute_and_receive(long_sub, task="medmcqa")
+        self.assertEqual(long_body["task"], "medmcqa")
+        med = d.subscriber("ensemble.med", exact=True)
+        self.assertFalse(med.poll(300), "no cached body for med yet")
+        d.ctl("recompute", task="medmcqa")
+        _, again = d.recv_pub(long_sub)
+        self.assertEqual(again["task"], "medmcqa")
+        self.assertFalse(med.poll(300), "med's subscriber got medmcqa's body")
+        topic, body = d.recompute_and_receive(med, task="med")
+        self.assertEqual((topic, body["task"]), ("ensemble.med", "med"))
+        both = d.subscriber("ensemble.med")
+        got = set()
+        while both.poll(500):
+            got.add(d.recv_pub(both, 0.5)[0])
+        self.assertEqual(got, {"ensemble.med", "ensemble.medmcqa"})
+

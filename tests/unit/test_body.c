@@ -326,7 +326,9 @@ static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 20);
+    msgpack_pack_map(&pk, 21);
+    rp_cstr(&pk, "protocol");
+    msgpack_pack_uint64(&pk, 2);
     rp_head(&pk, b); /* 10 entries */
     rp_cstr(&pk, "combiner");
     rp_combiner(&pk, b);
@@ -512,14 +514,14 @@ static void assert_ostr(const msgpack_object *o, const char *s, size_t n)
 /* The nested maps of the fixture, key by key. */
 static void check_nested(const msgpack_object *root)
 {
-    const msgpack_object *st = val_of(root, 7, "steps");
+    const msgpack_object *st = val_of(root, 8, "steps");
     assert_int_equal(st->via.array.size, 3);
     const msgpack_object *s1 = &st->via.array.ptr[1];
     assert_ostr(val_of(s1, 0, "model"), "beta", 4);
     assert_int_equal(val_of(s1, 1, "mi_bits")->type, MSGPACK_OBJECT_FLOAT64);
     assert_true(val_of(s1, 2, "gain_bits")->via.f64 == 0.5);
     assert_int_equal(val_of(s1, 3, "rows")->via.u64, 999);
-    const msgpack_object *c = val_of(root, 10, "combiner");
+    const msgpack_object *c = val_of(root, 11, "combiner");
     assert_ostr(val_of(c, 0, "kind"), "table", 5);
     assert_true(val_of(c, 1, "weights")->via.array.ptr[2].via.f64 == 0.7 + 0.05 * 2.0);
     const msgpack_object *t = val_of(c, 2, "table");
@@ -529,17 +531,17 @@ static void check_nested(const msgpack_object *root)
     assert_ostr(&e1[1], "C", 1);
     assert_ostr(&e1[3], "C", 1);
     assert_int_equal(t->via.array.ptr[2].via.array.ptr[0].type, MSGPACK_OBJECT_NIL);
-    const msgpack_object *a = val_of(root, 11, "accuracy");
+    const msgpack_object *a = val_of(root, 12, "accuracy");
     assert_true(val_of(a, 0, "combiner")->via.f64 == 0.8125);
     assert_true(val_of(a, 1, "majority_vote")->via.f64 == 0.75);
     assert_int_equal(val_of(a, 2, "best_single")->type, MSGPACK_OBJECT_NIL);
     assert_true(val_of(a, 3, "in_sample")->via.f64 == 0.9);
-    const msgpack_object *bo = val_of(root, 12, "bounds");
+    const msgpack_object *bo = val_of(root, 13, "bounds");
     assert_true(val_of(bo, 0, "fano_error_lower")->via.f64 == 0.05);
     assert_int_equal(val_of(bo, 1, "copula_error_floor")->type, MSGPACK_OBJECT_NIL);
     assert_true(val_of(bo, 2, "copula_error_floor_ensemble")->via.f64 == 0.1);
     assert_true(val_of(bo, 3, "latent_correlation_mean")->via.f64 == 0.3);
-    const msgpack_object *x = val_of(root, 13, "explore");
+    const msgpack_object *x = val_of(root, 14, "explore");
     assert_true(val_of(x, 0, "rate")->via.f64 == 0.02);
     assert_ostr(val_of(x, 1, "rule"), "xxh3_64 rule", 12);
     assert_int_equal(val_of(x, 2, "models")->via.array.size, 4);
@@ -560,34 +562,35 @@ static void test_body_keys_in_order(void **state)
     assert_int_equal(msgpack_unpack(w.data, w.size, &off, &z, &root), MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, w.size);
     assert_int_equal(root.type, MSGPACK_OBJECT_MAP);
-    assert_int_equal(root.via.map.size, 20);
+    assert_int_equal(root.via.map.size, 21);
+    assert_int_equal(val_of(&root, 0, "protocol")->via.u64, ENS_PROTOCOL_VERSION);
     for (size_t i = 0; i < 20; i++)
-        val_of(&root, i, top_keys[i]);
-    assert_ostr(val_of(&root, 0, "task"), "t\0x", 3);
-    assert_int_equal(val_of(&root, 1, "version")->via.u64, 7);
-    assert_true(val_of(&root, 2, "ts")->via.f64 == 1700000000.25);
-    assert_ostr(val_of(&root, 3, "strategy"), "greedy-mi", 9);
-    assert_ostr(val_of(&root, 4, "estimator"), "heldout", 7);
-    assert_int_equal(val_of(&root, 5, "budget")->via.u64, 3);
-    assert_ostr(&val_of(&root, 6, "models")->via.array.ptr[0], "m\0a", 3);
-    assert_int_equal(val_of(&root, 8, "window_rows")->via.u64, 70000);
-    assert_ostr(&val_of(&root, 9, "labels")->via.array.ptr[2], "C", 1);
+        val_of(&root, i + 1, top_keys[i]);
+    assert_ostr(val_of(&root, 1, "task"), "t\0x", 3);
+    assert_int_equal(val_of(&root, 2, "version")->via.u64, 7);
+    assert_true(val_of(&root, 3, "ts")->via.f64 == 1700000000.25);
+    assert_ostr(val_of(&root, 4, "strategy"), "greedy-mi", 9);
+    assert_ostr(val_of(&root, 5, "estimator"), "heldout", 7);
+    assert_int_equal(val_of(&root, 6, "budget")->via.u64, 3);
+    assert_ostr(&val_of(&root, 7, "models")->via.array.ptr[0], "m\0a", 3);
+    assert_int_equal(val_of(&root, 9, "window_rows")->via.u64, 70000);
+    assert_ostr(&val_of(&root, 10, "labels")->via.array.ptr[2], "C", 1);
     check_nested(&root);
-    const msgpack_object *cov = val_of(&root, 14, "coverage");
+    const msgpack_object *cov = val_of(&root, 15, "coverage");
     assert_int_equal(cov->via.map.size, 5);
     assert_ostr(&cov->via.map.ptr[2].key, "old", 3);
     assert_int_equal(cov->via.map.ptr[2].val.via.u64, 10);
-    const msgpack_object *fr = val_of(&root, 15, "freshness");
+    const msgpack_object *fr = val_of(&root, 16, "freshness");
     assert_int_equal(fr->via.map.ptr[4].val.type, MSGPACK_OBJECT_NIL);
     assert_true(fr->via.map.ptr[1].val.via.f64 == 0);
-    const msgpack_object *ex = val_of(&root, 16, "excluded");
+    const msgpack_object *ex = val_of(&root, 17, "excluded");
     assert_int_equal(ex->via.map.size, 2);
     assert_ostr(&ex->via.map.ptr[0].key, "old", 3);
     assert_ostr(&ex->via.map.ptr[0].val, excl_text[1], strlen(excl_text[1]));
     assert_ostr(&ex->via.map.ptr[1].val, excl_text[2], strlen(excl_text[2]));
-    assert_true(val_of(&root, 17, "replaced")->via.boolean);
-    assert_ostr(val_of(&root, 18, "reason"), "more information", 16);
-    const msgpack_object *ch = val_of(&root, 19, "choice");
+    assert_true(val_of(&root, 18, "replaced")->via.boolean);
+    assert_ostr(val_of(&root, 19, "reason"), "more information", 16);
+    const msgpack_object *ch = val_of(&root, 20, "choice");
     const msgpack_object *cands = val_of(ch, 0, "candidates");
     assert_int_equal(cands->via.array.size, 3);
     assert_ostr(val_of(&cands->via.array.ptr[1], 0, "name"), "top-1", 5);
@@ -611,7 +614,7 @@ static void test_body_pattern_cells_are_integers(void **state)
     msgpack_object root;
     size_t off = 0;
     assert_int_equal(msgpack_unpack(w.data, w.size, &off, &z, &root), MSGPACK_UNPACK_SUCCESS);
-    const msgpack_object *t = val_of(val_of(&root, 10, "combiner"), 2, "table");
+    const msgpack_object *t = val_of(val_of(&root, 11, "combiner"), 2, "table");
     const msgpack_object *e2 = t->via.array.ptr[2].via.array.ptr; /* {-2, 0, -1} -> 0 */
     assert_int_equal(e2[0].type, MSGPACK_OBJECT_NEGATIVE_INTEGER);
     assert_int_equal(e2[0].via.i64, -2);
@@ -948,6 +951,34 @@ static void test_body_rejects_each_key(void **state)
     }
 }
 
+/* `protocol`: 1 when absent (bodies of protocol 1), a positive integer
+ * otherwise, once. */
+static void test_body_protocol_field(void **state)
+{
+    (void)state;
+    tree_t t;
+    tree_load(&t, ENS_COMB_TABLE);
+    ens_body_t *b = NULL;
+    char err[256] = "";
+    if (decode_tree(&t, &b, err, sizeof(err)) != 0)
+        fail_msg("rejected: %s", err);
+    assert_int_equal(b->protocol, 2);
+    ens_body_destroy(&b);
+    mcase_t drop = {ENS_COMB_TABLE, "protocol", DROP, NULL, 0, NULL};
+    mutate(&t, &drop);
+    if (decode_tree(&t, &b, err, sizeof(err)) != 0)
+        fail_msg("rejected without protocol: %s", err);
+    assert_int_equal(b->protocol, 1);
+    ens_body_destroy(&b);
+    tree_free(&t);
+    static const mcase_t bad[] = {
+        {ENS_COMB_TABLE, "protocol", STR, "2", 0, "protocol: not a positive integer"},
+        {ENS_COMB_TABLE, "protocol", BOOL, NULL, 0, "protocol: not a positive integer"},
+        {ENS_COMB_TABLE, "", ADD_KEY, "protocol", 0, "protocol: given twice"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_rejected(&bad[i]);
+}
+
 static void test_body_ignores_unknown_keys(void **state)
 {
     (void)state;
@@ -961,7 +992,7 @@ static void test_body_ignores_unknown_keys(void **state)
     tree_load(&t, ENS_COMB_TABLE);
     for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++)
         mutate(&t, &adds[i]);
-    assert_int_equal(t.root.via.map.size, 21);
+    assert_int_equal(t.root.via.map.size, 22);
     ens_body_t *b = NULL;
     char err[256] = "";
     if (decode_tree(&t, &b, err, sizeof(err)) != 0)
@@ -1037,6 +1068,7 @@ int main(void)
         cmocka_unit_test(test_body_rejects),
         cmocka_unit_test(test_body_rejects_each_key),
         cmocka_unit_test(test_body_ignores_unknown_keys),
+        cmocka_unit_test(test_body_protocol_field),
         cmocka_unit_test(test_body_rejects_bad_bytes),
         cmocka_unit_test(test_body_destroy_null_safe),
     };

@@ -276,6 +276,17 @@ static const rcase_t reject_cases[] = {
     {ENS_REJECT_EMPTY_NAME, "{4 " KP "s:query s:q s:model s: s:label s:A", 0, 0, 0},
     {ENS_REJECT_EMPTY_NAME, "{4 " KP "s:query s:q s:model s:m s:label s:", 0, 0, 0},
     {ENS_REJECT_EMPTY_NAME, "{3 " KP "s:query s:q s:predictions {1 s: s:A", 0, 0, 0},
+    {ENS_REJECT_BAD_NAME, "{4 " KL "s:task x:a4636166e9 s:query s:q s:label s:A", 0, 0, 0},
+    {ENS_REJECT_BAD_NAME, "{4 " KL "s:task x:a3740078 s:query s:q s:label s:A", 0, 0, 0},
+    {ENS_REJECT_BAD_NAME, "{4 " KP "s:query s:q s:model x:a36d0061 s:label s:A", 0, 0, 0},
+    {ENS_REJECT_BAD_NAME, "{3 " KL "s:query s:q s:label x:a2c0af", 0, 0, 0},
+    {ENS_REJECT_BAD_NAME, "{3 " KP "s:query s:q s:predictions {1 x:a3eda080 s:A", 0, 0, 0},
+    {ENS_REJECT_BAD_NAME, "{3 " KP "s:query s:q s:predictions {1 s:m x:a4f4908080", 0, 0, 0},
+    {ENS_REJECT_BAD_NAME, "{4 " KP "s:query s:q s:model s:m s:label x:a2e282", 0, 0, 0},
+    {ENS_REJECT_BAD_PROTOCOL, "{4 " KL "s:query s:q s:label s:A s:protocol u:3", 0, 0, 0},
+    {ENS_REJECT_BAD_PROTOCOL, "{4 " KL "s:query s:q s:label s:A s:protocol u:0", 0, 0, 0},
+    {ENS_REJECT_BAD_PROTOCOL, "{4 " KL "s:query s:q s:label s:A s:protocol s:2", 0, 0, 0},
+    {ENS_REJECT_DUP_KEY, "{5 " KL "s:query s:q s:label s:A s:protocol u:2 s:protocol u:2", 0, 0, 0},
     {ENS_REJECT_BAD_TS, "{4 " KL "s:query s:q s:label s:A s:ts f:-1", 0, 0, 0},
     {ENS_REJECT_BAD_TS, "{4 " KL "s:query s:q s:label s:A s:ts i:-1", 0, 0, 0},
     {ENS_REJECT_BAD_TS, "{4 " KL "s:query s:q s:label s:A s:ts f:nan", 0, 0, 0},
@@ -324,16 +335,112 @@ static void test_protocol_every_reject_reason(void **state)
             fail_msg("reason %s has no test case", ens_reject_name((ens_reject_t)r));
 }
 
+/* Names in UTF-8 of every length pass, in every field; a query id may be
+ * any bytes (it is hashed, never published); protocol 1 and 2 decode. */
+static void test_protocol_utf8_names_and_version(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "{5 " KL "s:task x:a2c3a9 s:query x:a2c0af s:label x:a4f09f9880 s:protocol u:2",
+        "{4 " KP "s:query s:q s:model x:a3e282ac s:label x:a4f48fbfbf",
+        "{4 " KL "s:query s:q s:label s:A s:protocol u:1",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        ens_decoded_t *d = decode_ok(ok[i]);
+        assert_int_equal(ens_decoded_count(d), 1);
+        release(&d);
+    }
+}
+
+/* The reference: decode one code point the long way (bit arithmetic and
+ * ranges, not the validator's byte tables) and re-encode it; a sequence is
+ * valid iff it re-encodes to itself and names a scalar value. */
+static int ref_utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i], len = c < 0x80         ? 1
+                                 : (c >> 5) == 6  ? 2
+                                 : (c >> 4) == 14 ? 3
+                                 : (c >> 3) == 30 ? 4
+                                                  : 0;
+        if (len == 0 || i + len > n || c == 0)
+            return 0;
+        uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+        for (unsigned k = 1; k < len; k++) {
+            if ((p[i + k] >> 6) != 2)
+                return 0;
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        }
+        unsigned need = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        if (need != len || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Every string of one and two bytes, every three-byte string with a lead
+ * byte past ASCII (one that starts with ASCII is an ASCII byte then a
+ * two-byte string), and four-byte strings over the lead bytes around the
+ * four-byte range agree with the reference. */
+static void check_against_ref(const unsigned char *b, size_t n)
+{
+    if (ens_name_valid((const char *)b, n) != ref_utf8_valid(b, n))
+        fail_msg("%zu bytes %02x %02x %02x %02x: validator and reference differ", n, b[0],
+                 n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0);
+}
+
+static void test_protocol_name_valid_exhaustive(void **state)
+{
+    (void)state;
+    unsigned char b[4];
+    for (uint32_t v = 0; v < (1u << 16); v++) {
+        b[0] = (unsigned char)(v >> 8), b[1] = (unsigned char)v;
+        check_against_ref(b, 2);
+        if (v < 256)
+            check_against_ref(b + 1, 1);
+    }
+    for (uint32_t v = 0; v < (1u << 22); v++) {
+        b[0] = (unsigned char)(0xC0 | v >> 16), b[1] = (unsigned char)(v >> 8),
+        b[2] = (unsigned char)v;
+        check_against_ref(b, 3);
+    }
+    for (uint32_t v = 0; v < (1u << 24); v += 61) {
+        b[0] = (unsigned char)(0xEF + (v >> 21)); /* 0xEF..0xF6 */
+        b[1] = (unsigned char)(v >> 13), b[2] = (unsigned char)(v >> 5), b[3] = (unsigned char)v;
+        check_against_ref(b, 4);
+    }
+    assert_int_equal(ens_name_valid("", 0), 1);
+}
+
+/* The topic: prefix, name, NUL; truncated but sized when the buffer is
+ * short. */
+static void test_protocol_topic(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_int_equal(ens_topic("med", 3, buf, sizeof(buf)), 13);
+    assert_memory_equal(buf, "ensemble.med\0", 13);
+    char small[5] = {'x', 'x', 'x', 'x', 'x'};
+    assert_int_equal(ens_topic("med", 3, small, 4), 13);
+    assert_memory_equal(small, "ensex", 5);
+    /* "med"'s whole topic is not a prefix of "medmcqa"'s. */
+    char other[32];
+    size_t n = ens_topic("medmcqa", 7, other, sizeof(other));
+    assert_true(n > 13 && memcmp(buf, other, 13) != 0);
+}
+
 /* The documented counter names, in ENS_REJECT_MAP order. */
 static void test_protocol_reject_names(void **state)
 {
     (void)state;
-    static const char *const names[] = {"too_big",       "malformed",     "trailing_bytes",
-                                        "too_deep",      "not_event",     "batch_too_long",
-                                        "empty_batch",   "bad_kind",      "bad_type",
-                                        "duplicate_key", "no_query",      "no_model",
-                                        "no_label",      "name_too_long", "empty_name",
-                                        "bad_ts",        "bad_cost",      "too_many_predictions"};
+    static const char *const names[] = {
+        "too_big",      "malformed",      "trailing_bytes", "too_deep",
+        "not_event",    "batch_too_long", "empty_batch",    "bad_kind",
+        "bad_type",     "duplicate_key",  "no_query",       "no_model",
+        "no_label",     "name_too_long",  "empty_name",     "bad_name",
+        "bad_protocol", "bad_ts",         "bad_cost",       "too_many_predictions"};
     assert_int_equal(sizeof(names) / sizeof(names[0]), ENS_REJECT_COUNT);
     for (int r = 0; r < ENS_REJECT_COUNT; r++) {
         assert_string_equal(ens_reject_name((ens_reject_t)r), names[r]);
@@ -964,8 +1071,7 @@ static void roundtrip(const ens_event_t *ev, size_t n, int batch)
 static void test_protocol_encode_roundtrip(void **state)
 {
     (void)state;
-    ens_pred_t one = {S("m"), S("?")}, two[2] = {{S("a\0b"), S("x")}, {S("a"), S("?")}};
-    two[0].model.len = 3; /* a NUL inside a model name */
+    ens_pred_t one = {S("m"), S("?")}, two[2] = {{S("a\u00e9b"), S("x")}, {S("a"), S("?")}};
     ens_event_t ev[4] = {
         {.kind = ENS_EVENT_PREDICTION,
          .task = S("default"),
@@ -1002,12 +1108,41 @@ static void test_protocol_encode_roundtrip(void **state)
     roundtrip(ev, 1, 1); /* a batch of one is still a batch */
 }
 
-/* A random name of 1..maxlen bytes, any byte (NUL included). */
-static ens_str_t random_name(tu_rng_t *r, char *buf, size_t maxlen)
+/* A random query id of 1..maxlen bytes, any byte (NUL included). */
+static ens_str_t random_bytes(tu_rng_t *r, char *buf, size_t maxlen)
 {
     size_t n = 1 + tu_below(r, maxlen);
     for (size_t i = 0; i < n; i++)
         buf[i] = (char)tu_below(r, 256);
+    ens_str_t s = {buf, n};
+    return s;
+}
+
+/* A random name of 1..maxlen bytes: code points of every UTF-8 length
+ * (no NUL, no surrogates), encoded by hand. */
+static ens_str_t random_name(tu_rng_t *r, char *buf, size_t maxlen)
+{
+    static const uint32_t top[] = {0x7F, 0x7FF, 0xFFFF, 0x10FFFF};
+    size_t want = 1 + tu_below(r, maxlen), n = 0;
+    unsigned char *b = (unsigned char *)buf;
+    while (n < want) {
+        size_t len = 1 + tu_below(r, 4);
+        uint32_t lo = len == 1 ? 1 : top[len - 2] + 1;
+        uint32_t cp = lo + (uint32_t)tu_below(r, top[len - 1] - lo + 1);
+        if (n + len > maxlen || (cp >= 0xD800 && cp <= 0xDFFF))
+            break;
+        if (len == 1)
+            b[n] = (unsigned char)cp;
+        else {
+            b[n] = (unsigned char)((0xF00u >> len) | (cp >> (6 * (len - 1))));
+            for (size_t k = 1; k < len; k++)
+                b[n + k] = (unsigned char)(0x80 | ((cp >> (6 * (len - 1 - k))) & 0x3F));
+        }
+        n += len;
+    }
+    if (n == 0)
+        b[n++] = 'x';
+    assert_true(ens_name_valid(buf, n));
     ens_str_t s = {buf, n};
     return s;
 }
@@ -1031,7 +1166,7 @@ static void test_protocol_encode_roundtrip_random(void **state)
             e->query_is_uint = (int)tu_below(&r, 2);
             e->query_uint = tu_next(&r) >> tu_below(&r, 64);
             if (!e->query_is_uint)
-                e->query_str = random_name(&r, names[i][1], 256);
+                e->query_str = random_bytes(&r, names[i][1], 256);
             e->ts = tu_below(&r, 3) ? tu_uniform(&r) * 2e9 : -1;
             e->cost = tu_below(&r, 3) ? tu_uniform(&r) * 10 : -1;
             do
@@ -1052,6 +1187,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_protocol_reject_names),
+        cmocka_unit_test(test_protocol_utf8_names_and_version),
+        cmocka_unit_test(test_protocol_name_valid_exhaustive),
+        cmocka_unit_test(test_protocol_topic),
         cmocka_unit_test(test_protocol_every_reject_reason),
         cmocka_unit_test(test_protocol_default_limit_edges),
         cmocka_unit_test(test_protocol_hostile_headers),

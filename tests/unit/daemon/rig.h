@@ -537,13 +537,13 @@ static inline void rig_path(const rig_fx_t *fx, const char *name, char *buf, siz
 }
 
 /* Row i of a generated stream in task: three models (two of them names
- * with a NUL byte) asked in a pattern that varies with i, abstentions
- * included, labels with and without NUL bytes. */
+ * with a multi-byte UTF-8 character) asked in a pattern that varies with i,
+ * abstentions included, labels with and without one. */
 static inline rig_row_t rig_gen_row(ens_str_t task, size_t i)
 {
-    static const ens_str_t models[] = {SI("m\0a"), SI("m\0b"), SI("m")};
-    static const ens_str_t labels[] = {SI("A"), SI("B"), SI("?\0"), SI("C")};
-    static const ens_str_t answers[] = {SI("A"), SI("?"), SI("B"), SI("?\0"), SI("D")};
+    static const ens_str_t models[] = {SI("méa"), SI("méb"), SI("m")};
+    static const ens_str_t labels[] = {SI("A"), SI("B"), SI("?é"), SI("C")};
+    static const ens_str_t answers[] = {SI("A"), SI("?"), SI("B"), SI("?é"), SI("D")};
     rig_row_t r = {.task = task, .label = labels[i % 4], .ts = 1.7e9 + (double)i * 0.37};
     unsigned mask = (unsigned)(i % 7) + 1;
     for (size_t j = 0; j < 3; j++) {

@@ -306,7 +306,7 @@ static void send_query(fx_t *fx, ens_str_t task, int is_uint, uint64_t q, const 
 static void test_ingest_sampling_keeps_queries_whole(void **state)
 {
     fx_t *fx = *state;
-    static const ens_str_t tasks[] = {SI("alpha"), SI("t\0x")};
+    static const ens_str_t tasks[] = {SI("alpha"), SI("téx")};
     fx->conf.sample_rate = 0.3;
     size_t kept[2] = {0}, out[2] = {0};
     double want_ts[2][400];

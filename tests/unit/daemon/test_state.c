@@ -43,39 +43,42 @@ static size_t distinct_labels(const rig_row_t *rows, size_t n, ens_str_t task)
     return k;
 }
 
-static const rig_row_t nul_rows[] = {
-    {SI("t\0x"), SI("?\0"), {SI("m\0a"), SI("m\0b")}, {SI("?\0"), SI("A")}, 2, 1.5e9},
-    {SI("t"), SI("A"), {SI("m\0a"), SI("m")}, {SI("?"), SI("A")}, 2, 1.5e9 + 1},
-    {SI("t\0x"), SI("A"), {SI("m\0b")}, {SI("?")}, 1, 1.5e9 + 0.125},
-    {SI("t"), SI("?\0"), {SI("m")}, {SI("?\0")}, 1, 1.5e9 + 2},
-    {SI("t"), SI("B"), {SI("m\0b"), SI("m\0a"), SI("m")}, {SI("B"), SI("?\0"), SI("?")}, 3, 7.25},
-    {SI("t\0x"), SI("A"), {SI("m\0a"), SI("m\0b")}, {SI("A"), SI("A")}, 2, 0},
-    {SI("t\0x"), SI("?\0"), {SI("m\0a")}, {SI("?\0")}, 1, 1e-300},
-    {SI("t"), SI("A"), {SI("m\0a")}, {SI("?")}, 1, 4.5e15},
+/* Names that share their first bytes and differ after a multi-byte UTF-8
+ * character ("t" and "t\u00e9x", "m\u00e9a" and "m\u00e9b", label "?\u00e9"
+ * beside the abstention "?"). */
+static const rig_row_t multibyte_rows[] = {
+    {SI("téx"), SI("?é"), {SI("méa"), SI("méb")}, {SI("?é"), SI("A")}, 2, 1.5e9},
+    {SI("t"), SI("A"), {SI("méa"), SI("m")}, {SI("?"), SI("A")}, 2, 1.5e9 + 1},
+    {SI("téx"), SI("A"), {SI("méb")}, {SI("?")}, 1, 1.5e9 + 0.125},
+    {SI("t"), SI("?é"), {SI("m")}, {SI("?é")}, 1, 1.5e9 + 2},
+    {SI("t"), SI("B"), {SI("méb"), SI("méa"), SI("m")}, {SI("B"), SI("?é"), SI("?")}, 3, 7.25},
+    {SI("téx"), SI("A"), {SI("méa"), SI("méb")}, {SI("A"), SI("A")}, 2, 0},
+    {SI("téx"), SI("?é"), {SI("méa")}, {SI("?é")}, 1, 1e-300},
+    {SI("t"), SI("A"), {SI("méa")}, {SI("?")}, 1, 4.5e15},
     /* the second life's rows */
-    {SI("t"), SI("C"), {SI("m\0b")}, {SI("C")}, 1, 9.0},
-    {SI("t\0x"), SI("C"), {SI("m\0a"), SI("m\0c")}, {SI("?"), SI("C")}, 2, 10.0},
-    {SI("t"), SI("?\0"), {SI("m")}, {SI("?")}, 1, 11.0},
+    {SI("t"), SI("C"), {SI("méb")}, {SI("C")}, 1, 9.0},
+    {SI("téx"), SI("C"), {SI("méa"), SI("méc")}, {SI("?"), SI("C")}, 2, 10.0},
+    {SI("t"), SI("?é"), {SI("m")}, {SI("?")}, 1, 11.0},
 };
 
-static void check_nul_labels(const rig_life_t *l, size_t n)
+static void check_multibyte_labels(const rig_life_t *l, size_t n)
 {
-    static const ens_str_t tasks[] = {SI("t"), SI("t\0x")};
+    static const ens_str_t tasks[] = {SI("t"), SI("téx")};
     for (int k = 0; k < 2; k++) {
         const ens_window_t *w = rig_task(l, tasks[k])->window;
-        assert_int_equal(ens_window_labels(w), distinct_labels(nul_rows, n, tasks[k]));
+        assert_int_equal(ens_window_labels(w), distinct_labels(multibyte_rows, n, tasks[k]));
         assert_int_equal(ens_window_find_label(w, "?", 1), ENS_SYM_ABSTAIN);
-        assert_true(ens_window_find_label(w, "?\0", 2) >= 0);
+        assert_true(ens_window_find_label(w, "?é", 3) >= 0);
     }
 }
 
-static void test_state_clean_restart_names_with_nul(void **state)
+static void test_state_clean_restart_multibyte_names(void **state)
 {
     rig_fx_t *fx = *state;
     rig_life_t *l;
     assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
-    rig_feed_all(l, nul_rows, 8);
-    rig_publish(l, rig_task(l, S("t\0x")), 3);
+    rig_feed_all(l, multibyte_rows, 8);
+    rig_publish(l, rig_task(l, S("téx")), 3);
     rig_publish(l, rig_task(l, S("t")), 7);
     rig_publish(l, rig_task(l, S("t")), 9);
     rig_turn(l);
@@ -87,10 +90,10 @@ static void test_state_clean_restart_names_with_nul(void **state)
     assert_int_equal(rig_count_files(fx->dir, "journal.", ""), 0);
 
     assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
-    rig_check(l, nul_rows, 8, 2);
-    check_nul_labels(l, 8);
+    rig_check(l, multibyte_rows, 8, 2);
+    check_multibyte_labels(l, 8);
     assert_int_equal(l->version[rig_task(l, S("t"))->id], 9);
-    assert_int_equal(l->version[rig_task(l, S("t\0x"))->id], 3);
+    assert_int_equal(l->version[rig_task(l, S("téx"))->id], 3);
     rig_stats_t st = rig_stats(l->state);
     assert_int_equal(st.rows_snapshot, 8);
     assert_int_equal(st.rows_journal, 0);
@@ -98,15 +101,15 @@ static void test_state_clean_restart_names_with_nul(void **state)
 
     /* A second life adds rows (and a model) and a version, then crashes:
      * the third sees the snapshot and that journal together. */
-    rig_feed_all(l, nul_rows + 8, 3);
+    rig_feed_all(l, multibyte_rows + 8, 3);
     rig_publish(l, rig_task(l, S("t")), 10);
     rig_turn(l);
     rig_crash(&l);
     assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
-    rig_check(l, nul_rows, 11, 2);
-    check_nul_labels(l, 11);
+    rig_check(l, multibyte_rows, 11, 2);
+    check_multibyte_labels(l, 11);
     assert_int_equal(l->version[rig_task(l, S("t"))->id], 10);
-    assert_int_equal(l->version[rig_task(l, S("t\0x"))->id], 3);
+    assert_int_equal(l->version[rig_task(l, S("téx"))->id], 3);
     st = rig_stats(l->state);
     assert_int_equal(st.rows_snapshot, 8);
     assert_int_equal(st.rows_journal, 3);
@@ -115,7 +118,7 @@ static void test_state_clean_restart_names_with_nul(void **state)
 
 /* ---- crashes ---------------------------------------------------------- */
 
-static const ens_str_t two_tasks[] = {SI("alpha"), SI("t\0x")};
+static const ens_str_t two_tasks[] = {SI("alpha"), SI("téx")};
 
 static void test_state_crash_journal_only(void **state)
 {
@@ -401,7 +404,7 @@ static void test_state_second_open_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_state_clean_restart_names_with_nul, rig_setup,
+        cmocka_unit_test_setup_teardown(test_state_clean_restart_multibyte_names, rig_setup,
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_crash_journal_only, rig_setup, rig_teardown),
         cmocka_unit_test_setup_teardown(test_state_crash_after_snapshots, rig_setup, rig_teardown),

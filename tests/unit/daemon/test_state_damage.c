@@ -140,7 +140,7 @@ static void test_state_torn_tail_in_payload(void **state)
 static void test_state_lost_name_costs_only_its_rows(void **state)
 {
     rig_fx_t *fx = *state;
-    static const ens_str_t tasks[] = {SI("alpha"), SI("t\0x")};
+    static const ens_str_t tasks[] = {SI("alpha"), SI("téx")};
     rig_row_t *rows = rig_gen_rows(tasks, 2, 0, 100);
     rig_life_t *l;
     assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
@@ -156,7 +156,7 @@ static void test_state_lost_name_costs_only_its_rows(void **state)
     uint32_t tid = UINT32_MAX;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *pl = img + f[i].off + 16;
-        if (f[i].kind == 2 && rig_le(pl + 5, 2) == 3 && memcmp(pl + 7, "t\0x", 3) == 0)
+        if (f[i].kind == 2 && rig_le(pl + 5, 2) == 4 && memcmp(pl + 7, "téx", 4) == 0)
             tid = (uint32_t)rig_le(pl + 1, 4);
         if (f[i].kind == 3 && rig_le(pl + 1, 4) == tid && rig_le(pl + 9, 2) == 1 && pl[11] == 'm')
             victim = i;
@@ -165,12 +165,12 @@ static void test_state_lost_name_costs_only_its_rows(void **state)
     img[f[victim].off + 16 + 11] ^= 1;
     rig_write(p, img, len);
 
-    /* The reference: rows of "t\0x" that asked model "m" are gone. */
+    /* The reference: rows of task "t\u00e9x" that asked model "m" are gone. */
     size_t kept = 0, lost = 0;
     for (size_t i = 0; i < 100; i++) {
         int gone = 0;
         for (size_t j = 0; j < rows[i].n; j++)
-            gone |= rig_same(rows[i].task, S("t\0x")) && rig_same(rows[i].model[j], S("m"));
+            gone |= rig_same(rows[i].task, S("téx")) && rig_same(rows[i].model[j], S("m"));
         if (gone)
             lost++;
         else
@@ -182,7 +182,7 @@ static void test_state_lost_name_costs_only_its_rows(void **state)
     rig_stats_t st = rig_stats(l->state);
     assert_int_equal(st.corrupt, 1 + lost);
     assert_int_equal(st.rows_journal, kept);
-    assert_int_equal(ens_window_find_model(rig_task(l, S("t\0x"))->window, "m", 1), ENS_ENOTFOUND);
+    assert_int_equal(ens_window_find_model(rig_task(l, S("téx"))->window, "m", 1), ENS_ENOTFOUND);
     assert_true(ens_window_find_model(rig_task(l, S("alpha"))->window, "m", 1) >= 0);
     rig_close(&l);
     free(img);
@@ -435,7 +435,7 @@ static void assert_discarded(rig_fx_t *fx)
 static void test_state_discard_corrupt_snapshot(void **state)
 {
     rig_fx_t *fx = *state;
-    static const ens_str_t tasks[] = {SI("alpha"), SI("t\0x")};
+    static const ens_str_t tasks[] = {SI("alpha"), SI("téx")};
     rig_row_t *rows = rig_gen_rows(tasks, 2, 0, 40);
     rig_life_t *l;
     assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
