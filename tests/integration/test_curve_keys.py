@@ -185,7 +185,7 @@ class SecretKeyTest(harness.DaemonTestCase):
             self.assertIn(b"ready", out)
         finally:
             p.send_signal(signal.SIGTERM)
-            p.communicate(timeout=10)
+            p.communicate(timeout=30)  # a hang guard: sanitizer builds stop slowly
         self.assertEqual(p.returncode, 0)
 
     def test_unreadable_secret_key_names_the_os_error(self):
@@ -197,7 +197,7 @@ class SecretKeyTest(harness.DaemonTestCase):
             cases.append((key, b"Permission denied"))
         for path, why in cases:
             p, _ = self.run_daemon(path, auth)
-            out, _ = p.communicate(timeout=10)
+            out, _ = p.communicate(timeout=30)
             self.assertEqual(p.returncode, 1, out)
             self.assertIn(b"security.curve_secret_key_file " + path.encode() + b": " + why, out)
             self.assertNotIn(b"not a Z85 key", out)
