@@ -18,6 +18,7 @@ typedef enum {
     T_STRATEGY,
     T_ESTIMATOR,
     T_LEVEL,
+    T_LOGFORMAT,
     T_LIST,
     T_BOOL
 } type_t;
@@ -72,6 +73,7 @@ static const key_t_ keys[] = {
     {"security", "authorized_keys_dir", T_STR, 0, 0, G(authorized_keys_dir), 0, 0, ""},
     {"security", "allow_plaintext", T_BOOL, 0, 0, G(allow_plaintext), 0, 0, "no"},
     {"log", "level", T_LEVEL, 0, 1, G(log_level), 0, 0, "info"},
+    {"log", "format", T_LOGFORMAT, 0, 1, G(log_format), 0, 0, "auto"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= ENS_CONF_MAX_KEYS, "ens_config_t.lines is too short");
@@ -163,6 +165,10 @@ static const char *set_value(const key_t_ *k, void *base, const char *value)
     case T_LEVEL:
         return ens_log_parse_level(value, (ens_log_level_t *)(void *)field) < 0
                    ? "unknown level (err, warning, notice, info, debug; error, warn)"
+                   : NULL;
+    case T_LOGFORMAT:
+        return ens_log_parse_format(value, (ens_log_format_t *)(void *)field) < 0
+                   ? "unknown format (auto, text, logfmt, journal)"
                    : NULL;
     case T_BOOL:
         if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)

@@ -70,6 +70,7 @@ typedef struct {
     char authorized_keys_dir[ENS_CONF_STR];
     int allow_plaintext; /* security.allow_plaintext: bind beyond loopback without CURVE */
     ens_log_level_t log_level;
+    ens_log_format_t log_format;  /* log.format: auto, text, logfmt or journal */
     int lines[ENS_CONF_MAX_KEYS]; /* per key of the table: the line that set it (0: default) */
 } ens_config_t;
 

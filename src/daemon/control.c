@@ -1,6 +1,7 @@
 /* control.c - see control.h. */
 #include "control.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,10 +91,10 @@ static void on_request(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
         rc = zmq_send(sock, w.data, w.size, ZMQ_DONTWAIT);
     if (rc < 0) {
         c->dropped++;
-        ens_log_limited(&c->rl_drop, ENS_LOG_WARNING,
-                        "control: reply dropped: %s (control.max_queued replies already queued "
-                        "for a client that does not read, or the client left)",
-                        zmq_strerror(zmq_errno()));
+        ens_logf_limited(&c->rl_drop, ENS_LOG_WARNING, ENS_LOG_FIELDS({"reason", "reply_dropped"}),
+                         "control: reply dropped: %s (control.max_queued replies already queued "
+                         "for a client that does not read, or the client left)",
+                         zmq_strerror(zmq_errno()));
     }
     ens_mpw_free(&w);
 }

@@ -384,6 +384,7 @@ static void reload(daemon_t *d)
         ens_config_keep_fixed(next, &d->conf);
         d->conf = *next;
         ens_log_set_level(d->conf.log_level);
+        ens_log_set_format(d->conf.log_format);
         revoked = ens_security_reload(d->security, &d->conf);
         ens_tasks_set_config(d->tasks, &d->conf, ens_mono());
         ens_recompute_start_all(d->recompute);
@@ -523,6 +524,7 @@ int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
         return 1;
     }
     ens_log_init(d->conf.log_level, foreground);
+    ens_log_set_format(d->conf.log_format);
     uv_loop_init(&d->loop);
     d->zctx = zmq_ctx_new();
     d->started = d->last_publish_round = ens_mono();

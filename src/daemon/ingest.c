@@ -1,4 +1,5 @@
 /* ingest.c - from a message to joins (see ingest.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
@@ -154,10 +155,13 @@ static double label_time(ens_ingest_t *in, const ens_event_t *e, double now)
         return now;
     if (e->ts > now + in->conf->max_future) {
         in->st.future_ts++;
-        ens_log_limited(&in->rl_future, ENS_LOG_WARNING,
-                        "ingest: a label's ts is %.0f s ahead of the clock (ingest.max_future "
-                        "%.0f s); taken as its arrival time",
-                        e->ts - now, in->conf->max_future);
+        char task[300];
+        snprintf(task, sizeof(task), "%.*s", (int)e->task.len, e->task.ptr);
+        ens_logf_limited(&in->rl_future, ENS_LOG_WARNING,
+                         ENS_LOG_FIELDS({"task", task}, {"reason", "future_ts"}),
+                         "ingest: a label's ts is %.0f s ahead of the clock (ingest.max_future "
+                         "%.0f s); taken as its arrival time",
+                         e->ts - now, in->conf->max_future);
         return now;
     }
     return e->ts;
@@ -197,17 +201,19 @@ int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now
     in->st.messages++;
     if (ens_proto_decode(buf, len, &in->limits, &m, &why) < 0) {
         in->st.rejected[why]++;
-        ens_log_limited(&in->rl_reject[why], ENS_LOG_WARNING,
-                        "ingest: rejected a %zu-byte message: %s (%s)", len, ens_reject_name(why),
-                        ens_reject_text(why));
+        ens_logf_limited(&in->rl_reject[why], ENS_LOG_WARNING,
+                         ENS_LOG_FIELDS({"reason", ens_reject_name(why)}),
+                         "ingest: rejected a %zu-byte message: %s (%s)", len, ens_reject_name(why),
+                         ens_reject_text(why));
         return -1;
     }
     ens_drop_t drop = ENS_DROP_TOO_MANY_TASKS;
     if (check_capacity(in, m, &drop) < 0) {
         in->st.dropped[drop]++;
-        ens_log_limited(&in->rl_drop[drop], ENS_LOG_WARNING,
-                        "ingest: dropped a message of %zu events: %s", ens_decoded_count(m),
-                        ens_drop_name(drop));
+        ens_logf_limited(&in->rl_drop[drop], ENS_LOG_WARNING,
+                         ENS_LOG_FIELDS({"reason", ens_drop_name(drop)}),
+                         "ingest: dropped a message of %zu events: %s", ens_decoded_count(m),
+                         ens_drop_name(drop));
         ens_decoded_destroy(&m);
         return -1;
     }

@@ -2,6 +2,7 @@
 #include "publish.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -75,10 +76,14 @@ static void send_task(ens_publish_t *pub, const ens_task_t *t, uint64_t *count)
     if (rc < 0 && zmq_errno() == EAGAIN) {
         int lossy = 0, nodrop = 1;
         pub->missed++;
-        ens_log_limited(&pub->rl_missed, ENS_LOG_WARNING,
-                        "publish: a subscriber's queue is full (publish.max_queued): it misses "
-                        "ensemble.%s version %llu",
-                        t->name, (unsigned long long)s->version);
+        char version[32];
+        snprintf(version, sizeof(version), "%llu", (unsigned long long)s->version);
+        ens_logf_limited(
+            &pub->rl_missed, ENS_LOG_WARNING,
+            ENS_LOG_FIELDS({"task", t->name}, {"reason", "subscriber_full"}, {"version", version}),
+            "publish: a subscriber's queue is full (publish.max_queued): it misses "
+            "ensemble.%s version %llu",
+            t->name, (unsigned long long)s->version);
         zmq_setsockopt(sock, ZMQ_XPUB_NODROP, &lossy, sizeof(lossy));
         rc = send_frames(sock, topic, n, s);
         zmq_setsockopt(sock, ZMQ_XPUB_NODROP, &nodrop, sizeof(nodrop));

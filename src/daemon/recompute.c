@@ -16,6 +16,12 @@ typedef struct {
     size_t rows_since;     /* rows joined since the last job started */
     double last_select_at; /* monotonic time the last job finished (0: never) */
     double last_select_ms; /* how long it took */
+    /* The failure the task's selection is in, logged once on entering it and
+     * once on leaving it rather than every round. */
+    int fail_code;        /* its ENS_E* or libuv code (0: selection works) */
+    uint64_t fail_rounds; /* rounds failed since */
+    double fail_since;    /* monotonic time it began */
+    char fail_reason[32]; /* its reason field */
 } slot_t;
 
 struct ens_recompute_s {
@@ -97,6 +103,63 @@ static void job_free(job_t *j)
     free(j);
 }
 
+/* The reason field of a failure: a word a query can match. */
+static void fail_reason(int code, char *out, size_t len)
+{
+    if (code == ENS_EEMPTY) {
+        /* The usual one: a task whose models all went quiet. */
+        snprintf(out, len, "no_model_in_pool");
+        return;
+    }
+    switch (code) {
+#define ENS__ERR_REASON(n, value, text)                                                            \
+    case ENS_##n:                                                                                  \
+        snprintf(out, len, "%s", &#n[1]);                                                          \
+        break;
+        ENS_ERR_MAP(ENS__ERR_REASON)
+#undef ENS__ERR_REASON
+    default:
+        uv_err_name_r(code, out, len);
+    }
+    for (char *c = out; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+}
+
+/* A round failed: logged when the task enters this failure (a quiet task
+ * fails every round, and says so once), at debug level after that. */
+static void selection_failed(slot_t *sl, const ens_task_t *t, int code, const char *why)
+{
+    if (code == sl->fail_code) {
+        sl->fail_rounds++;
+        ENS_LOG(DEBUG, "task %s: selection still fails (%llu rounds): %s", t->name,
+                (unsigned long long)sl->fail_rounds, why);
+        return;
+    }
+    sl->fail_code = code;
+    sl->fail_rounds = 1;
+    sl->fail_since = ens_mono();
+    fail_reason(code, sl->fail_reason, sizeof(sl->fail_reason));
+    ens_logf(code == ENS_EEMPTY ? ENS_LOG_NOTICE : ENS_LOG_WARNING,
+             ENS_LOG_FIELDS({"task", t->name}, {"reason", sl->fail_reason}, {"state", "failing"}),
+             "task %s: selection failed: %s (logged again when this changes)", t->name, why);
+}
+
+/* A round succeeded: the end of a failure, if the task was in one. */
+static void selection_works(slot_t *sl, const ens_task_t *t)
+{
+    if (sl->fail_code == 0)
+        return;
+    char rounds[32];
+    snprintf(rounds, sizeof(rounds), "%llu", (unsigned long long)sl->fail_rounds);
+    ens_logf(ENS_LOG_NOTICE,
+             ENS_LOG_FIELDS({"task", t->name}, {"reason", sl->fail_reason}, {"state", "ok"},
+                            {"failed_rounds", rounds}),
+             "task %s: selection works again, after %llu failed round%s over %.0f s (%s)", t->name,
+             (unsigned long long)sl->fail_rounds, sl->fail_rounds == 1 ? "" : "s",
+             ens_mono() - sl->fail_since, sl->fail_reason);
+    sl->fail_code = 0;
+}
+
 static void after_work(uv_work_t *req, int status)
 {
     job_t *j = req->data;
@@ -108,13 +171,12 @@ static void after_work(uv_work_t *req, int status)
     sl->last_select_at = ens_mono();
     sl->last_select_ms = (sl->last_select_at - j->started) * 1000;
     if (status < 0 || j->rc < 0) {
-        /* A task whose models all went quiet fails every round: not worth a
-         * warning each time. */
-        ens_log(j->rc == ENS_EEMPTY ? ENS_LOG_DEBUG : ENS_LOG_WARNING,
-                "task %s: selection failed: %s", t->name,
-                status < 0 ? uv_strerror(status) : j->err);
-    } else if (!rc->stopping) {
-        rc->hooks.done(rc->hooks.ud, t, j->result);
+        selection_failed(sl, t, status < 0 ? status : j->rc,
+                         status < 0 ? uv_strerror(status) : j->err);
+    } else {
+        selection_works(sl, t);
+        if (!rc->stopping)
+            rc->hooks.done(rc->hooks.ud, t, j->result);
     }
     job_free(j);
     if (sl->again && !rc->stopping) {

@@ -141,9 +141,12 @@ static void on_zap(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
         s->st.accepted++;
     } else {
         s->st.refused++;
-        ens_log_limited(&s->rl, ENS_LOG_WARNING, "security: refused a client from %.*s",
-                        n >= 4 ? (int)zmq_msg_size(&frames[3]) : 1,
-                        n >= 4 ? (const char *)zmq_msg_data(&frames[3]) : "?");
+        char peer[64];
+        snprintf(peer, sizeof(peer), "%.*s", n >= 4 ? (int)zmq_msg_size(&frames[3]) : 1,
+                 n >= 4 ? (const char *)zmq_msg_data(&frames[3]) : "?");
+        ens_logf_limited(&s->rl, ENS_LOG_WARNING,
+                         ENS_LOG_FIELDS({"reason", "unauthorized_key"}, {"peer", peer}),
+                         "security: refused a client from %s", peer);
     }
     const char *code = ok ? "200" : "400", *text = ok ? "OK" : "unauthorized client key";
     zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
