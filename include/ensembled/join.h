@@ -35,7 +35,7 @@ typedef struct {
 typedef struct {
     uint16_t model; /* model id */
     uint8_t sym;    /* label id or ENS_SYM_ABSTAIN */
-    float cost;     /* its cost; negative when the event gave none. The join
+    double cost;    /* its cost; negative when the event gave none. The join
                      * carries it to the row untouched. */
 } ens_join_pred_t;
 

@@ -45,7 +45,8 @@ int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, dou
 /* ens_window_push with the cost of each answer: cost[j] for model j (< nx),
  * negative or NaN when the answer carried none. A model's cost is the mean
  * of the costs of its answers in the window (ens_window_cost). NULL: no
- * answer has a cost. Costs are stored as floats. */
+ * answer has a cost. A model's first costed answer allocates 8 bytes per
+ * row of capacity for its costs. */
 int ens_window_push_costs(ens_window_t *w, uint8_t y, const uint8_t *x, const double *cost,
                           size_t nx, double ts);
 

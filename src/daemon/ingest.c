@@ -1,5 +1,4 @@
 /* ingest.c - from a message to joins (see ingest.h). */
-#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
@@ -188,7 +187,7 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, doub
         preds[n].model = (uint16_t)j;
         preds[n].sym = (uint8_t)x;
         /* An event's cost is each of its answers' (docs/protocol.md). */
-        preds[n++].cost = e->cost >= 0 ? (float)(e->cost < FLT_MAX ? e->cost : FLT_MAX) : -1;
+        preds[n++].cost = e->cost;
     }
     ens_task_predictions(t, key, len, preds, n, mono);
 }

@@ -10,16 +10,21 @@
  * label capacity instead and regrown (doubling) as labels appear. Row x ==
  * label_cap of the table counts abstentions.
  *
- * Costs: a model's column of per-row costs (a float each, NAN where the
- * answer carried none) is allocated at its first answer with a cost, so a
- * fleet that reports no cost pays nothing for them. Per model, the sum and
+ * Costs: a model's column of per-row costs (a double each, NAN where the
+ * answer carried none: 8 bytes per row, where its answers take 1) is
+ * allocated at its first answer with a cost, so a fleet that reports no
+ * cost pays nothing for them. Doubles, not floats: a cost of 0.01 must
+ * publish as 0.01, and offline selections over a costs file (which hold
+ * doubles) must see the same numbers. Per model, the sum and
  * the number of the costs in the window move with every push and expiry;
  * the sum restarts at exactly 0 whenever the count reaches 0, so rounding
- * cannot build up past one stretch of costed answers.
+ * cannot build up past one stretch of costed answers, and a mean is never
+ * below 0 (rounding could leave -1e-17 where every cost left is 0). The sum
+ * is a long double: in a double, 1267 answers at 0.01 average to
+ * 0.009999999999999822, and a body should say 0.01.
  */
 #include "ensembled/window.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,22 +34,22 @@
 #include "ensembled/xalloc.h"
 
 struct ens_window_s {
-    size_t capacity;    /* ring size in rows */
-    size_t max_models;  /* model slots */
-    size_t head;        /* ring index of the oldest row */
-    size_t rows;        /* rows present */
-    uint8_t *y;         /* capacity true labels */
-    double *ts;         /* capacity row times */
-    uint8_t **cols;     /* max_models columns of capacity bytes (NULL until used) */
-    uint32_t **counts;  /* max_models tables of (label_cap + 1) x label_cap */
-    uint32_t *present;  /* max_models: rows in which the model was asked */
-    float **costs;      /* max_models columns of capacity costs, NAN: none
-                         * (NULL until the model's first costed answer) */
-    double *cost_sum;   /* max_models: sum of the costs in the window */
-    uint32_t *cost_n;   /* max_models: answers with a cost in the window */
-    size_t label_cap;   /* labels the count tables can index */
-    ens_dict_t *models; /* model names -> ids */
-    ens_dict_t *labels; /* label names -> ids */
+    size_t capacity;       /* ring size in rows */
+    size_t max_models;     /* model slots */
+    size_t head;           /* ring index of the oldest row */
+    size_t rows;           /* rows present */
+    uint8_t *y;            /* capacity true labels */
+    double *ts;            /* capacity row times */
+    uint8_t **cols;        /* max_models columns of capacity bytes (NULL until used) */
+    uint32_t **counts;     /* max_models tables of (label_cap + 1) x label_cap */
+    uint32_t *present;     /* max_models: rows in which the model was asked */
+    double **costs;        /* max_models columns of capacity costs, NAN: none
+                            * (NULL until the model's first costed answer) */
+    long double *cost_sum; /* max_models: sum of the costs in the window */
+    uint32_t *cost_n;      /* max_models: answers with a cost in the window */
+    size_t label_cap;      /* labels the count tables can index */
+    ens_dict_t *models;    /* model names -> ids */
+    ens_dict_t *labels;    /* label names -> ids */
 };
 
 ens_window_t *ens_window_new(size_t capacity, size_t max_models)
@@ -59,8 +64,8 @@ ens_window_t *ens_window_new(size_t capacity, size_t max_models)
     w->cols = ens_xcalloc(max_models, sizeof(uint8_t *));
     w->counts = ens_xcalloc(max_models, sizeof(uint32_t *));
     w->present = ens_xcalloc(max_models, sizeof(uint32_t));
-    w->costs = ens_xcalloc(max_models, sizeof(float *));
-    w->cost_sum = ens_xcalloc(max_models, sizeof(double));
+    w->costs = ens_xcalloc(max_models, sizeof(double *));
+    w->cost_sum = ens_xcalloc(max_models, sizeof(long double));
     w->cost_n = ens_xcalloc(max_models, sizeof(uint32_t));
     w->label_cap = 4;
     w->models = ens_dict_new(max_models, ENS_MAX_NAME);
@@ -172,14 +177,12 @@ static void put_cost(ens_window_t *w, size_t j, size_t at, double c)
         return;
     }
     if (!w->costs[j]) {
-        w->costs[j] = ens_xmalloc(w->capacity * sizeof(float));
+        w->costs[j] = ens_xmalloc(w->capacity * sizeof(double));
         for (size_t i = 0; i < w->capacity; i++)
             w->costs[j][i] = NAN;
     }
-    /* Sum what is stored, so that expiry takes out exactly what went in; a
-     * cost past the float range (the wire allows any finite one) saturates. */
-    w->costs[j][at] = c < FLT_MAX ? (float)c : FLT_MAX;
-    w->cost_sum[j] += w->costs[j][at];
+    w->costs[j][at] = c;
+    w->cost_sum[j] += c;
     w->cost_n[j]++;
 }
 
@@ -333,12 +336,18 @@ uint32_t ens_window_present(const ens_window_t *w, size_t j)
     return j < ens_dict_count(w->models) ? w->present[j] : 0;
 }
 
+static double mean_cost(const ens_window_t *w, size_t j)
+{
+    double m = (double)(w->cost_sum[j] / w->cost_n[j]);
+    return m > 0 ? m : 0;
+}
+
 double ens_window_cost(const ens_window_t *w, size_t j, uint32_t *n)
 {
     uint32_t k = j < ens_dict_count(w->models) ? w->cost_n[j] : 0;
     if (n)
         *n = k;
-    return k ? w->cost_sum[j] / k : NAN;
+    return k ? mean_cost(w, j) : NAN;
 }
 
 /* Copies ring positions [from, from + n) of src into dst[0..n). */
@@ -358,7 +367,7 @@ ens_data_t *ens_window_snapshot(const ens_window_t *w)
         copy_ring(d->x + j * w->rows, w->cols[j], w->capacity, w->head, w->rows);
         ens_data_set_model_name(d, j, ens_dict_name(w->models, (int)j));
         if (w->cost_n[j] > 0)
-            d->cost[j] = w->cost_sum[j] / w->cost_n[j];
+            d->cost[j] = mean_cost(w, j);
     }
     for (size_t l = 0; l < nl; l++)
         ens_data_set_label_name(d, l, ens_dict_name(w->labels, (int)l));
