@@ -162,7 +162,7 @@ static void *select_worker(void *arg)
         pthread_mutex_unlock(&w->mu);
         ens_pipeline_opts_t o;
         ens_pipeline_opts_default(&o);
-        ens_pipeline_in_t in = {snap, NULL, NULL, NULL, 0};
+        ens_pipeline_in_t in = {snap, NULL, NULL, NULL, 0, NULL};
         ens_pipeline_t *p = NULL;
         char err[256];
         ens_pipeline_run(&in, &o, &p, err, sizeof(err));

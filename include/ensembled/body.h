@@ -39,7 +39,8 @@ typedef enum {
     XX(BUDGET, "the budget is now smaller than the published set")                                 \
     XX(SAME, "same set")                                                                           \
     XX(MORE_INFO, "more information")                                                              \
-    XX(KEPT, "kept: the new set is not better by publish.min_improvement_bits")
+    XX(KEPT, "kept: the new set is not better by publish.min_improvement_bits")                    \
+    XX(COST, "the published set now costs more than select.cost_budget")
 
 typedef enum {
 #define ENS__REASON_ENUM(id, text) ENS_REASON_##id,
@@ -68,12 +69,14 @@ typedef struct {
     int32_t decision; /* label index (table) or class index (pattern) */
 } ens_body_entry_t;
 
-/* One model of the window: `coverage`, `freshness`, `excluded`. */
+/* One model of the window: `coverage`, `freshness`, `excluded`, `costs`. */
 typedef struct {
     ens_str_t model;
     uint64_t rows;       /* rows in which it was asked */
     double age;          /* seconds since its newest joined row; NaN: none (nil) */
     ens_excl_t excluded; /* ENS_EXCL_NONE: in the pool */
+    double cost;         /* mean cost of its answers in the window; NaN: none
+                          * reported one (nil) */
 } ens_body_model_t;
 
 /* One candidate of the final choice (`choice.candidates`, choice.h). */
@@ -124,6 +127,9 @@ typedef struct ens_body_s {
     ens_str_t choice_winner;
     size_t ncandidates;
     ens_body_candidate_t *candidates;
+    /* costs: per model in window[].cost; the ensemble's cost per query, the
+     * sum of its models' costs (NaN: nil, one of them has none) */
+    double expected_cost;
     void *arena_; /* decoded bodies: what ens_body_destroy frees */
 } ens_body_t;
 

@@ -35,6 +35,8 @@ typedef struct {
 typedef struct {
     uint16_t model; /* model id */
     uint8_t sym;    /* label id or ENS_SYM_ABSTAIN */
+    double cost;    /* its cost; negative when the event gave none. The join
+                     * carries it to the row untouched. */
 } ens_join_pred_t;
 
 /* Called once per joined query, on the caller's thread, with the true label
@@ -51,7 +53,7 @@ void ens_join_destroy(ens_join_t **jp);
  * already in joins with all of them. */
 void ens_join_predictions(ens_join_t *j, const void *key, size_t len, const ens_join_pred_t *preds,
                           size_t n, double now);
-/* One answer: ens_join_predictions with n = 1. */
+/* One answer without a cost: ens_join_predictions with n = 1. */
 void ens_join_prediction(ens_join_t *j, const void *key, size_t len, uint16_t model, uint8_t sym,
                          double now);
 /* Adds the true label of query key at time now; ts is the row's time. */

@@ -9,7 +9,8 @@
  *  3. hysteresis: the fresh set replaces the published one only if it
  *     carries min_improvement_bits more, estimated on the rows where every
  *     model of both sets was asked, or if a published model left the pool,
- *     or if the budget shrank below it;
+ *     or if the budget shrank below it, or (greedy-cost) if it now costs
+ *     more than the cost budget;
  *  4. the final choice (choice.h): the set of stage 3 with the published
  *     combiner (ens_combiner_fit_best), unless a top-K weighted vote or the
  *     best single model predicts better by cross-validation on the pool's
@@ -20,7 +21,8 @@
  *     half, majority vote over the selection, the best single);
  *  6. bounds: Fano's lower bound for the set, the Gaussian-copula floor of
  *     the pool and of the set (docs/theory.md);
- *  7. exploration figures.
+ *  7. exploration figures, and the costs: per model its mean cost, and the
+ *     published set's cost per query.
  *
  * Any thread; the input is borrowed and only read.
  */
@@ -28,6 +30,7 @@
 #define ENSEMBLED_PIPELINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ensembled/body.h"
 #include "ensembled/data.h"
@@ -52,6 +55,10 @@ typedef struct {
                              * negative when none (NULL: unknown, nil) */
     const ens_str_t *prev;  /* the published set by name, in order */
     size_t nprev;           /* 0: nothing published yet */
+    const uint32_t *cost_n; /* per snap model: answers whose mean cost is
+                             * snap->cost, 0 when none reported one (snap->cost
+                             * is then the default 1.0 and published as nil);
+                             * NULL: none reported */
 } ens_pipeline_in_t;
 
 typedef struct ens_pipeline_s ens_pipeline_t;

@@ -8,7 +8,8 @@
  * Invariant: for every model j, count(j, x, y) equals the number of rows in
  * the window whose prediction of j is x (a label or ENS_SYM_ABSTAIN) and whose
  * true label is y. The counts are updated on every push and expiry, so
- * per-model accuracy and single-model tables cost nothing to read.
+ * per-model accuracy and single-model tables cost nothing to read. Likewise
+ * each model's costs: their sum and number over the rows in the window.
  *
  * Not thread-safe: one owner mutates it; computations run on a snapshot.
  */
@@ -40,6 +41,14 @@ int ens_window_label(ens_window_t *w, const char *name, size_t len);
  * Expires the oldest row first when full. Returns 0, or ENS_EINVAL if y or a
  * prediction is not a known symbol (the window is then unchanged). */
 int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, double ts);
+
+/* ens_window_push with the cost of each answer: cost[j] for model j (< nx),
+ * negative or NaN when the answer carried none. A model's cost is the mean
+ * of the costs of its answers in the window (ens_window_cost). NULL: no
+ * answer has a cost. A model's first costed answer allocates 8 bytes per
+ * row of capacity for its costs. */
+int ens_window_push_costs(ens_window_t *w, uint8_t y, const uint8_t *x, const double *cost,
+                          size_t nx, double ts);
 
 /* Expires the n oldest rows (all of them if n exceeds the row count). */
 void ens_window_expire(ens_window_t *w, size_t n);
@@ -74,7 +83,14 @@ uint32_t ens_window_count(const ens_window_t *w, size_t j, uint8_t x, uint8_t y)
 /* Rows in which model j was asked (its column is not missing). */
 uint32_t ens_window_present(const ens_window_t *w, size_t j);
 
-/* Copies the window, oldest row first, into a new immutable matrix. */
+/* Model j's mean cost per answer over the answers in the window that
+ * carried a cost, NaN when none did; *n (when n is not NULL) gets their
+ * number. Kept as rows enter and leave: O(1). */
+double ens_window_cost(const ens_window_t *w, size_t j, uint32_t *n);
+
+/* Copies the window, oldest row first, into a new immutable matrix; each
+ * model's cost is its ens_window_cost, or 1.0 (data.h's default) when no
+ * answer of it in the window carried one. */
 ens_data_t *ens_window_snapshot(const ens_window_t *w);
 
 #endif

@@ -12,9 +12,9 @@
 static const char usage[] =
     "usage: ensemblectl select --csv FILE --budget K [--strategy NAME|all]\n"
     "          [--estimator heldout|plugin|miller-madow] [--min-gain-bits G]\n"
-    "          [--cost-budget C] [--no-prune] [--splits N] [--test-frac F] [--seed S]\n"
-    "          [--json]\n"
-    "       ensemblectl select --csv FILE --body [--config FILE] [--task T]\n"
+    "          [--cost-budget C] [--costs FILE] [--no-prune] [--splits N]\n"
+    "          [--test-frac F] [--seed S] [--json]\n"
+    "       ensemblectl select --csv FILE --body [--config FILE] [--task T] [--costs FILE]\n"
     "Selects an ensemble of at most K models on all rows with each strategy and\n"
     "prints its models with the cumulative information per step; then scores each\n"
     "strategy held out: over N random splits (default 20) it selects and fits on\n"
@@ -24,6 +24,10 @@ static const char usage[] =
     "the top-K weighted votes, docs/estimators.md).\n"
     "--strategy all (default) runs greedy-mi, top-k, random, caruana, exhaustive\n"
     "(when the pool is small enough) and greedy-cost (when --cost-budget is given).\n"
+    "--costs FILE: each model's cost per query, a CSV of `model,cost` lines (a\n"
+    "`model,cost` header allowed); models it leaves out cost 1.0, as in the daemon a\n"
+    "model none of whose answers carried a cost. greedy-cost spends --cost-budget\n"
+    "of them; with --body every answer of a model the file names carries its cost.\n"
     "The greedy keeps the prefix of its picks whose combiner predicts best held out\n"
     "on the rows given; --no-prune keeps every pick and makes no final choice (the\n"
     "paper's algorithm).\n"
@@ -36,6 +40,7 @@ typedef struct {
     const char *csv;
     const char *config; /* --body: the daemon's configuration */
     const char *task;   /* --body: the task */
+    const char *costs;  /* --costs: model,cost CSV */
     int body;
     ens_select_opts_t sel;
     int all;
@@ -113,6 +118,9 @@ static int parse_other(int c, args_t *a)
     case 'T':
         a->task = optarg;
         return 0;
+    case 'O':
+        a->costs = optarg;
+        return 0;
     case 'h':
         fputs(usage, stdout);
         return 1;
@@ -138,6 +146,7 @@ static int parse_args(int argc, char **argv, args_t *a)
                                          {"body", no_argument, NULL, 'B'},
                                          {"config", required_argument, NULL, 'F'},
                                          {"task", required_argument, NULL, 'T'},
+                                         {"costs", required_argument, NULL, 'O'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c, rc = 0;
@@ -260,11 +269,18 @@ int ctl_select(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     if (a.body)
-        return ctl_select_body(a.csv, a.config, a.task);
+        return ctl_select_body(a.csv, a.config, a.task, a.costs);
 
     ens_data_t *d = ctl_load_csv(a.csv);
     if (!d)
         return 1;
+    double *given = calloc(d->nmodels + 1, sizeof(double));
+    rc = a.costs ? ctl_load_costs(a.costs, d, given) : 0;
+    free(given);
+    if (rc < 0) {
+        ens_data_destroy(&d);
+        return 2;
+    }
     if (a.sel.budget > d->nmodels) {
         ctl_error("--budget %zu is larger than the %zu models of %s", a.sel.budget, d->nmodels,
                   a.csv);

@@ -52,8 +52,16 @@ int ctl_curve_client(void *sock, const ctl_curve_keys_t *k);
 
 /* select --body (select_body.c): the body the daemon would publish for the
  * rows of csv under the configuration file config (NULL: defaults), task
- * `task`, printed as JSON. Returns the exit code. */
-int ctl_select_body(const char *csv, const char *config, const char *task);
+ * `task`, printed as JSON; with costs (a --costs file, NULL: none) each
+ * answer of a model the file names carries its cost. Returns the exit
+ * code. */
+int ctl_select_body(const char *csv, const char *config, const char *task, const char *costs);
+
+/* select --costs (costs.c): reads the CSV of `model,cost` lines at path
+ * into d->cost, and given[j] (d->nmodels of them) the cost of each model
+ * the file names, NaN for the others (whose cost stays). 0, or -1 with the
+ * error printed (file:line: unknown or repeated model, bad cost). */
+int ctl_load_costs(const char *path, ens_data_t *d, double *given);
 
 /* Makes a PUSH socket fail fast: messages go only to peers whose
  * connection is complete (ZMQ_IMMEDIATE), a send waits at most timeout_ms

@@ -9,6 +9,7 @@
  * and online agree by construction; only `ts`, `version` and the ages in
  * `freshness` (seconds since each model's newest row) depend on when.
  */
+#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,39 @@ static ens_str_t str(const char *s)
 {
     ens_str_t r = {s, strlen(s)};
     return r;
+}
+
+/* Row r with costs: one prediction event per answer, each with its model's
+ * cost of the --costs file (none for a model the file leaves out), then the
+ * label. */
+static int feed_row_costs(offline_t *o, const ens_data_t *d, const double *cost, size_t r,
+                          const char *task)
+{
+    char query[32];
+    snprintf(query, sizeof(query), "row-%zu", r + 1);
+    int rc = 0;
+    for (size_t j = 0; j < d->nmodels && rc == 0; j++) {
+        uint8_t x = ens_data_col(d, j)[r];
+        if (x == ENS_SYM_MISSING)
+            continue;
+        ens_pred_t p = {str(d->model_names[j]),
+                        str(x == ENS_SYM_ABSTAIN ? "?" : d->label_names[x])};
+        ens_event_t e = {.kind = ENS_EVENT_PREDICTION,
+                         .task = str(task),
+                         .query_str = str(query),
+                         .preds = &p,
+                         .npreds = 1,
+                         .cost = isnan(cost[j]) ? -1 : cost[j],
+                         .ts = -1};
+        rc = feed(o, &e);
+    }
+    ens_event_t l = {.kind = ENS_EVENT_LABEL,
+                     .task = str(task),
+                     .query_str = str(query),
+                     .label = str(d->label_names[d->y[r]]),
+                     .cost = -1,
+                     .ts = -1};
+    return rc < 0 ? rc : feed(o, &l);
 }
 
 /* Row r as replay sends it: its answers (empty cells left out), then its
@@ -119,7 +153,7 @@ static int print_body(offline_t *o, const char *task)
     return rc;
 }
 
-int ctl_select_body(const char *csv, const char *config, const char *task)
+int ctl_select_body(const char *csv, const char *config, const char *task, const char *costs)
 {
     ens_config_t *conf = calloc(1, sizeof(*conf));
     char err[1024];
@@ -136,6 +170,13 @@ int ctl_select_body(const char *csv, const char *config, const char *task)
         free(conf);
         return 1;
     }
+    double *cost = calloc(d->nmodels + 1, sizeof(double));
+    if (costs && ctl_load_costs(costs, d, cost) < 0) {
+        free(cost);
+        ens_data_destroy(&d);
+        free(conf);
+        return 2;
+    }
     offline_t o = {0};
     o.tasks = ens_tasks_new(conf);
     o.ingest = ens_ingest_new(o.tasks, conf);
@@ -145,7 +186,7 @@ int ctl_select_body(const char *csv, const char *config, const char *task)
     o.recompute = ens_recompute_new(NULL, o.tasks, conf, &rh);
     int rc = 0;
     for (size_t r = 0; r < d->nrows && rc == 0; r++)
-        rc = feed_row(&o, d, r, task);
+        rc = costs ? feed_row_costs(&o, d, cost, r, task) : feed_row(&o, d, r, task);
     if (rc < 0)
         ctl_error("%s: a row was refused by ingest (see the message above)", csv);
     else
@@ -155,6 +196,7 @@ int ctl_select_body(const char *csv, const char *config, const char *task)
     ens_ingest_destroy(&o.ingest);
     ens_tasks_destroy(&o.tasks);
     ens_data_destroy(&d);
+    free(cost);
     free(conf);
     return rc < 0 ? 1 : 0;
 }

@@ -189,7 +189,9 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, doub
         int j = ens_task_model(t, e->preds[i].model.ptr, e->preds[i].model.len);
         int x = ens_task_label(t, e->preds[i].label.ptr, e->preds[i].label.len);
         preds[n].model = (uint16_t)j;
-        preds[n++].sym = (uint8_t)x;
+        preds[n].sym = (uint8_t)x;
+        /* An event's cost is each of its answers' (docs/protocol.md). */
+        preds[n++].cost = e->cost;
     }
     ens_task_predictions(t, key, len, preds, n, mono);
 }

@@ -42,6 +42,7 @@ typedef struct {
     ens_data_t *snap; /* the window, owned, immutable while the job runs */
     double *seen_age; /* per snap model */
     double *row_age;  /* per snap model, -1: no row */
+    uint32_t *cost_n; /* per snap model: answers with a cost in the window */
     ens_str_t *prev;  /* the published set, copied */
     char *prev_bytes; /* the copies' bytes */
     size_t nprev;
@@ -88,7 +89,7 @@ void ens_recompute_set_config(ens_recompute_t *rc, const ens_config_t *conf)
 static void work(uv_work_t *req)
 {
     job_t *j = req->data;
-    ens_pipeline_in_t in = {j->snap, j->seen_age, j->row_age, j->prev, j->nprev};
+    ens_pipeline_in_t in = {j->snap, j->seen_age, j->row_age, j->prev, j->nprev, j->cost_n};
     j->rc = ens_pipeline_run(&in, &j->opts, &j->result, j->err, sizeof(j->err));
 }
 
@@ -98,6 +99,7 @@ static void job_free(job_t *j)
     ens_data_destroy(&j->snap);
     free(j->seen_age);
     free(j->row_age);
+    free(j->cost_n);
     free(j->prev);
     free(j->prev_bytes);
     free(j);
@@ -203,7 +205,9 @@ static void job_inputs(ens_recompute_t *rc, job_t *j, const ens_task_t *t)
     double now = ens_now(), mono = ens_mono();
     j->seen_age = ens_xcalloc(nm + 1, sizeof(double));
     j->row_age = ens_xcalloc(nm + 1, sizeof(double));
+    j->cost_n = ens_xcalloc(nm + 1, sizeof(uint32_t));
     for (size_t m = 0; m < nm; m++) {
+        ens_window_cost(t->window, m, &j->cost_n[m]);
         j->seen_age[m] = mono - t->last_seen[m];
         j->row_age[m] = t->last_row[m] > 0 ? now - t->last_row[m] : -1;
     }

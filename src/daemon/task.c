@@ -34,14 +34,16 @@ static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t 
 {
     ens_task_t *t = ud;
     uint8_t x[ENS_MAX_MODELS];
+    double cost[ENS_MAX_MODELS];
     size_t nm = ens_window_models(t->window);
     memset(x, ENS_SYM_MISSING, nm);
     for (size_t i = 0; i < n; i++) {
         x[preds[i].model] = preds[i].sym;
+        cost[preds[i].model] = preds[i].cost;
         if (ts > t->last_row[preds[i].model])
             t->last_row[preds[i].model] = ts;
     }
-    if (ens_window_push(t->window, y, x, nm, ts) < 0) {
+    if (ens_window_push_costs(t->window, y, x, cost, nm, ts) < 0) {
         /* Symbols come from this window's own dictionaries: cannot fail. */
         ENS_LOG(ERR, "task %s: window refused a joined row", t->name);
         return;

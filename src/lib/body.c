@@ -2,7 +2,7 @@
  * tables (body_int.h) and its encoder. The decoder is body_decode.c.
  *
  * The encoding is the one the daemon has always published (docs/protocol.md,
- * "Publish"): 20 keys in table order; decision-table keys as labels ("?"
+ * "Publish"): 22 keys in table order; decision-table keys as labels ("?"
  * abstained, nil not asked) for the kinds vote, weighted and table, and as
  * integers (-1 abstained, -2 not asked) for pattern; NaN figures as nil.
  */
@@ -66,6 +66,8 @@ static const ens__field_t top_rows[] = {
     ROW("replaced", BOOL, ens_body_t, replaced),
     CUSTOM("reason", REASON),
     CUSTOM("choice", CHOICE),
+    CUSTOM("costs", COSTS),
+    ROW("expected_cost", F64_NIL, ens_body_t, expected_cost),
 };
 TABLE(ens__body_top, top_rows);
 
@@ -195,7 +197,7 @@ static void put_steps(ens_mpw_t *w, const ens_body_t *b)
     ens_mpw_array_end(w);
 }
 
-/* coverage, freshness or excluded: maps keyed by the window's models. */
+/* coverage, freshness, excluded or costs: maps keyed by the window's models. */
 static void put_window(ens_mpw_t *w, const ens_body_t *b, ens__custom_t id)
 {
     ens_mpw_map_begin(w);
@@ -208,6 +210,8 @@ static void put_window(ens_mpw_t *w, const ens_body_t *b, ens__custom_t id)
             ens_mpw_uint(w, mo->rows);
         else if (id == ENS__C_FRESHNESS)
             ens_mpw_double_or_nil(w, mo->age);
+        else if (id == ENS__C_COSTS)
+            ens_mpw_double_or_nil(w, mo->cost);
         else if ((size_t)mo->excluded < ENS_EXCL_COUNT)
             ens_mpw_cstr(w, ens_excl_name(mo->excluded));
         else
@@ -271,7 +275,7 @@ static void put_custom(ens_mpw_t *w, const ens_body_t *b, ens__custom_t id)
             put_map(w, b, &b->candidates[i], &ens__body_candidate);
         ens_mpw_array_end(w);
         break;
-    default: /* coverage, freshness, excluded */
+    default: /* coverage, freshness, excluded, costs */
         put_window(w, b, id);
     }
 }

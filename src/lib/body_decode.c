@@ -4,8 +4,8 @@
  * pre-walk of protocol.h runs before msgpack-c sees them, then every field
  * is checked against the tables of body_int.h: its type, the cell count of
  * every per-model array (= the number of models), label and class indices,
- * exclusion and reason strings, and that every model named by freshness or
- * excluded is one of coverage. Unknown keys are skipped: a newer daemon may
+ * exclusion and reason strings, and that every model named by freshness,
+ * excluded or costs is one of coverage. Unknown keys are skipped: a newer daemon may
  * add fields. A key given twice is refused (which one would count?).
  *
  * Everything a decoded body points to lives in its arena, one free per
@@ -353,19 +353,23 @@ static int dec_coverage(dec_t *c, const msgpack_object *o)
             return ENS_EPARSE;
         b->window[m].age = NAN;
         b->window[m].excluded = ENS_EXCL_NONE;
+        b->window[m].cost = NAN;
     }
     return index_names(c, b->window, sizeof(ens_body_model_t), b->nwindow, "coverage", &c->window);
 }
 
-/* freshness (every model of coverage once) or excluded (some of them). */
+/* freshness or costs (every model of coverage once) or excluded (some of
+ * them). */
 static int dec_per_model(dec_t *c, const msgpack_object *o, ens__custom_t id)
 {
     ens_body_t *b = c->b;
-    const char *what = id == ENS__C_FRESHNESS ? "freshness" : "excluded";
+    const char *what = id == ENS__C_FRESHNESS ? "freshness"
+                       : id == ENS__C_COSTS   ? "costs"
+                                              : "excluded";
     if (o->type != MSGPACK_OBJECT_MAP)
         return fail(c, "%s: not a map", what);
-    if (id == ENS__C_FRESHNESS && o->via.map.size != b->nwindow)
-        return fail(c, "freshness: %u models, coverage has %zu", o->via.map.size, b->nwindow);
+    if (id != ENS__C_EXCLUDED && o->via.map.size != b->nwindow)
+        return fail(c, "%s: %u models, coverage has %zu", what, o->via.map.size, b->nwindow);
     unsigned char *seen = arena_alloc(c, b->nwindow + 1);
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
@@ -374,8 +378,9 @@ static int dec_per_model(dec_t *c, const msgpack_object *o, ens__custom_t id)
             return fail(c, "%s: a model not in coverage", what);
         if (seen[m]++)
             return fail(c, "%s: \"%s\" given twice", what, b->window[m].model.ptr);
-        if (id == ENS__C_FRESHNESS) {
-            if (get_num(c, &kv->val, 1, "freshness", &b->window[m].age) < 0)
+        if (id != ENS__C_EXCLUDED) {
+            double *v = id == ENS__C_FRESHNESS ? &b->window[m].age : &b->window[m].cost;
+            if (get_num(c, &kv->val, 1, what, v) < 0)
                 return ENS_EPARSE;
             continue;
         }
@@ -432,6 +437,7 @@ static int dec_custom(dec_t *c, const msgpack_object *o, ens__custom_t id)
         return dec_coverage(c, o);
     case ENS__C_FRESHNESS:
     case ENS__C_EXCLUDED:
+    case ENS__C_COSTS:
         return dec_per_model(c, o, id);
     case ENS__C_REASON:
         if ((r = find_reason(o)) < 0)
@@ -479,7 +485,7 @@ static int dec_field(dec_t *c, const msgpack_object *o, void *base, const ens__f
 /* The map o as table t over the struct at base: first every known key's
  * value (a key twice is an error, unknown keys are skipped), then each field
  * in table order, which is the order their checks depend on (labels before
- * the combiner's table, coverage before freshness and excluded). */
+ * the combiner's table, coverage before freshness, excluded and costs). */
 static int dec_map(dec_t *c, const msgpack_object *o, void *base, const ens__table_t *t,
                    const char *path)
 {

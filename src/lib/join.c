@@ -161,7 +161,7 @@ void ens_join_predictions(ens_join_t *j, const void *key, size_t len, const ens_
 void ens_join_prediction(ens_join_t *j, const void *key, size_t len, uint16_t model, uint8_t sym,
                          double now)
 {
-    ens_join_pred_t p = {model, sym};
+    ens_join_pred_t p = {model, sym, -1};
     ens_join_predictions(j, key, len, &p, 1, now);
 }
 

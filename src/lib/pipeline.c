@@ -46,7 +46,7 @@ static void make_pool(ens_pipeline_t *p)
             keep[n++] = m;
     }
     p->pool = ens_data_columns(d, keep, n);
-    free(keep);
+    p->from_snap = keep;
 }
 
 /* How many more bits the fresh set carries than the published one, both
@@ -103,9 +103,22 @@ static int published_in_pool(const ens_pipeline_t *p, ens_selection_t *old)
     return 1;
 }
 
+/* Whether greedy-cost's published set s (pool indices) costs more than the
+ * cost budget: costs are the window's means, and they move. */
+static int over_cost_budget(const ens_pipeline_t *p, const ens_selection_t *s)
+{
+    if (p->o.select.strategy != ENS_STRAT_GREEDY_COST)
+        return 0;
+    double c = 0;
+    for (size_t i = 0; i < s->n; i++)
+        c += p->pool->cost[s->models[i]];
+    return c > p->o.select.cost_budget + 1e-12;
+}
+
 /* Stage 3. The hysteresis rule: the fresh selection replaces the published
  * set only if it carries min_improvement_bits more, or a published model
- * left, or the budget shrank below the published set. */
+ * left, or the budget shrank below the published set, or that set now costs
+ * more than the cost budget. */
 static void hysteresis(ens_pipeline_t *p, const ens_selection_t *fresh)
 {
     ens_selection_t old;
@@ -118,6 +131,8 @@ static void hysteresis(ens_pipeline_t *p, const ens_selection_t *fresh)
         p->reason = ENS_REASON_LEFT;
     } else if (old.n > p->o.select.budget) {
         p->reason = ENS_REASON_BUDGET;
+    } else if (over_cost_budget(p, &old)) {
+        p->reason = ENS_REASON_COST;
     } else if (old.n == fresh->n &&
                memcmp(old.models, fresh->models, old.n * sizeof(size_t)) == 0) {
         p->replaced = 0;
@@ -323,6 +338,7 @@ void ens_pipeline_destroy(ens_pipeline_t **pp)
     ens_data_destroy(&p->pool);
     free(p->coverage);
     free(p->excluded);
+    free(p->from_snap);
     free(p);
     *pp = NULL;
 }

@@ -105,6 +105,21 @@ static void fill_window(ens_pipeline_t *p)
     b->explore_extra = p->o.explore_rate * (double)extra;
 }
 
+/* costs: per model of the window the mean cost of its answers (nil when
+ * none reported one), and the published set's cost per query, the sum of
+ * its models' (nil when one of them has none). */
+static void fill_costs(ens_pipeline_t *p)
+{
+    ens_body_t *b = &p->body;
+    const ens_data_t *d = p->in.snap;
+    const uint32_t *n = p->in.cost_n;
+    for (size_t m = 0; m < d->nmodels; m++)
+        b->window[m].cost = n && n[m] > 0 ? d->cost[m] : NAN;
+    b->expected_cost = 0;
+    for (size_t i = 0; i < p->sel.n; i++)
+        b->expected_cost += b->window[p->from_snap[p->sel.models[i]]].cost;
+}
+
 /* choice: every candidate of the final choice and the winner. */
 static void fill_choice(ens_pipeline_t *p)
 {
@@ -140,6 +155,7 @@ void ens__pipeline_fill_body(ens_pipeline_t *p)
     b->copula_error_floor_ensemble = p->bounds.floor_set;
     b->latent_correlation_mean = p->bounds.rho_pool;
     fill_window(p);
+    fill_costs(p);
     b->replaced = p->replaced;
     b->reason = p->reason;
     fill_choice(p);

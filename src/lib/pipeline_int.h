@@ -14,6 +14,7 @@ struct ens_pipeline_s {
     size_t *coverage;      /* per snap model: rows in which it was asked */
     ens_excl_t *excluded;  /* per snap model: why it is out of the pool */
     ens_data_t *pool;      /* the snap's columns of the pool's models */
+    size_t *from_snap;     /* per pool model: its index in the snap */
     ens_selection_t sel;   /* the set to publish, indices into pool */
     ens_reason_t reason;   /* why this set */
     int replaced;          /* it differs from the published one */

@@ -9,9 +9,23 @@
  * ENS_MAX_LABELS cells would be 256 KB; tables are allocated for the current
  * label capacity instead and regrown (doubling) as labels appear. Row x ==
  * label_cap of the table counts abstentions.
+ *
+ * Costs: a model's column of per-row costs (a double each, NAN where the
+ * answer carried none: 8 bytes per row, where its answers take 1) is
+ * allocated at its first answer with a cost, so a fleet that reports no
+ * cost pays nothing for them. Doubles, not floats: a cost of 0.01 must
+ * publish as 0.01, and offline selections over a costs file (which hold
+ * doubles) must see the same numbers. Per model, the sum and
+ * the number of the costs in the window move with every push and expiry;
+ * the sum restarts at exactly 0 whenever the count reaches 0, so rounding
+ * cannot build up past one stretch of costed answers, and a mean is never
+ * below 0 (rounding could leave -1e-17 where every cost left is 0). The sum
+ * is a long double: in a double, 1267 answers at 0.01 average to
+ * 0.009999999999999822, and a body should say 0.01.
  */
 #include "ensembled/window.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,18 +34,22 @@
 #include "ensembled/xalloc.h"
 
 struct ens_window_s {
-    size_t capacity;    /* ring size in rows */
-    size_t max_models;  /* model slots */
-    size_t head;        /* ring index of the oldest row */
-    size_t rows;        /* rows present */
-    uint8_t *y;         /* capacity true labels */
-    double *ts;         /* capacity row times */
-    uint8_t **cols;     /* max_models columns of capacity bytes (NULL until used) */
-    uint32_t **counts;  /* max_models tables of (label_cap + 1) x label_cap */
-    uint32_t *present;  /* max_models: rows in which the model was asked */
-    size_t label_cap;   /* labels the count tables can index */
-    ens_dict_t *models; /* model names -> ids */
-    ens_dict_t *labels; /* label names -> ids */
+    size_t capacity;       /* ring size in rows */
+    size_t max_models;     /* model slots */
+    size_t head;           /* ring index of the oldest row */
+    size_t rows;           /* rows present */
+    uint8_t *y;            /* capacity true labels */
+    double *ts;            /* capacity row times */
+    uint8_t **cols;        /* max_models columns of capacity bytes (NULL until used) */
+    uint32_t **counts;     /* max_models tables of (label_cap + 1) x label_cap */
+    uint32_t *present;     /* max_models: rows in which the model was asked */
+    double **costs;        /* max_models columns of capacity costs, NAN: none
+                            * (NULL until the model's first costed answer) */
+    long double *cost_sum; /* max_models: sum of the costs in the window */
+    uint32_t *cost_n;      /* max_models: answers with a cost in the window */
+    size_t label_cap;      /* labels the count tables can index */
+    ens_dict_t *models;    /* model names -> ids */
+    ens_dict_t *labels;    /* label names -> ids */
 };
 
 ens_window_t *ens_window_new(size_t capacity, size_t max_models)
@@ -46,6 +64,9 @@ ens_window_t *ens_window_new(size_t capacity, size_t max_models)
     w->cols = ens_xcalloc(max_models, sizeof(uint8_t *));
     w->counts = ens_xcalloc(max_models, sizeof(uint32_t *));
     w->present = ens_xcalloc(max_models, sizeof(uint32_t));
+    w->costs = ens_xcalloc(max_models, sizeof(double *));
+    w->cost_sum = ens_xcalloc(max_models, sizeof(long double));
+    w->cost_n = ens_xcalloc(max_models, sizeof(uint32_t));
     w->label_cap = 4;
     w->models = ens_dict_new(max_models, ENS_MAX_NAME);
     w->labels = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME);
@@ -60,7 +81,11 @@ void ens_window_destroy(ens_window_t **wp)
     for (size_t j = 0; j < w->max_models; j++) {
         free(w->cols[j]);
         free(w->counts[j]);
+        free(w->costs[j]);
     }
+    free(w->costs);
+    free(w->cost_sum);
+    free(w->cost_n);
     free(w->cols);
     free(w->counts);
     free(w->present);
@@ -132,6 +157,35 @@ static int known_symbol(const ens_window_t *w, uint8_t s)
     return s == ENS_SYM_MISSING || s == ENS_SYM_ABSTAIN || s < ens_dict_count(w->labels);
 }
 
+/* Takes model j's cost at ring position at out of the sums. */
+static void uncost(ens_window_t *w, size_t j, size_t at)
+{
+    if (!w->costs[j] || isnan(w->costs[j][at]))
+        return;
+    w->cost_sum[j] -= w->costs[j][at];
+    if (--w->cost_n[j] == 0)
+        w->cost_sum[j] = 0;
+    w->costs[j][at] = NAN;
+}
+
+/* Stores model j's cost c (negative or NaN: none) at ring position at. */
+static void put_cost(ens_window_t *w, size_t j, size_t at, double c)
+{
+    if (!(c >= 0)) {
+        if (w->costs[j])
+            w->costs[j][at] = NAN;
+        return;
+    }
+    if (!w->costs[j]) {
+        w->costs[j] = ens_xmalloc(w->capacity * sizeof(double));
+        for (size_t i = 0; i < w->capacity; i++)
+            w->costs[j][i] = NAN;
+    }
+    w->costs[j][at] = c;
+    w->cost_sum[j] += c;
+    w->cost_n[j]++;
+}
+
 /* Removes the oldest row from the counts and the ring. */
 static void expire_one(ens_window_t *w)
 {
@@ -145,12 +199,19 @@ static void expire_one(ens_window_t *w)
         w->counts[j][cell(w, x, y)]--;
         w->present[j]--;
         w->cols[j][at] = ENS_SYM_MISSING;
+        uncost(w, j, at);
     }
     w->head = (w->head + 1) % w->capacity;
     w->rows--;
 }
 
 int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, double ts)
+{
+    return ens_window_push_costs(w, y, x, NULL, nx, ts);
+}
+
+int ens_window_push_costs(ens_window_t *w, uint8_t y, const uint8_t *x, const double *cost,
+                          size_t nx, double ts)
 {
     size_t nm = ens_dict_count(w->models);
     if (y >= ens_dict_count(w->labels) || nx > nm)
@@ -170,6 +231,7 @@ int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, dou
             continue;
         w->counts[j][cell(w, v, y)]++;
         w->present[j]++;
+        put_cost(w, j, at, cost ? cost[j] : -1);
     }
     w->rows++;
     return 0;
@@ -274,6 +336,20 @@ uint32_t ens_window_present(const ens_window_t *w, size_t j)
     return j < ens_dict_count(w->models) ? w->present[j] : 0;
 }
 
+static double mean_cost(const ens_window_t *w, size_t j)
+{
+    double m = (double)(w->cost_sum[j] / w->cost_n[j]);
+    return m > 0 ? m : 0;
+}
+
+double ens_window_cost(const ens_window_t *w, size_t j, uint32_t *n)
+{
+    uint32_t k = j < ens_dict_count(w->models) ? w->cost_n[j] : 0;
+    if (n)
+        *n = k;
+    return k ? mean_cost(w, j) : NAN;
+}
+
 /* Copies ring positions [from, from + n) of src into dst[0..n). */
 static void copy_ring(uint8_t *dst, const uint8_t *src, size_t cap, size_t from, size_t n)
 {
@@ -290,6 +366,8 @@ ens_data_t *ens_window_snapshot(const ens_window_t *w)
     for (size_t j = 0; j < nm; j++) {
         copy_ring(d->x + j * w->rows, w->cols[j], w->capacity, w->head, w->rows);
         ens_data_set_model_name(d, j, ens_dict_name(w->models, (int)j));
+        if (w->cost_n[j] > 0)
+            d->cost[j] = mean_cost(w, j);
     }
     for (size_t l = 0; l < nl; l++)
         ens_data_set_label_name(d, l, ens_dict_name(w->labels, (int)l));

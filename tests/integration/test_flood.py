@@ -117,7 +117,7 @@ def documented_bound(idle_rss, msg_bytes, peers):
     tasks, models = len(TASKS), len(MODELS)
     window = tasks * WINDOW_ROWS * (models + 9)
     entry = 256 + 32  # entry, uthash handle and bucket, malloc overhead, key
-    answers = models * 4 + 32
+    answers = models * 16 + 32  # model, answer and cost per answer
     join = tasks * MAX_PENDING * (2 * entry + answers)  # pending + tombstones
     zmq_in = peers * ZMQ_RCVHWM * (msg_bytes + 128)
     selection = tasks * 3 * WINDOW_ROWS * (models + 1) + tasks * 8 * 1024 * 1024

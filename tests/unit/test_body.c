@@ -5,7 +5,7 @@
  *    has always packed it (hand-counted maps, its own key and reason
  *    strings); ens_body_encode must write the same bytes.
  *  - msgpack-c's unpacker reads the encoded body back for a key-by-key check
- *    of the 20 keys, their order and their types.
+ *    of the 22 keys, their order and their types.
  *  - Rejections are made by unpacking a valid body with msgpack-c, breaking
  *    one thing in the object tree (a key dropped, a type changed, a cell
  *    added), and packing it again with msgpack_pack_object.
@@ -27,10 +27,11 @@
 #include "testutil.h"
 
 /* The wire strings, written out here rather than taken from the library. */
-static const char *const top_keys[20] = {
-    "task",     "version",     "ts",       "strategy", "estimator", "budget", "models",
-    "steps",    "window_rows", "labels",   "combiner", "accuracy",  "bounds", "explore",
-    "coverage", "freshness",   "excluded", "replaced", "reason",    "choice"};
+static const char *const top_keys[22] = {
+    "task",   "version", "ts",          "strategy",     "estimator", "budget",
+    "models", "steps",   "window_rows", "labels",       "combiner",  "accuracy",
+    "bounds", "explore", "coverage",    "freshness",    "excluded",  "replaced",
+    "reason", "choice",  "costs",       "expected_cost"};
 static const char *const excl_text[] = {"", "retired: silent for longer than select.retire_after",
                                         "coverage below select.min_rows"};
 static const char *const reason_text[] = {
@@ -39,7 +40,8 @@ static const char *const reason_text[] = {
     "the budget is now smaller than the published set",
     "same set",
     "more information",
-    "kept: the new set is not better by publish.min_improvement_bits"};
+    "kept: the new set is not better by publish.min_improvement_bits",
+    "the published set now costs more than select.cost_budget"};
 static const char *const kind_text[] = {"vote", "weighted", "table", "pattern"};
 
 /* ---- a body to encode --------------------------------------------------- */
@@ -118,12 +120,13 @@ static void fixture(fixture_t *f, ens_comb_kind_t kind)
         f->steps[i] = (ens_body_step_t){f->models[i], 0.5 * (double)(i + 1), 0.5, 1000 - i};
         f->weights[i] = 0.7 + 0.05 * (double)i;
     }
-    static const ens_body_model_t win[5] = {{{"beta", 4}, 900, 0.5, ENS_EXCL_NONE},
-                                            {{"m\0a", 3}, 1000, 0, ENS_EXCL_NONE},
-                                            {{"old", 3}, 10, 3600, ENS_EXCL_RETIRED},
-                                            {{"gamma", 5}, 998, 1.5, ENS_EXCL_NONE},
-                                            {{"new", 3}, 2, NAN, ENS_EXCL_COVERAGE}};
+    static const ens_body_model_t win[5] = {{{"beta", 4}, 900, 0.5, ENS_EXCL_NONE, 0.25},
+                                            {{"m\0a", 3}, 1000, 0, ENS_EXCL_NONE, 2.5},
+                                            {{"old", 3}, 10, 3600, ENS_EXCL_RETIRED, NAN},
+                                            {{"gamma", 5}, 998, 1.5, ENS_EXCL_NONE, 0},
+                                            {{"new", 3}, 2, NAN, ENS_EXCL_COVERAGE, 7}};
     memcpy(f->window, win, sizeof(win));
+    b->expected_cost = 2.75;
     f->cand[0] = (ens_body_candidate_t){S("selection"), 3, 0.8125, 0.01};
     f->cand[1] = (ens_body_candidate_t){S("top-1"), 1, 0.78, 0.02};
     f->cand[2] = (ens_body_candidate_t){S("top-2"), 2, NAN, NAN};
@@ -322,11 +325,23 @@ static void rp_choice(msgpack_packer *pk, const ens_body_t *b)
     rp_str(pk, b->choice_winner);
 }
 
+static void rp_costs(msgpack_packer *pk, const ens_body_t *b)
+{
+    rp_cstr(pk, "costs");
+    msgpack_pack_map(pk, b->nwindow);
+    for (size_t m = 0; m < b->nwindow; m++) {
+        rp_str(pk, b->window[m].model);
+        rp_dnil(pk, b->window[m].cost);
+    }
+    rp_cstr(pk, "expected_cost");
+    rp_dnil(pk, b->expected_cost);
+}
+
 static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 21);
+    msgpack_pack_map(&pk, 23);
     rp_cstr(&pk, "protocol");
     msgpack_pack_uint64(&pk, 2);
     rp_head(&pk, b); /* 10 entries */
@@ -342,6 +357,7 @@ static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
     rp_cstr(&pk, "reason");
     rp_cstr(&pk, reason_text[b->reason]);
     rp_choice(&pk, b);
+    rp_costs(&pk, b); /* 2 entries */
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -395,6 +411,7 @@ static void assert_window_equal(const ens_body_t *g, const ens_body_t *b)
         assert_str_eq(g->window[m].model, b->window[m].model);
         assert_true(g->window[m].rows == b->window[m].rows);
         assert_num_eq(g->window[m].age, b->window[m].age);
+        assert_num_eq(g->window[m].cost, b->window[m].cost);
         assert_int_equal(g->window[m].excluded, b->window[m].excluded);
     }
 }
@@ -447,6 +464,7 @@ static void assert_body_equal(const ens_body_t *g, const ens_body_t *b)
         assert_num_eq(g->candidates[i].se, b->candidates[i].se);
     }
     assert_str_eq(g->choice_winner, b->choice_winner);
+    assert_num_eq(g->expected_cost, b->expected_cost);
 }
 
 static void assert_roundtrip(const ens_body_t *b)
@@ -474,7 +492,7 @@ static void test_body_names(void **state)
     for (int r = 0; r < ENS_REASON_COUNT; r++)
         assert_string_equal(ens_reason_name((ens_reason_t)r), reason_text[r]);
     assert_int_equal(ENS_EXCL_COUNT, 3);
-    assert_int_equal(ENS_REASON_COUNT, 6);
+    assert_int_equal(ENS_REASON_COUNT, 7);
     assert_string_equal(ens_excl_name(ENS_EXCL_COUNT), "?");
     assert_string_equal(ens_reason_name((ens_reason_t)-1), "?");
 }
@@ -562,9 +580,9 @@ static void test_body_keys_in_order(void **state)
     assert_int_equal(msgpack_unpack(w.data, w.size, &off, &z, &root), MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, w.size);
     assert_int_equal(root.type, MSGPACK_OBJECT_MAP);
-    assert_int_equal(root.via.map.size, 21);
+    assert_int_equal(root.via.map.size, 23);
     assert_int_equal(val_of(&root, 0, "protocol")->via.u64, ENS_PROTOCOL_VERSION);
-    for (size_t i = 0; i < 20; i++)
+    for (size_t i = 0; i < 22; i++)
         val_of(&root, i + 1, top_keys[i]);
     assert_ostr(val_of(&root, 1, "task"), "t\0x", 3);
     assert_int_equal(val_of(&root, 2, "version")->via.u64, 7);
@@ -598,6 +616,12 @@ static void test_body_keys_in_order(void **state)
     assert_true(val_of(&cands->via.array.ptr[1], 2, "accuracy")->via.f64 == 0.78);
     assert_int_equal(val_of(&cands->via.array.ptr[2], 3, "se")->type, MSGPACK_OBJECT_NIL);
     assert_ostr(val_of(ch, 1, "winner"), "top-1", 5);
+    const msgpack_object *co = val_of(&root, 21, "costs");
+    assert_int_equal(co->via.map.size, 5);
+    assert_ostr(&co->via.map.ptr[1].key, "m\0a", 3);
+    assert_true(co->via.map.ptr[1].val.via.f64 == 2.5);
+    assert_int_equal(co->via.map.ptr[2].val.type, MSGPACK_OBJECT_NIL);
+    assert_true(val_of(&root, 22, "expected_cost")->via.f64 == 2.75);
     msgpack_zone_destroy(&z);
     ens_mpw_free(&w);
 }
@@ -666,7 +690,8 @@ static void random_body(fixture_t *f, tu_rng_t *r)
         snprintf(f->names[m], 32, "model-%zu", m);
         f->window[m] = (ens_body_model_t){S(f->names[m]), tu_next(r) >> tu_below(r, 64),
                                           tu_below(r, 4) ? tu_uniform(r) * 100 : NAN,
-                                          (ens_excl_t)tu_below(r, ENS_EXCL_COUNT)};
+                                          (ens_excl_t)tu_below(r, ENS_EXCL_COUNT),
+                                          tu_below(r, 3) ? tu_uniform(r) * 10 : NAN};
         if (m < b->nexplore)
             f->explore[m] = f->window[m].model;
     }
@@ -702,6 +727,7 @@ static void random_body(fixture_t *f, tu_rng_t *r)
     }
     b->choice_winner = b->ncandidates ? f->cand[tu_below(r, b->ncandidates)].name : S("selection");
     b->version = tu_next(r);
+    b->expected_cost = tu_below(r, 3) ? tu_uniform(r) * 30 : NAN;
 }
 
 static void test_body_roundtrip_random(void **state)
@@ -900,6 +926,11 @@ static const mcase_t reject_cases[] = {
     {T, "freshness.new", RENAME, "old", 0, "freshness: \"old\" given twice"},
     {T, "freshness.new", DROP, NULL, 0, "freshness: 4 models, coverage has 5"},
     {T, "coverage.old", RENAME, "new", 0, "coverage: \"new\" given twice"},
+    {T, "costs.old", STR, "1", 0, "costs: not a number"},
+    {T, "costs.new", RENAME, "nobody", 0, "costs: a model not in coverage"},
+    {T, "costs.new", RENAME, "old", 0, "costs: \"old\" given twice"},
+    {T, "costs.new", DROP, NULL, 0, "costs: 4 models, coverage has 5"},
+    {T, "expected_cost", STR, "x", 0, "expected_cost: not a number"},
     {T, "labels.1", STR, "A", 0, "labels: \"A\" given twice"},
     {T, "models", SHRINK, NULL, 0, "steps: not an array of 2"},
     {T, "steps", SHRINK, NULL, 0, "steps: not an array of 3"},
@@ -938,7 +969,7 @@ static void test_body_rejects(void **state)
 static void test_body_rejects_each_key(void **state)
 {
     (void)state;
-    for (size_t k = 0; k < 20; k++) {
+    for (size_t k = 0; k < 22; k++) {
         char want[64];
         snprintf(want, sizeof(want), "%s: missing", top_keys[k]);
         mcase_t drop = {ENS_COMB_TABLE, top_keys[k], DROP, NULL, 0, want};
@@ -992,7 +1023,7 @@ static void test_body_ignores_unknown_keys(void **state)
     tree_load(&t, ENS_COMB_TABLE);
     for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++)
         mutate(&t, &adds[i]);
-    assert_int_equal(t.root.via.map.size, 22);
+    assert_int_equal(t.root.via.map.size, 24);
     ens_body_t *b = NULL;
     char err[256] = "";
     if (decode_tree(&t, &b, err, sizeof(err)) != 0)

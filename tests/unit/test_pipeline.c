@@ -64,7 +64,7 @@ static void test_pipeline_pool_excludes_by_reason(void **state)
     o.min_rows = 50;
     o.retire_after = 3600;
     o.explore_rate = 0.1;
-    ens_pipeline_in_t in = {d, seen, NULL, NULL, 0};
+    ens_pipeline_in_t in = {d, seen, NULL, NULL, 0, NULL};
     ens_pipeline_t *p = run(&in, &o);
     const ens_body_t *b = ens_pipeline_body(p);
 
@@ -104,7 +104,7 @@ static void test_pipeline_empty_pool_fails(void **state)
     ens_pipeline_opts_t o;
     ens_pipeline_opts_default(&o);
     o.min_rows = 50;
-    ens_pipeline_in_t in = {d, NULL, NULL, NULL, 0};
+    ens_pipeline_in_t in = {d, NULL, NULL, NULL, 0, NULL};
     ens_pipeline_t *p = (ens_pipeline_t *)&in; /* must be reset to NULL */
     char err[256] = "";
     assert_int_equal(ens_pipeline_run(&in, &o, &p, err, sizeof(err)), ENS_EEMPTY);
@@ -122,7 +122,7 @@ static ens_pipeline_t *run_prev(const ens_data_t *d, ens_pipeline_opts_t *o,
         names[i].ptr = prev[i];
         names[i].len = strlen(prev[i]);
     }
-    ens_pipeline_in_t in = {d, NULL, NULL, names, n};
+    ens_pipeline_in_t in = {d, NULL, NULL, names, n, NULL};
     return run(&in, o);
 }
 
@@ -235,7 +235,7 @@ static void test_pipeline_honest_accuracy_matches_hand(void **state)
     ens_pipeline_opts_default(&o);
     o.select.strategy = ENS_STRAT_TOPK;
     o.select.budget = 3;
-    ens_pipeline_in_t in = {d, NULL, NULL, NULL, 0};
+    ens_pipeline_in_t in = {d, NULL, NULL, NULL, 0, NULL};
     ens_pipeline_t *p = run(&in, &o);
     const ens_body_t *b = ens_pipeline_body(p);
     double single, vote;
@@ -261,7 +261,7 @@ static void test_pipeline_table_cells(void **state)
     ens_pipeline_opts_default(&o);
     o.select.strategy = ENS_STRAT_TOPK;
     o.select.budget = 4;
-    ens_pipeline_in_t in = {d, NULL, NULL, NULL, 0};
+    ens_pipeline_in_t in = {d, NULL, NULL, NULL, 0, NULL};
     ens_pipeline_t *p = run(&in, &o);
     const ens_body_t *b = ens_pipeline_body(p);
     assert_int_equal(b->nlabels, d->nlabels);

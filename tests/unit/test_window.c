@@ -296,12 +296,77 @@ static void test_window_interning(void **state)
     ens_window_destroy(&w);
 }
 
+/* Costs against a shadow of the rows in the window: after every operation,
+ * each model's ens_window_cost is the mean of the costs its answers in the
+ * shadow carry (costs are multiples of 1/8, exact in a float), and the
+ * snapshot holds that mean, or 1.0 for a model with no costed answer. */
+#define CAP 37
+static void test_window_costs_vs_shadow(void **state)
+{
+    (void)state;
+    enum { NM = 3 };
+    ens_window_t *w = ens_window_new(CAP, NM);
+    assert_int_equal(ens_window_label(w, "a", 1), 0);
+    for (int j = 0; j < NM; j++)
+        assert_int_equal(ens_window_model(w, &"xyz"[j], 1), j);
+    /* The shadow: per row pushed, each model's answer and cost (-1: none). */
+    uint8_t sx[4 * CAP * 20][NM];
+    double sc[4 * CAP * 20][NM];
+    size_t head = 0, tail = 0;
+    tu_rng_t r;
+    tu_seed(&r, 7);
+    for (int op = 0; op < 4 * CAP * 20 - 1; op++) {
+        if (tu_below(&r, 10) == 0) {
+            size_t k = tu_below(&r, 6);
+            ens_window_expire(w, k);
+            head = head + k < tail ? head + k : tail;
+        } else {
+            uint8_t x[NM];
+            double c[NM];
+            for (int j = 0; j < NM; j++) {
+                x[j] = tu_below(&r, 4) == 0 ? ENS_SYM_MISSING : 0;
+                /* Model 2 never reports a cost; model 1 only sometimes. */
+                c[j] = j == 2 || (j == 1 && tu_below(&r, 2)) ? -1 : (double)tu_below(&r, 800) / 8;
+            }
+            assert_int_equal(ens_window_push_costs(w, 0, x, c, NM, op), 0);
+            memcpy(sx[tail], x, sizeof(x));
+            memcpy(sc[tail], c, sizeof(c));
+            tail++;
+            if (tail - head > CAP)
+                head++;
+        }
+        ens_data_t *d = op % 17 == 0 ? ens_window_snapshot(w) : NULL;
+        for (int j = 0; j < NM; j++) {
+            double sum = 0;
+            uint32_t n = 0, got_n = 99;
+            for (size_t i = head; i < tail; i++)
+                if (sx[i][j] != ENS_SYM_MISSING && sc[i][j] >= 0) {
+                    sum += sc[i][j];
+                    n++;
+                }
+            double got = ens_window_cost(w, j, &got_n), want = n ? sum / n : 1.0;
+            assert_int_equal(got_n, n);
+            if (n == 0)
+                assert_true(isnan(got));
+            else
+                assert_near(got, want, 1e-9 * (1 + want));
+            if (d)
+                assert_near(d->cost[j], want, 1e-9 * (1 + want));
+        }
+        ens_data_destroy(&d);
+    }
+    assert_true(isnan(ens_window_cost(w, 5, NULL))); /* not a model */
+    ens_window_destroy(&w);
+}
+#undef CAP
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_random_vs_shadow),
         cmocka_unit_test(test_window_ring_wrap_exact),
         cmocka_unit_test(test_window_interning),
+        cmocka_unit_test(test_window_costs_vs_shadow),
     };
     return cmocka_run_group_tests_name("window", tests, NULL, NULL);
 }

@@ -4,8 +4,10 @@
  * every task, model, label, pending query and row exactly as before, and
  * be counted under their reason (in the stats and in the status map, read
  * back with msgpack-c); sampling is checked query by query against XXH3-64
- * computed here from the rule docs/protocol.md states.
+ * computed here from the rule docs/protocol.md states; each model's mean
+ * cost in the window against the costs sent.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -407,6 +409,86 @@ static void test_ingest_future_label_ts_clamped(void **state)
     assert_int_equal(ens_ingest_stats(fx->in)->future_ts, 2);
 }
 
+/* One prediction event of task "c" for query q: the answers of models[0..n)
+ * (all "A"), with a cost when cost >= 0. */
+static void pred_cost(fx_t *fx, uint64_t q, const char *const *models, size_t n, double cost)
+{
+    msgpack_pack_map(&fx->pk, cost >= 0 ? 5 : 4);
+    msgpack_pack_str_with_body(&fx->pk, "kind", 4);
+    msgpack_pack_str_with_body(&fx->pk, "prediction", 10);
+    msgpack_pack_str_with_body(&fx->pk, "task", 4);
+    msgpack_pack_str_with_body(&fx->pk, "c", 1);
+    msgpack_pack_str_with_body(&fx->pk, "query", 5);
+    msgpack_pack_uint64(&fx->pk, q);
+    msgpack_pack_str_with_body(&fx->pk, "predictions", 11);
+    msgpack_pack_map(&fx->pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_str_with_body(&fx->pk, models[i], strlen(models[i]));
+        msgpack_pack_str_with_body(&fx->pk, "A", 1);
+    }
+    if (cost >= 0) {
+        msgpack_pack_str_with_body(&fx->pk, "cost", 4);
+        msgpack_pack_double(&fx->pk, cost);
+    }
+    assert_int_equal(send_msg(fx), 0);
+}
+
+/* A label event of task "c" carrying a cost, which means nothing there. */
+static void label_cost(fx_t *fx, uint64_t q)
+{
+    msgpack_pack_map(&fx->pk, 5);
+    msgpack_pack_str_with_body(&fx->pk, "kind", 4);
+    msgpack_pack_str_with_body(&fx->pk, "label", 5);
+    msgpack_pack_str_with_body(&fx->pk, "task", 4);
+    msgpack_pack_str_with_body(&fx->pk, "c", 1);
+    msgpack_pack_str_with_body(&fx->pk, "query", 5);
+    msgpack_pack_uint64(&fx->pk, q);
+    msgpack_pack_str_with_body(&fx->pk, "label", 5);
+    msgpack_pack_str_with_body(&fx->pk, "A", 1);
+    msgpack_pack_str_with_body(&fx->pk, "cost", 4);
+    msgpack_pack_double(&fx->pk, 99);
+    assert_int_equal(send_msg(fx), 0);
+}
+
+static double model_cost(const fx_t *fx, const char *m, uint32_t *n)
+{
+    const ens_task_t *t = ens_tasks_find(fx->tasks, "c", 1);
+    assert_non_null(t);
+    int id = ens_window_find_model(t->window, m, strlen(m));
+    assert_true(id >= 0);
+    return ens_window_cost(t->window, (size_t)id, n);
+}
+
+/* Costs ride the join into the window (docs/protocol.md, "Costs"): an
+ * event's cost is each of its answers'; an answer without one, a second
+ * answer of a model (dropped by the join), a late answer and a label's cost
+ * count for nothing. The means are computed here from what was sent. */
+static void test_ingest_costs_reach_the_window(void **state)
+{
+    fx_t *fx = *state;
+    static const char *const both[] = {"m1", "m2"}, *const m1[] = {"m1"}, *const m2[] = {"m2"},
+                             *const m3[] = {"m3"};
+    pred_cost(fx, 1, both, 2, 0.5); /* m1 0.5, m2 0.5 */
+    pred_cost(fx, 1, m3, 1, -1);    /* m3: no cost */
+    pred_cost(fx, 1, m1, 1, 7);     /* m1 again: the first answer is kept */
+    label_cost(fx, 1);
+    pred_cost(fx, 1, m2, 1, 9); /* late: the query joined */
+    pred_cost(fx, 2, m1, 1, 0.25);
+    pred_cost(fx, 2, m2, 1, -1);
+    label_cost(fx, 2);
+    pred_cost(fx, 3, m3, 1, 2); /* pending: not in the window */
+    uint32_t n = 0;
+    assert_true(model_cost(fx, "m1", &n) == (0.5 + 0.25) / 2);
+    assert_int_equal(n, 2);
+    assert_true(model_cost(fx, "m2", &n) == 0.5);
+    assert_int_equal(n, 1);
+    assert_true(isnan(model_cost(fx, "m3", &n)));
+    assert_int_equal(n, 0);
+    label_cost(fx, 3);
+    assert_true(model_cost(fx, "m3", &n) == 2);
+    assert_int_equal(n, 1);
+}
+
 static void test_ingest_counters_by_reason(void **state)
 {
     fx_t *fx = *state;
@@ -450,6 +532,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_sampling_keeps_queries_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_future_label_ts_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_counters_by_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_costs_reach_the_window, setup, teardown),
     };
     return cmocka_run_group_tests_name("ingest", tests, NULL, NULL);
 }
