@@ -14,9 +14,10 @@
  *   exact    the bytes as given
  *   fold     ASCII whitespace trimmed at both ends, ASCII letters lowercased
  *            (" Paris" == "paris")
- *   numeric  trimmed, then parsed as a number (strtod, C locale): equal
- *            values agree ("3.0" == "3" == "3e0"; -0 == 0). An answer that
- *            is not a finite number forms its own class by its exact text.
+ *   numeric  trimmed, then parsed as a decimal number (strtod, C locale;
+ *            no hexadecimal): equal values agree ("3.0" == "3" == "3e0";
+ *            -0 == 0). An answer that is not a finite decimal number forms
+ *            its own class by its exact text.
  *
  * Keys: two different normalized answers share a key with probability
  * 2^-64 per pair; within one row (at most ENS_MAX_MODELS answers) a false

@@ -86,6 +86,10 @@ static int parse_number(const char *s, size_t len, double *v)
         return 0;
     memcpy(buf, s, len);
     buf[len] = '\0';
+    /* Decimal numbers only: strtod's hexadecimal forms are text here, as
+     * they are for routers (docs/protocol.md). */
+    if (memchr(buf, 'x', len) || memchr(buf, 'X', len))
+        return 0;
     char *end = NULL;
     double d = strtod(buf, &end);
     if (end != buf + len || !isfinite(d))

@@ -5,7 +5,7 @@
  *    has always packed it (hand-counted maps, its own key and reason
  *    strings); ens_body_encode must write the same bytes.
  *  - msgpack-c's unpacker reads the encoded body back for a key-by-key check
- *    of the 20 keys, their order and their types.
+ *    of the 22 keys, their order and their types.
  *  - Rejections are made by unpacking a valid body with msgpack-c, breaking
  *    one thing in the object tree (a key dropped, a type changed, a cell
  *    added), and packing it again with msgpack_pack_object.
@@ -27,10 +27,11 @@
 #include "testutil.h"
 
 /* The wire strings, written out here rather than taken from the library. */
-static const char *const top_keys[20] = {
-    "task",     "version",     "ts",       "strategy", "estimator", "budget", "models",
-    "steps",    "window_rows", "labels",   "combiner", "accuracy",  "bounds", "explore",
-    "coverage", "freshness",   "excluded", "replaced", "reason",    "choice"};
+static const char *const top_keys[22] = {
+    "task",   "version", "ts",          "strategy",  "estimator", "budget",
+    "models", "steps",   "window_rows", "labels",    "combiner",  "accuracy",
+    "bounds", "explore", "coverage",    "freshness", "excluded",  "replaced",
+    "reason", "choice",  "answers",     "normalize"};
 static const char *const excl_text[] = {"", "retired: silent for longer than select.retire_after",
                                         "coverage below select.min_rows"};
 static const char *const reason_text[] = {
@@ -87,6 +88,8 @@ static void fixture(fixture_t *f, ens_comb_kind_t kind)
                       .ts = 1700000000.25,
                       .strategy = S("greedy-mi"),
                       .estimator = S("heldout"),
+                      .answers = S("open"),
+                      .normalize = S("fold"),
                       .budget = 3,
                       .nmodels = 3,
                       .models = f->models,
@@ -326,7 +329,7 @@ static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 20);
+    msgpack_pack_map(&pk, 22);
     rp_head(&pk, b); /* 10 entries */
     rp_cstr(&pk, "combiner");
     rp_combiner(&pk, b);
@@ -340,6 +343,10 @@ static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
     rp_cstr(&pk, "reason");
     rp_cstr(&pk, reason_text[b->reason]);
     rp_choice(&pk, b);
+    rp_cstr(&pk, "answers");
+    rp_str(&pk, b->answers);
+    rp_cstr(&pk, "normalize");
+    rp_str(&pk, b->normalize);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -560,8 +567,8 @@ static void test_body_keys_in_order(void **state)
     assert_int_equal(msgpack_unpack(w.data, w.size, &off, &z, &root), MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, w.size);
     assert_int_equal(root.type, MSGPACK_OBJECT_MAP);
-    assert_int_equal(root.via.map.size, 20);
-    for (size_t i = 0; i < 20; i++)
+    assert_int_equal(root.via.map.size, 22);
+    for (size_t i = 0; i < 22; i++)
         val_of(&root, i, top_keys[i]);
     assert_ostr(val_of(&root, 0, "task"), "t\0x", 3);
     assert_int_equal(val_of(&root, 1, "version")->via.u64, 7);
@@ -587,6 +594,8 @@ static void test_body_keys_in_order(void **state)
     assert_ostr(&ex->via.map.ptr[1].val, excl_text[2], strlen(excl_text[2]));
     assert_true(val_of(&root, 17, "replaced")->via.boolean);
     assert_ostr(val_of(&root, 18, "reason"), "more information", 16);
+    assert_ostr(val_of(&root, 20, "answers"), "open", 4);
+    assert_ostr(val_of(&root, 21, "normalize"), "fold", 4);
     const msgpack_object *ch = val_of(&root, 19, "choice");
     const msgpack_object *cands = val_of(ch, 0, "candidates");
     assert_int_equal(cands->via.array.size, 3);
@@ -935,7 +944,7 @@ static void test_body_rejects(void **state)
 static void test_body_rejects_each_key(void **state)
 {
     (void)state;
-    for (size_t k = 0; k < 20; k++) {
+    for (size_t k = 0; k < 22; k++) {
         char want[64];
         snprintf(want, sizeof(want), "%s: missing", top_keys[k]);
         mcase_t drop = {ENS_COMB_TABLE, top_keys[k], DROP, NULL, 0, want};
@@ -961,7 +970,7 @@ static void test_body_ignores_unknown_keys(void **state)
     tree_load(&t, ENS_COMB_TABLE);
     for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++)
         mutate(&t, &adds[i]);
-    assert_int_equal(t.root.via.map.size, 21);
+    assert_int_equal(t.root.via.map.size, 23);
     ens_body_t *b = NULL;
     char err[256] = "";
     if (decode_tree(&t, &b, err, sizeof(err)) != 0)

@@ -67,6 +67,7 @@ static void test_open_normalize_numeric(void **state)
     assert_true(K("3 apples", n) != K("3", n));
     assert_true(K("nan", n) != K("NaN", n)); /* never a number: text */
     assert_true(K("inf", n) != K("Inf", n));
+    assert_true(K("0x10", n) != K("16", n)); /* decimal only */
     assert_true(K("", n) == K("", ENS_NORM_EXACT));
     /* A text and a number never share a key by construction. */
     assert_true(K("3", ENS_NORM_EXACT) != K("3", n));
