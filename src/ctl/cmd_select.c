@@ -30,7 +30,8 @@ static const char usage[] =
     "--body prints, as JSON, the body ensembled would publish for task T (default\n"
     "\"default\") after `replay --label-lag 0` of the CSV, under the daemon's\n"
     "configuration FILE (default: every key at its default): the same modules run,\n"
-    "without sockets. Only ts, version and the ages in freshness differ.\n" CTL_ANSWER_USAGE;
+    "without sockets. Only ts, version and the ages in freshness differ. A task\n"
+    "configured with window.answers = open reads the file as open answers.\n" CTL_ANSWER_USAGE;
 
 typedef struct {
     const char *csv;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "ensembled/data.h"
+#include "ensembled/open.h"
 
 /* Each subcommand takes argv after the subcommand name (argv[0] is the
  * subcommand) and returns the process exit code. */
@@ -87,6 +88,9 @@ enum { CTL_OPT_ANSWERS = 0x110, CTL_OPT_NORMALIZE };
 int ctl_answer_option(int c);
 /* Whether --answers open was given. */
 int ctl_answers_open(void);
+/* How ctl_load_csv reads answers when neither option was given (select
+ * --body: as the configured task does). */
+void ctl_answers_default(ens_answers_t answers, ens_norm_t norm);
 
 /* Loads a wide CSV; prints one error line and returns NULL on failure. */
 ens_data_t *ctl_load_csv(const char *path);

@@ -52,6 +52,7 @@ static char *read_file(const char *path, size_t *len)
 
 static ens_answers_t answers_mode = ENS_ANSWERS_CHOICE;
 static ens_norm_t answers_norm = ENS_NORM_EXACT;
+static int answers_given; /* --answers or --normalize was on the command line */
 
 int ctl_answer_option(int c)
 {
@@ -63,7 +64,16 @@ int ctl_answer_option(int c)
         ctl_error("--normalize: '%s' is not exact, fold or numeric", optarg);
         return -1;
     }
+    answers_given |= c == CTL_OPT_ANSWERS || c == CTL_OPT_NORMALIZE;
     return c == CTL_OPT_ANSWERS || c == CTL_OPT_NORMALIZE;
+}
+
+void ctl_answers_default(ens_answers_t answers, ens_norm_t norm)
+{
+    if (answers_given)
+        return;
+    answers_mode = answers;
+    answers_norm = norm;
 }
 
 int ctl_answers_open(void)
