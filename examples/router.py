@@ -22,6 +22,8 @@ cells are what each model would answer, so the loop runs on real data:
 import argparse
 import collections
 import csv
+import math
+import re
 import struct
 import sys
 import time
@@ -82,10 +84,28 @@ def agreement_pattern(answers_in_order):
     return tuple(pattern), classes
 
 
+_WS = " \t\n\r\f\v"
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+
+
+def agreement_key(answer, normalize):
+    """Open answers: equal keys for agreeing answers (docs/protocol.md)."""
+    if normalize == "fold":
+        t = answer.strip(_WS)
+        return ("t", "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in t))
+    if normalize == "numeric":
+        t = answer.strip(_WS)
+        if _DECIMAL.match(t) and math.isfinite(float(t)):
+            return ("n", float(t) + 0.0)  # -0 agrees with 0
+    return ("t", answer)
+
+
 class Combiner:
     """The published combiner of one ensemble body."""
 
     def __init__(self, body):
+        self.open = body.get("answers") == "open"
+        self.normalize = body.get("normalize", "exact")
         self.models = list(body["models"])
         comb = body["combiner"]
         self.kind = comb["kind"]
@@ -96,6 +116,25 @@ class Combiner:
 
     def combine(self, answers):
         """The ensemble's answer from {model: answer}; None if nobody answered."""
+        if self.open:
+            return self.combine_open(answers)
+        return self.combine_keys(answers)
+
+    def combine_open(self, answers):
+        """Open answers: combine agreement keys, answer the text of the first
+        model (in ensemble order) whose answer has the winning key."""
+        keys, text = {}, {}
+        for m in self.models:
+            a = answers.get(m)
+            if is_vote(a):
+                keys[m] = agreement_key(a, self.normalize)
+                text.setdefault(keys[m], a)
+            elif a is not None:
+                keys[m] = a
+        won = self.combine_keys(keys)
+        return text.get(won) if won is not None else None
+
+    def combine_keys(self, answers):
         ordered = [answers.get(m) for m in self.models]
         vote = weighted_vote(self.models, self.weights, answers, equal=self.kind == "vote")
         if self.kind in ("vote", "weighted"):

@@ -94,6 +94,7 @@ typedef struct ens_body_s {
     uint64_t version;
     double ts;
     ens_str_t strategy, estimator; /* the names in force */
+    ens_str_t answers, normalize;  /* window.answers, window.normalize (open.h) */
     uint64_t budget;
     size_t nmodels;         /* the ensemble */
     ens_str_t *models;      /* in selection order */

@@ -43,7 +43,9 @@ ens_combiner_t *ens_combiner_fit(const ens_data_t *train, const size_t *models, 
 
 /* Fits every kind and keeps the one with the best leave-one-out accuracy on
  * train (ties prefer weighted, vote, pattern, table: the simpler). This is
- * the combiner an ensemble is published with. */
+ * the combiner an ensemble is published with. On open-answer data
+ * (train->open) `table` is left out: the others depend only on which
+ * answers agree, which a router sees. */
 ens_combiner_t *ens_combiner_fit_best(const ens_data_t *train, const size_t *models, size_t k);
 
 void ens_combiner_destroy(ens_combiner_t **cp);

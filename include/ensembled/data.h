@@ -33,6 +33,8 @@ typedef struct ens_data_s {
     char **model_names; /* nmodels owned strings */
     char **label_names; /* nlabels owned strings */
     double *cost;       /* nmodels costs per query, default 1.0 */
+    int open;           /* 1: labels are agreement classes (open.h), so that a
+                         * combiner must not tie a decision to a class id */
 } ens_data_t;
 
 /* Allocates a matrix with every prediction ENS_SYM_MISSING, every y 0, every

@@ -37,6 +37,7 @@ typedef struct {
     uint8_t sym;    /* label id or ENS_SYM_ABSTAIN */
     double cost;    /* its cost; negative when the event gave none. The join
                      * carries it to the row untouched. */
+    uint64_t key;   /* open answers (ens_join_set_open): the answer's key */
 } ens_join_pred_t;
 
 /* Called once per joined query, on the caller's thread, with the true label
@@ -58,6 +59,17 @@ void ens_join_prediction(ens_join_t *j, const void *key, size_t len, uint16_t mo
                          double now);
 /* Adds the true label of query key at time now; ts is the row's time. */
 void ens_join_label(ens_join_t *j, const void *key, size_t len, uint8_t y, double now, double ts);
+
+/* Open answers (open.h): the join compares answers by their keys. A query
+ * then holds, until it joins, one 64-bit key per answer and one for the
+ * truth (given by ens_join_label_key), never the answers' text; it emits the
+ * row's agreement pattern: y the truth's class or ENS_OPEN_NONE, each
+ * answer's sym its class or ENS_SYM_ABSTAIN (ens_open_pattern, models in id
+ * order). Set it before the first event. */
+void ens_join_set_open(ens_join_t *j, int open);
+/* The truth of an open-answer query: the key of the true answer. */
+void ens_join_label_key(ens_join_t *j, const void *key, size_t len, uint64_t answer, double now,
+                        double ts);
 
 /* Expires pending queries and tombstones first seen before now - ttl. */
 void ens_join_expire(ens_join_t *j, double now);

@@ -36,6 +36,13 @@
  *   VERSION 06  task u32, version u64                             13 bytes
  *   BLOCK   07  task u32, nrows u64, nmodels u32, y[nrows],
  *               ts[nrows] (f64), x[nrows * nmodels] row-major
+ *   ANSWERS 08  task u32, answers u8 (0 choice, 1 open),
+ *               normalize u8 (0 exact, 1 fold, 2 numeric)           7 bytes
+ *
+ * ANSWERS says how the task's rows read (open.h): written right after the
+ * task's TASK record when its answers are open, so that its labels are
+ * agreement classes. A task without one is a choice task, as every task of
+ * a file written before open answers existed is.
  *
  * ROW answers: x[j] is model j's symbol (a label id, ENS_SYM_ABSTAIN, or
  * ENS_SYM_MISSING when model j was not asked; data.h). A row is stored up to
@@ -47,7 +54,8 @@
  * accepts either form. Decoded rows are always dense x[0..nx).
  *
  * Validation is strict and shared by encoder and reader (ens_jrec_check):
- * exact payload length, known kind and form, names 1..65535 bytes, y a label
+ * exact payload length, known kind and form, names 1..65535 bytes, ANSWERS
+ * values among those above, y a label
  * id (never ENS_SYM_ABSTAIN or ENS_SYM_MISSING, in ROW and BLOCK alike),
  * nx and nmodels <= ENS_MAX_MODELS, nrows * (9 + nmodels) without overflow
  * and within the u32 payload length. The HEADER format is not checked
@@ -76,7 +84,8 @@
     XX(LABEL, 4, "label")                                                                          \
     XX(ROW, 5, "row")                                                                              \
     XX(VERSION, 6, "version")                                                                      \
-    XX(BLOCK, 7, "block")
+    XX(BLOCK, 7, "block")                                                                          \
+    XX(ANSWERS, 8, "answers")
 
 typedef enum {
 #define ENS__JREC_ENUM(id, byte, name) ENS_JREC_##id = (byte),
@@ -122,6 +131,11 @@ typedef struct {
             const uint8_t *ts; /* nrows f64, 8 bytes each, little endian */
             const uint8_t *x;  /* x[nrows * nmodels], row i at x + i * nmodels */
         } block;
+        struct {
+            uint32_t task;     /* task id */
+            uint8_t answers;   /* ens_answers_t */
+            uint8_t normalize; /* ens_norm_t */
+        } answers;
     };
 } ens_jrec_t;
 

@@ -18,6 +18,7 @@
 static const char usage[] =
     "usage: ensemblectl floor --csv FILE [--models a,b,c] [--max-k K] [--cluster-rho R]\n"
     "          [--fano-z Z] [--splits N] [--seed S] [--json]\n"
+    "          [--answers choice|open] [--normalize exact|fold|numeric]\n"
     "Fits the Gaussian copula of correctness to the models (all by default):\n"
     "accuracies, latent (tetrachoric) correlations and clusters of models whose\n"
     "correlation is at least R (default 0.8). Prints the error floor of infinitely\n"
@@ -27,7 +28,7 @@ static const char usage[] =
     "lower bound on the error of any combiner (plug-in H(Y|X_S) lowered by Z standard\n"
     "errors, default 2), the errors of majority vote and of the Bayes combiner under\n"
     "the fitted copula, and with --splits N > 0 the held-out error of the published\n"
-    "combiner (mean over N half splits).\n";
+    "combiner (mean over N half splits).\n" CTL_ANSWER_USAGE;
 
 typedef struct {
     const char *csv, *models;
@@ -44,12 +45,17 @@ typedef struct {
 
 static int parse_args(int argc, char **argv, args_t *a)
 {
-    static const struct option opts[] = {
-        {"csv", required_argument, NULL, 'c'},    {"models", required_argument, NULL, 'm'},
-        {"max-k", required_argument, NULL, 'k'},  {"cluster-rho", required_argument, NULL, 'r'},
-        {"fano-z", required_argument, NULL, 'z'}, {"splits", required_argument, NULL, 'n'},
-        {"seed", required_argument, NULL, 'S'},   {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"csv", required_argument, NULL, 'c'},
+                                         {"models", required_argument, NULL, 'm'},
+                                         {"max-k", required_argument, NULL, 'k'},
+                                         {"cluster-rho", required_argument, NULL, 'r'},
+                                         {"fano-z", required_argument, NULL, 'z'},
+                                         {"splits", required_argument, NULL, 'n'},
+                                         {"seed", required_argument, NULL, 'S'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         CTL_ANSWER_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
     size_t seed;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -88,6 +94,8 @@ static int parse_args(int argc, char **argv, args_t *a)
             fputs(usage, stdout);
             return 1;
         default:
+            if (ctl_answer_option(c) == 1)
+                break;
             fputs(usage, stderr);
             return 2;
         }

@@ -10,8 +10,9 @@
 
 static const char usage[] =
     "usage: ensemblectl mi --csv FILE --models a,b,c [--estimator heldout|plugin|miller-madow]\n"
+    "          [--answers choice|open] [--normalize exact|fold|numeric]\n"
     "Prints I(Y; X_S) in bits over the rows where every listed model was asked,\n"
-    "and the number of those rows.\n";
+    "and the number of those rows.\n" CTL_ANSWER_USAGE;
 
 int ctl_mi(int argc, char **argv)
 {
@@ -19,6 +20,7 @@ int ctl_mi(int argc, char **argv)
                                          {"models", required_argument, NULL, 'm'},
                                          {"estimator", required_argument, NULL, 'e'},
                                          {"help", no_argument, NULL, 'h'},
+                                         CTL_ANSWER_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     const char *csv = NULL, *models = NULL;
     ens_estimator_t est = ENS_EST_HELDOUT;
@@ -41,6 +43,8 @@ int ctl_mi(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         default:
+            if (ctl_answer_option(c) == 1)
+                break;
             fputs(usage, stderr);
             return 2;
         }

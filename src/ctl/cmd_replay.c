@@ -14,6 +14,7 @@ static const char usage[] =
     "usage: ensemblectl replay --csv FILE [--ingest ENDPOINT] [--task T]\n"
     "                          [--rate EVENTS_PER_S] [--label-lag ROWS] [--batch N]\n"
     "                          [--server-key FILE --client-key FILE]\n"
+    "                          [--answers choice|open] [--normalize exact|fold|numeric]\n"
     "Sends, for each row, one prediction event holding every model's answer\n"
     "(a 'predictions' map, or model and label when one model answered; empty\n"
     "cells are left out, '?' is sent as '?'), and the row's label event after\n"
@@ -21,7 +22,9 @@ static const char usage[] =
     "--rate paces events (default: as fast as the daemon takes them); --batch N\n"
     "packs N events per message. Queries are row-<n>, n the row's number in the\n"
     "file. Default endpoint tcp://127.0.0.1:5557, task default. Exits 1 when no\n"
-    "daemon takes a message within 5 s.\n";
+    "daemon takes a message within 5 s. With --answers open, each answer is sent as\n"
+    "its row's agreement class (c0, c1, ..., the truth none when no model gave\n"
+    "it): what an open-answer task keeps of the answers, whatever their number.\n" CTL_ANSWER_USAGE;
 
 typedef struct {
     void *sock;
@@ -134,9 +137,10 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
                                          {"label-lag", required_argument, NULL, 'l'},
                                          {"batch", required_argument, NULL, 'b'},
                                          CTL_CURVE_OPTIONS,
+                                         CTL_ANSWER_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int c, rc = 0;
+    int c, rc = 0, k;
     while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'c')
             a->csv = optarg;
@@ -152,6 +156,8 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
             rc = ctl_parse_size("--batch", optarg, 1, 10000, &o->batch) < 0 ? 2 : 0;
         else if (c == 'h')
             rc = 1;
+        else if ((k = ctl_answer_option(c)) != 0)
+            rc = k < 0 ? 2 : 0;
         else if (!ctl_curve_option(c, &a->keys))
             rc = 3;
     }

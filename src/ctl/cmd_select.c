@@ -13,7 +13,8 @@ static const char usage[] =
     "usage: ensemblectl select --csv FILE --budget K [--strategy NAME|all]\n"
     "          [--estimator heldout|plugin|miller-madow] [--min-gain-bits G]\n"
     "          [--cost-budget C] [--costs FILE] [--no-prune] [--splits N]\n"
-    "          [--test-frac F] [--seed S] [--json]\n"
+    "          [--test-frac F] [--seed S] [--json] [--answers choice|open]\n"
+    "          [--normalize exact|fold|numeric]\n"
     "       ensemblectl select --csv FILE --body [--config FILE] [--task T] [--costs FILE]\n"
     "Selects an ensemble of at most K models on all rows with each strategy and\n"
     "prints its models with the cumulative information per step; then scores each\n"
@@ -34,7 +35,8 @@ static const char usage[] =
     "--body prints, as JSON, the body ensembled would publish for task T (default\n"
     "\"default\") after `replay --label-lag 0` of the CSV, under the daemon's\n"
     "configuration FILE (default: every key at its default): the same modules run,\n"
-    "without sockets. Only ts, version and the ages in freshness differ.\n";
+    "without sockets. Only ts, version and the ages in freshness differ. A task\n"
+    "configured with window.answers = open reads the file as open answers.\n" CTL_ANSWER_USAGE;
 
 typedef struct {
     const char *csv;
@@ -124,9 +126,12 @@ static int parse_other(int c, args_t *a)
     case 'h':
         fputs(usage, stdout);
         return 1;
-    default:
-        fputs(usage, stderr);
-        return 2;
+    default: {
+        int k = ctl_answer_option(c);
+        if (k == 0)
+            fputs(usage, stderr);
+        return k == 1 ? 0 : 2;
+    }
     }
 }
 
@@ -148,6 +153,7 @@ static int parse_args(int argc, char **argv, args_t *a)
                                          {"task", required_argument, NULL, 'T'},
                                          {"costs", required_argument, NULL, 'O'},
                                          {"help", no_argument, NULL, 'h'},
+                                         CTL_ANSWER_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     int c, rc = 0;
     while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "ensembled/data.h"
+#include "ensembled/open.h"
 
 /* Each subcommand takes argv after the subcommand name (argv[0] is the
  * subcommand) and returns the process exit code. */
@@ -75,6 +76,29 @@ void ctl_send_error(const char *endpoint, int timeout_ms);
 
 /* Prints "ensemblectl: <message>" on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The options of the CSV tools that say how to read answers, --answers
+ * choice|open and --normalize exact|fold|numeric (open.h):
+ * CTL_ANSWER_OPTIONS goes in the command's getopt_long table, and
+ * ctl_answer_option() in its switch before the default error; it returns 1
+ * when c was one of them, -1 on a bad value (error printed), 0 otherwise.
+ * ctl_load_csv reads the file as they say (default: choice). */
+enum { CTL_OPT_ANSWERS = 0x110, CTL_OPT_NORMALIZE };
+/* clang-format off */
+#define CTL_ANSWER_OPTIONS                                                                         \
+    {"answers", required_argument, NULL, CTL_OPT_ANSWERS},                                         \
+    {"normalize", required_argument, NULL, CTL_OPT_NORMALIZE}
+/* clang-format on */
+#define CTL_ANSWER_USAGE                                                                           \
+    "--answers open reads every cell as a free answer (any number of distinct\n"                   \
+    "answers; models compared by agreement), equal after --normalize exact (default),\n"           \
+    "fold (trimmed, case-folded) or numeric (parsed as a number).\n"
+int ctl_answer_option(int c);
+/* Whether --answers open was given. */
+int ctl_answers_open(void);
+/* How ctl_load_csv reads answers when neither option was given (select
+ * --body: as the configured task does). */
+void ctl_answers_default(ens_answers_t answers, ens_norm_t norm);
 
 /* Loads a wide CSV; prints one error line and returns NULL on failure. */
 ens_data_t *ctl_load_csv(const char *path);

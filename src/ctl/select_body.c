@@ -165,6 +165,10 @@ int ctl_select_body(const char *csv, const char *config, const char *task, const
     if (!config)
         ens_config_defaults(conf);
     ens_log_init(ENS_LOG_WARNING, 1);
+    /* An open-answer task reads the file as it will read the answers: its
+     * agreement classes, under its normalization, are what replay sends. */
+    const ens_task_conf_t *tc = ens_config_task(conf, task);
+    ctl_answers_default(tc->answers, tc->normalize);
     ens_data_t *d = ctl_load_csv(csv);
     if (!d) {
         free(conf);

@@ -1,5 +1,6 @@
 /* util.c - helpers shared by the ensemblectl subcommands. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -49,6 +50,37 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
+static ens_answers_t answers_mode = ENS_ANSWERS_CHOICE;
+static ens_norm_t answers_norm = ENS_NORM_EXACT;
+static int answers_given; /* --answers or --normalize was on the command line */
+
+int ctl_answer_option(int c)
+{
+    if (c == CTL_OPT_ANSWERS && ens_answers_parse(optarg, &answers_mode) < 0) {
+        ctl_error("--answers: '%s' is not choice or open", optarg);
+        return -1;
+    }
+    if (c == CTL_OPT_NORMALIZE && ens_norm_parse(optarg, &answers_norm) < 0) {
+        ctl_error("--normalize: '%s' is not exact, fold or numeric", optarg);
+        return -1;
+    }
+    answers_given |= c == CTL_OPT_ANSWERS || c == CTL_OPT_NORMALIZE;
+    return c == CTL_OPT_ANSWERS || c == CTL_OPT_NORMALIZE;
+}
+
+void ctl_answers_default(ens_answers_t answers, ens_norm_t norm)
+{
+    if (answers_given)
+        return;
+    answers_mode = answers;
+    answers_norm = norm;
+}
+
+int ctl_answers_open(void)
+{
+    return answers_mode == ENS_ANSWERS_OPEN;
+}
+
 ens_data_t *ctl_load_csv(const char *path)
 {
     size_t len = 0;
@@ -59,7 +91,10 @@ ens_data_t *ctl_load_csv(const char *path)
     }
     char err[512];
     ens_data_t *d = NULL;
-    if (ens_csv_parse(buf, len, &d, err, sizeof(err)) < 0)
+    int rc = answers_mode == ENS_ANSWERS_OPEN
+                 ? ens_csv_parse_open(buf, len, answers_norm, &d, err, sizeof(err))
+                 : ens_csv_parse(buf, len, &d, err, sizeof(err));
+    if (rc < 0)
         ctl_error("%s: %s", path, err);
     free(buf);
     return d;

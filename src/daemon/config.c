@@ -20,7 +20,9 @@ typedef enum {
     T_LEVEL,
     T_LOGFORMAT,
     T_LIST,
-    T_BOOL
+    T_BOOL,
+    T_ANSWERS,
+    T_NORMALIZE
 } type_t;
 
 typedef struct {
@@ -49,6 +51,8 @@ static const key_t_ keys[] = {
     {"join", "max_pending", T_SIZE, 1, 1, T(join_max_pending), 1, 100000000, "100000"},
     {"window", "rows", T_SIZE, 1, 0, T(window_rows), 1, 100000000, "50000"},
     {"window", "max_age", T_DURATION, 1, 1, T(window_max_age), 0, 86400 * 3650, "0"},
+    {"window", "answers", T_ANSWERS, 1, 0, T(answers), 0, 0, "choice"},
+    {"window", "normalize", T_NORMALIZE, 1, 0, T(normalize), 0, 0, "exact"},
     {"select", "strategy", T_STRATEGY, 1, 1, T(strategy), 0, 0, "greedy-mi"},
     {"select", "budget", T_SIZE, 1, 1, T(budget), 1, 64, "3"},
     {"select", "cost_budget", T_DOUBLE, 1, 1, T(cost_budget), 0, 1e12, "0"},
@@ -100,6 +104,18 @@ int ens_config_parse_duration(const char *s, double *out)
         return -1;
     *out = v * unit;
     return 0;
+}
+
+/* window.answers and window.normalize (open.h). */
+static const char *set_answers(type_t type, char *field, const char *value)
+{
+    if (type == T_ANSWERS)
+        return ens_answers_parse(value, (ens_answers_t *)(void *)field) < 0
+                   ? "unknown answers (choice, open)"
+                   : NULL;
+    return ens_norm_parse(value, (ens_norm_t *)(void *)field) < 0
+               ? "unknown normalization (exact, fold, numeric)"
+               : NULL;
 }
 
 /* Parses value into the field at base + k->offset. Returns NULL or a reason. */
@@ -170,6 +186,9 @@ static const char *set_value(const key_t_ *k, void *base, const char *value)
         return ens_log_parse_format(value, (ens_log_format_t *)(void *)field) < 0
                    ? "unknown format (auto, text, logfmt, journal)"
                    : NULL;
+    case T_ANSWERS:
+    case T_NORMALIZE:
+        return set_answers(k->type, field, value);
     case T_BOOL:
         if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
             *(int *)(void *)field = 1;

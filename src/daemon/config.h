@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "ensembled/mi.h"
+#include "ensembled/open.h"
 #include "ensembled/select.h"
 #include "log.h"
 
@@ -35,6 +36,8 @@ typedef struct {
     double explore_rate;       /* select.explore_rate: share of queries asking every model */
     size_t min_rows;           /* select.min_rows: coverage a model needs to be selected */
     double retire_after;       /* select.retire_after: silence that retires a model (0: never) */
+    ens_answers_t answers;     /* window.answers: labels, or open answers by agreement */
+    ens_norm_t normalize;      /* window.normalize: when open answers agree */
 } ens_task_conf_t;
 
 typedef struct {

@@ -74,6 +74,19 @@ static void additions_free(additions_t *a)
     }
 }
 
+/* Whether task t (NULL: the task `name` ingest would create) takes open
+ * answers. */
+static int task_open(const ens_ingest_t *in, const ens_task_t *t, ens_str_t name)
+{
+    if (t)
+        return t->conf.answers == ENS_ANSWERS_OPEN;
+    char buf[ENS_CONF_STR];
+    size_t n = name.len < sizeof(buf) ? name.len : sizeof(buf) - 1;
+    memcpy(buf, name.ptr, n);
+    buf[n] = '\0';
+    return ens_config_task(in->conf, buf)->answers == ENS_ANSWERS_OPEN;
+}
+
 /* Would the message fit? New models and labels are counted over the whole
  * message against each task's room, which is exact for the usual
  * single-task message and errs on the side of refusing otherwise. Returns
@@ -87,6 +100,8 @@ static int check_capacity(const ens_ingest_t *in, const ens_decoded_t *m, ens_dr
         const ens_event_t *e = ens_decoded_event(m, i);
         ens_task_t *t = ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
         size_t have_models = t ? ens_window_models(t->window) : 0;
+        /* Open answers add no label: classes are interned as rows join. */
+        int open = task_open(in, t, e->task);
         size_t have_labels = t ? ens_window_labels(t->window) : 0;
         if (!t && first_time(&a, 't', e->task, none) &&
             ens_tasks_count(in->tasks) + ++a.tasks > in->conf->max_tasks)
@@ -97,7 +112,8 @@ static int check_capacity(const ens_ingest_t *in, const ens_decoded_t *m, ens_dr
             /* "?" is an abstention, never a label: a known task finds it,
              * and a new task must not count it either. */
             int abstain = label.len == 1 && label.ptr[0] == '?';
-            if (!abstain && (!t || ens_window_find_label(t->window, label.ptr, label.len) < 0) &&
+            if (!abstain && !open &&
+                (!t || ens_window_find_label(t->window, label.ptr, label.len) < 0) &&
                 first_time(&a, 'l', e->task, label) && have_labels + ++a.labels > ENS_MAX_LABELS)
                 *why = ENS_DROP_TOO_MANY_LABELS, rc = -1;
             if (e->kind == ENS_EVENT_LABEL || rc < 0)
@@ -178,6 +194,12 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, doub
         ens_task_sampled_out(t);
         return;
     }
+    int open = t->conf.answers == ENS_ANSWERS_OPEN;
+    if (e->kind == ENS_EVENT_LABEL && open) {
+        uint64_t answer = ens_open_key(e->label.ptr, e->label.len, t->conf.normalize);
+        ens_task_truth_key(t, key, len, answer, mono, label_time(in, e, now));
+        return;
+    }
     if (e->kind == ENS_EVENT_LABEL) {
         int y = ens_task_label(t, e->label.ptr, e->label.len);
         ens_task_truth(t, key, len, (uint8_t)y, mono, label_time(in, e, now));
@@ -187,11 +209,17 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, doub
     size_t n = 0;
     for (size_t i = 0; i < e->npreds && n < ENS_MAX_MODELS; i++) {
         int j = ens_task_model(t, e->preds[i].model.ptr, e->preds[i].model.len);
-        int x = ens_task_label(t, e->preds[i].label.ptr, e->preds[i].label.len);
+        ens_str_t a = e->preds[i].label;
         preds[n].model = (uint16_t)j;
-        preds[n].sym = (uint8_t)x;
+        preds[n].key = 0;
         /* An event's cost is each of its answers' (docs/protocol.md). */
-        preds[n++].cost = e->cost;
+        preds[n].cost = e->cost;
+        if (open && !(a.len == 1 && a.ptr[0] == '?')) {
+            preds[n].key = ens_open_key(a.ptr, a.len, t->conf.normalize);
+            preds[n++].sym = 0;
+            continue;
+        }
+        preds[n++].sym = (uint8_t)ens_task_label(t, a.ptr, a.len);
     }
     ens_task_predictions(t, key, len, preds, n, mono);
 }

@@ -180,6 +180,8 @@ void ens_publish_result(ens_publish_t *pub, const ens_task_t *t, const ens_pipel
     b.task.len = t->len;
     b.version = ++s->version;
     b.ts = ts;
+    b.normalize.ptr = ens_norm_name(t->conf.normalize);
+    b.normalize.len = strlen(b.normalize.ptr);
     ens_mpw_t w;
     ens_mpw_init(&w);
     ens_body_encode(&b, &w);

@@ -233,6 +233,7 @@ static job_t *job_new(ens_recompute_t *rc, const ens_task_t *t)
     j->owner = rc;
     j->task = t->id;
     j->snap = ens_window_snapshot(t->window);
+    j->snap->open = t->conf.answers == ENS_ANSWERS_OPEN;
     job_inputs(rc, j, t);
     j->started = ens_mono();
     j->req.data = j;

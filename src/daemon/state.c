@@ -129,6 +129,20 @@ void ens_state_added(ens_state_t *s, const ens_task_t *t, ens_name_kind_t kind, 
     r.dict.name = name.ptr;
     r.dict.len = name.len;
     append(s, &r);
+    if (kind == ENS_NAME_TASK && ens__state_answers(t, &r))
+        append(s, &r);
+}
+
+int ens__state_answers(const ens_task_t *t, ens_jrec_t *r)
+{
+    if (t->conf.answers == ENS_ANSWERS_CHOICE)
+        return 0; /* no record: choice */
+    memset(r, 0, sizeof(*r));
+    r->kind = ENS_JREC_ANSWERS;
+    r->answers.task = t->id;
+    r->answers.answers = (uint8_t)t->conf.answers;
+    r->answers.normalize = (uint8_t)t->conf.normalize;
+    return 1;
 }
 
 void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx,
@@ -165,6 +179,9 @@ void ens__state_names(const ens_state_t *s, ens__bytes_t *b)
         r.dict.name = t->name;
         r.dict.len = t->len;
         ens__bytes_record(b, &r);
+        ens_jrec_t a;
+        if (ens__state_answers(t, &a))
+            ens__bytes_record(b, &a);
         size_t n[2] = {ens_window_models(t->window), ens_window_labels(t->window)};
         for (int k = 0; k < 2; k++) {
             for (size_t id = 0; id < n[k]; id++) {

@@ -60,6 +60,8 @@ uint8_t *ens__slurp(const char *path, size_t *len);
 void ens__state_path(const ens_state_t *s, char *buf, size_t len, const char *name);
 /* The TASK, MODEL and LABEL records of every task known, into b. */
 void ens__state_names(const ens_state_t *s, ens__bytes_t *b);
+/* The ANSWERS record of t into *r: 1, or 0 when t needs none (choice). */
+int ens__state_answers(const ens_task_t *t, ens_jrec_t *r);
 
 /* The snapshot file image of every task (loop thread). */
 void ens__snapshot_serialize(const ens_state_t *s, uint64_t covers, ens__bytes_t *file);

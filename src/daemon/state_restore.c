@@ -65,6 +65,8 @@ static int on_task(replay_t *rp, const ens_jrec_t *r)
     memset(m->model, 0xff, sizeof(m->model));
     memset(m->label, 0xff, sizeof(m->label));
     m->t = ens_tasks_intern(rp->s->tasks, r->dict.name, r->dict.len);
+    /* Its rows are choice rows unless an ANSWERS record follows. */
+    ens_task_restore_answers(m->t, ENS_ANSWERS_CHOICE, ENS_NORM_EXACT);
     return 0;
 }
 
@@ -158,6 +160,13 @@ static int apply(replay_t *rp, const ens_jrec_t *r)
         return on_row(rp, r);
     case ENS_JREC_BLOCK:
         return on_block(rp, r);
+    case ENS_JREC_ANSWERS:
+        m = fmap(rp, r->answers.task);
+        if (!m)
+            return -1;
+        ens_task_restore_answers(m->t, (ens_answers_t)r->answers.answers,
+                                 (ens_norm_t)r->answers.normalize);
+        return 0;
     case ENS_JREC_VERSION:
         m = fmap(rp, r->version.task);
         if (!m)

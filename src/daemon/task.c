@@ -1,6 +1,7 @@
 /* task.c - the task registry, windows and joins (see task.h). */
 #include "task.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
@@ -29,6 +30,44 @@ static void notify_added(const ens_task_t *t, ens_name_kind_t kind, uint32_t id,
         h->added(h->ud, t, kind, id, name);
 }
 
+/* Open answers: the window's label id of class c (ENS_OPEN_NONE: "none"),
+ * interned on first use; ENS_SYM_ABSTAIN stays. Negative when the window's
+ * labels are full (they held choice labels before a change of mode). */
+static int open_label(ens_task_t *t, uint8_t c)
+{
+    if (c == ENS_SYM_ABSTAIN)
+        return c;
+    if (t->open_label[c] < 0) {
+        char name[16];
+        if (c == ENS_OPEN_NONE)
+            snprintf(name, sizeof(name), "none");
+        else
+            snprintf(name, sizeof(name), "c%u", (unsigned)c);
+        int id = ens_task_label(t, name, strlen(name));
+        if (id < 0)
+            return id;
+        t->open_label[c] = (int16_t)id;
+    }
+    return t->open_label[c];
+}
+
+/* Open answers: classes to label ids in place. */
+static int open_row(ens_task_t *t, uint8_t *y, uint8_t *x, size_t nm)
+{
+    int id = open_label(t, *y);
+    if (id < 0)
+        return id;
+    *y = (uint8_t)id;
+    for (size_t m = 0; m < nm; m++) {
+        if (x[m] == ENS_SYM_MISSING)
+            continue;
+        if ((id = open_label(t, x[m])) < 0)
+            return id;
+        x[m] = (uint8_t)id;
+    }
+    return 0;
+}
+
 /* A joined query becomes a window row. */
 static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t n, double ts)
 {
@@ -42,6 +81,12 @@ static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t 
         cost[preds[i].model] = preds[i].cost;
         if (ts > t->last_row[preds[i].model])
             t->last_row[preds[i].model] = ts;
+    }
+    if (t->conf.answers == ENS_ANSWERS_OPEN && open_row(t, &y, x, nm) < 0) {
+        if (t->open_lost++ == 0)
+            ENS_LOG(ERR, "task %s: the window's labels are full; open-answer rows are lost",
+                    t->name);
+        return;
     }
     if (ens_window_push_costs(t->window, y, x, cost, nm, ts) < 0) {
         /* Symbols come from this window's own dictionaries: cannot fail. */
@@ -122,6 +167,9 @@ ens_task_t *ens_tasks_intern(ens_tasks_t *ts, const char *name, size_t len)
      * restore brings back. Columns are allocated as models appear. */
     t->window = ens_window_new(t->conf.window_rows, ENS_MAX_MODELS);
     t->join = ens_join_new(t->conf.join_max_pending, t->conf.join_ttl, on_joined, t);
+    ens_join_set_open(t->join, t->conf.answers == ENS_ANSWERS_OPEN);
+    for (size_t c = 0; c < ENS_MAX_LABELS; c++)
+        t->open_label[c] = -1;
     t->last_seen = ens_xcalloc(ENS_MAX_MODELS, sizeof(double));
     t->last_row = ens_xcalloc(ENS_MAX_MODELS, sizeof(double));
     if (ts->count == ts->cap) {
@@ -130,9 +178,9 @@ ens_task_t *ens_tasks_intern(ens_tasks_t *ts, const char *name, size_t len)
     }
     ts->by_id[ts->count++] = e;
     HASH_ADD_KEYPTR(hh, ts->by_name, t->name, t->len, e);
-    ENS_LOG(INFO, "task %s: created (window %zu rows, budget %zu, %s, %s)", t->name,
+    ENS_LOG(INFO, "task %s: created (window %zu rows, budget %zu, %s, %s, answers %s)", t->name,
             t->conf.window_rows, t->conf.budget, ens_strategy_name(t->conf.strategy),
-            ens_estimator_name(t->conf.estimator));
+            ens_estimator_name(t->conf.estimator), ens_answers_name(t->conf.answers));
     ens_str_t s = {t->name, t->len};
     notify_added(t, ENS_NAME_TASK, t->id, s);
     return t;
@@ -148,6 +196,8 @@ void ens_tasks_set_config(ens_tasks_t *ts, const ens_config_t *conf, double mono
             ENS_LOG(NOTICE, "task %s: window.rows stays %zu until restart", t->name,
                     t->conf.window_rows);
         next.window_rows = t->conf.window_rows;
+        next.answers = t->conf.answers; /* the window's rows are one kind */
+        next.normalize = t->conf.normalize;
         t->conf = next;
         ens_join_set_limits(t->join, next.join_max_pending, next.join_ttl, mono);
     }
@@ -194,6 +244,12 @@ void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, doub
     ens_join_label(t->join, key, klen, y, mono, ts);
 }
 
+void ens_task_truth_key(ens_task_t *t, const void *key, size_t klen, uint64_t answer, double mono,
+                        double ts)
+{
+    ens_join_label_key(t->join, key, klen, answer, mono, ts);
+}
+
 void ens_task_sampled_out(ens_task_t *t)
 {
     t->sampled_out++;
@@ -204,8 +260,21 @@ int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, 
     return ens_window_push(t->window, y, x, nx, ts);
 }
 
+void ens_task_restore_answers(ens_task_t *t, ens_answers_t answers, ens_norm_t norm)
+{
+    t->conf.answers = answers;
+    t->conf.normalize = norm;
+    ens_join_set_open(t->join, answers == ENS_ANSWERS_OPEN);
+}
+
 void ens_task_restored(ens_task_t *t, double mono)
 {
+    const ens_task_conf_t *c = ens_config_task(t->owner->conf, t->name);
+    if (c->answers != t->conf.answers || c->normalize != t->conf.normalize)
+        ENS_LOG(NOTICE,
+                "task %s: keeps answers %s, normalize %s of its saved rows (window.answers and "
+                "window.normalize apply to new tasks; remove the task's state to change them)",
+                t->name, ens_answers_name(t->conf.answers), ens_norm_name(t->conf.normalize));
     size_t nm = ens_window_models(t->window), n = ens_window_rows(t->window);
     for (size_t m = 0; m < nm; m++)
         t->last_seen[m] = mono;

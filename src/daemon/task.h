@@ -39,6 +39,8 @@ typedef struct ens_task_s {
     double *last_seen;    /* per model: arrival of its latest prediction (monotonic) */
     double *last_row;     /* per model: wall time of its newest joined row */
     uint64_t sampled_out; /* events left out by ingest.sample_rate */
+    int16_t open_label[ENS_MAX_LABELS]; /* open answers: class -> label id (-1: not yet) */
+    uint64_t open_lost;                 /* open answers: rows the window could not take */
     struct ens_tasks_s *owner;
 } ens_task_t;
 
@@ -82,11 +84,22 @@ int ens_task_label(ens_task_t *t, const char *name, size_t len);
 void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens_join_pred_t *preds,
                           size_t n, double mono);
 void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, double mono, double ts);
+/* Open answers (conf.answers): the truth as the key of the true answer.
+ * Joined rows enter the window as agreement classes, labels "c0", "c1", ...
+ * and "none" (open.h), so that the label dictionary never holds more than
+ * ENS_MAX_LABELS names whatever the number of distinct answers. */
+void ens_task_truth_key(ens_task_t *t, const void *key, size_t klen, uint64_t answer, double mono,
+                        double ts);
 void ens_task_sampled_out(ens_task_t *t);
 
 /* Restores a saved row into the window (no hook is called). Returns 0 or
  * ENS_EINVAL (an unknown symbol). */
 int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts);
+/* A restore: t's saved rows read as `answers` under `norm` (a journal's
+ * ANSWERS record, or choice without one). A restored task keeps the mode of
+ * its rows; window.answers applies to tasks created after the change. */
+void ens_task_restore_answers(ens_task_t *t, ens_answers_t answers, ens_norm_t norm);
+
 /* After a restore: models count as heard from at mono, their newest row is
  * their newest restored one. */
 void ens_task_restored(ens_task_t *t, double mono);

@@ -68,8 +68,12 @@ static const ens__field_t top_rows[] = {
     CUSTOM("choice", CHOICE),
     CUSTOM("costs", COSTS),
     ROW("expected_cost", F64_NIL, ens_body_t, expected_cost),
+    ROW("answers", STR, ens_body_t, answers),
+    ROW("normalize", STR, ens_body_t, normalize),
 };
 TABLE(ens__body_top, top_rows);
+_Static_assert(sizeof(top_rows) / sizeof(top_rows[0]) <= ENS__BODY_MAX_ROWS,
+               "body_decode.c sizes its key array by ENS__BODY_MAX_ROWS");
 
 static const ens__field_t step_rows[] = {
     ROW("model", STR, ens_body_step_t, model),

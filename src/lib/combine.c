@@ -307,6 +307,10 @@ ens_combiner_t *ens_combiner_fit_best(const ens_data_t *train, const size_t *mod
                                                  ENS_COMB_TABLE};
     ens_combiner_t *best = NULL;
     for (size_t i = 0; i < sizeof(preference) / sizeof(preference[0]); i++) {
+        /* Open answers: a table keyed by class ids means nothing to a
+         * router, which sees the answers of the ensemble alone. */
+        if (train->open && preference[i] == ENS_COMB_TABLE)
+            continue;
         ens_combiner_t *c = ens_combiner_fit(train, models, k, preference[i]);
         if (!c)
             return NULL;

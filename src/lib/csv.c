@@ -13,6 +13,7 @@
 
 #include "ensembled/dict.h"
 #include "ensembled/err.h"
+#include "ensembled/open.h"
 #include "ensembled/xalloc.h"
 
 typedef struct {
@@ -180,7 +181,91 @@ static const char *symbol_error(int code, int is_truth)
     return is_truth ? "the true label is empty or '?'" : "bad label";
 }
 
-int ens_csv_parse(const char *buf, size_t len, ens_data_t **out, char *err, size_t errlen)
+/* Open answers: the keys of the current row's answers and of its truth. */
+typedef struct {
+    ens_norm_t norm;
+    uint64_t *key; /* m answers */
+    uint64_t truth;
+    uint8_t *row;  /* m symbols */
+    size_t maxcls; /* classes used by the widest row */
+} open_row_t;
+
+static int open_cell(open_row_t *o, const field_t *f, size_t col)
+{
+    const char *s = f->buf ? f->buf : "";
+    if (col == 1) {
+        if (f->len == 0 || (f->len == 1 && s[0] == '?'))
+            return ENS_EINVAL;
+        o->truth = ens_open_key(s, f->len, o->norm);
+        return 0;
+    }
+    uint8_t sym = 0;
+    if (f->len == 0)
+        sym = ENS_SYM_MISSING;
+    else if (f->len == 1 && s[0] == '?')
+        sym = ENS_SYM_ABSTAIN;
+    else
+        o->key[col - 2] = ens_open_key(s, f->len, o->norm);
+    o->row[col - 2] = sym;
+    return sym;
+}
+
+/* Stores the pattern of the row just read as row n. */
+static void open_row_end(open_row_t *o, size_t m, uint8_t *y, uint8_t *x, size_t maxrows, size_t n)
+{
+    y[n] = ens_open_pattern(o->key, o->row, m, o->truth);
+    for (size_t j = 0; j < m; j++) {
+        x[j * maxrows + n] = o->row[j];
+        if (o->row[j] < ENS_OPEN_MAX_CLASSES && o->row[j] + 1u > o->maxcls)
+            o->maxcls = o->row[j] + 1u;
+    }
+}
+
+/* The classes "c0", "c1", ... then "none" as the last label. */
+static ens_data_t *open_data(const open_row_t *o, size_t n, size_t m, const uint8_t *y)
+{
+    ens_data_t *d = ens_data_new(n, m, o->maxcls + 1);
+    d->open = 1;
+    for (size_t i = 0; i < n; i++)
+        d->y[i] = y[i] == ENS_OPEN_NONE ? (uint8_t)o->maxcls : y[i];
+    char name[32];
+    for (size_t l = 0; l < o->maxcls; l++) {
+        snprintf(name, sizeof(name), "c%zu", l);
+        ens_data_set_label_name(d, l, name);
+    }
+    ens_data_set_label_name(d, o->maxcls, "none");
+    return d;
+}
+
+/* Where the cells of the rows go. */
+typedef struct {
+    open_row_t *o;      /* open answers, or NULL */
+    ens_dict_t *labels; /* choice: the label alphabet */
+    uint8_t *y, *x;     /* choice: truths, and columns of maxrows */
+    size_t maxrows;
+} store_t;
+
+/* Stores cell col (>= 1) of row n. Returns 0, or an error code with the
+ * reason in *why. */
+static int store_cell(const store_t *s, const field_t *f, size_t col, size_t n, const char **why)
+{
+    if (s->o) {
+        *why = symbol_error(ENS_EINVAL, 1);
+        return open_cell(s->o, f, col) < 0 ? ENS_EPARSE : 0;
+    }
+    int sym = cell_symbol(s->labels, f, col == 1);
+    *why = symbol_error(sym, col == 1);
+    if (sym < 0)
+        return sym == ENS_EFULL ? ENS_EFULL : ENS_EPARSE;
+    if (col == 1)
+        s->y[n] = (uint8_t)sym;
+    else
+        s->x[(col - 2) * s->maxrows + n] = (uint8_t)sym;
+    return 0;
+}
+
+static int parse(const char *buf, size_t len, open_row_t *o, ens_data_t **out, char *err,
+                 size_t errlen)
 {
     cursor_t c = {buf, buf + len, 1};
     field_t f = {0};
@@ -197,7 +282,12 @@ int ens_csv_parse(const char *buf, size_t len, ens_data_t **out, char *err, size
     uint8_t *y = ens_xmalloc(maxrows);
     uint8_t *x = rc == 0 ? ens_xmalloc(maxrows * m) : NULL;
     ens_dict_t *labels = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME);
+    if (o && rc == 0) {
+        o->key = ens_xcalloc(m, sizeof(uint64_t));
+        o->row = ens_xcalloc(m, 1);
+    }
 
+    const store_t st = {o, labels, y, x, maxrows};
     while (rc == 0) {
         skip_blank_lines(&c);
         if (c.p >= c.end)
@@ -214,39 +304,38 @@ int ens_csv_parse(const char *buf, size_t len, ens_data_t **out, char *err, size
                 col++;
                 continue;
             }
-            if (col >= 1) {
-                int sym = cell_symbol(labels, &f, col == 1);
-                if (sym < 0) {
-                    rc = fail(err, errlen, sym == ENS_EFULL ? ENS_EFULL : ENS_EPARSE,
-                              "line %zu: column %zu: %s", line, col + 1,
-                              symbol_error(sym, col == 1));
-                    break;
-                }
-                if (col == 1)
-                    y[n] = (uint8_t)sym;
-                else
-                    x[(col - 2) * maxrows + n] = (uint8_t)sym;
+            const char *why = NULL;
+            if (col >= 1 && (rc = store_cell(&st, &f, col, n, &why)) < 0) {
+                rc = fail(err, errlen, rc, "line %zu: column %zu: %s", line, col + 1, why);
+                break;
             }
             col++;
         } while (more == 1);
         if (rc == 0 && col != 2 + m)
             rc = fail(err, errlen, ENS_EPARSE, "line %zu: %zu fields, the header has %zu", line,
                       col, 2 + m);
+        if (rc == 0 && o)
+            open_row_end(o, m, y, x, maxrows, n);
         n++;
     }
     if (rc == 0 && n == 0)
         rc = fail(err, errlen, ENS_EEMPTY, "no data rows");
 
     if (rc == 0) {
-        ens_data_t *d = ens_data_new(n, m, ens_dict_count(labels));
-        memcpy(d->y, y, n);
+        ens_data_t *d = o ? open_data(o, n, m, y) : ens_data_new(n, m, ens_dict_count(labels));
+        if (!o)
+            memcpy(d->y, y, n);
         for (size_t j = 0; j < m; j++) {
             memcpy(d->x + j * n, x + j * maxrows, n);
             ens_data_set_model_name(d, j, names[j]);
         }
-        for (size_t l = 0; l < d->nlabels; l++)
+        for (size_t l = 0; l < d->nlabels && !o; l++)
             ens_data_set_label_name(d, l, ens_dict_name(labels, (int)l));
         *out = d;
+    }
+    if (o) {
+        free(o->key);
+        free(o->row);
     }
     for (size_t j = 0; j < m; j++)
         free(names[j]);
@@ -256,4 +345,16 @@ int ens_csv_parse(const char *buf, size_t len, ens_data_t **out, char *err, size
     free(y);
     ens_dict_destroy(&labels);
     return rc;
+}
+
+int ens_csv_parse(const char *buf, size_t len, ens_data_t **out, char *err, size_t errlen)
+{
+    return parse(buf, len, NULL, out, err, errlen);
+}
+
+int ens_csv_parse_open(const char *buf, size_t len, ens_norm_t norm, ens_data_t **out, char *err,
+                       size_t errlen)
+{
+    open_row_t o = {.norm = norm};
+    return parse(buf, len, &o, out, err, errlen);
 }

@@ -66,6 +66,7 @@ void ens_data_set_label_name(ens_data_t *d, size_t l, const char *name)
 ens_data_t *ens_data_rows(const ens_data_t *d, const size_t *rows, size_t n)
 {
     ens_data_t *s = ens_data_new(n, d->nmodels, d->nlabels);
+    s->open = d->open;
     for (size_t i = 0; i < n; i++)
         s->y[i] = d->y[rows[i]];
     for (size_t j = 0; j < d->nmodels; j++) {
@@ -84,6 +85,7 @@ ens_data_t *ens_data_rows(const ens_data_t *d, const size_t *rows, size_t n)
 ens_data_t *ens_data_columns(const ens_data_t *d, const size_t *cols, size_t n)
 {
     ens_data_t *s = ens_data_new(d->nrows, n, d->nlabels);
+    s->open = d->open;
     memcpy(s->y, d->y, d->nrows);
     for (size_t i = 0; i < n; i++) {
         memcpy(s->x + i * d->nrows, ens_data_col(d, cols[i]), d->nrows);

@@ -14,6 +14,7 @@
 #include <utlist.h>
 
 #include "ensembled/data.h"
+#include "ensembled/open.h"
 #include "ensembled/xalloc.h"
 
 #define NO_LABEL 0xFFFF
@@ -25,6 +26,7 @@ typedef struct entry_s {
     int joined;                  /* 1: a tombstone */
     unsigned label;              /* true label or NO_LABEL */
     double label_ts;             /* the label's row time */
+    uint64_t label_key;          /* open answers: the truth's key */
     ens_join_pred_t *preds;      /* answers so far */
     uint32_t npreds, cap;        /* answers held, allocated */
     size_t keylen;
@@ -41,6 +43,7 @@ struct ens_join_s {
     double ttl;
     ens_join_emit_fn emit;
     void *ud;
+    int open; /* answers compared by key (ens_join_set_open) */
     ens_join_stats_t st;
 };
 
@@ -108,11 +111,39 @@ static entry_t *get(ens_join_t *j, const void *key, size_t len, double now)
     return e;
 }
 
+static int by_model(const void *a, const void *b)
+{
+    const ens_join_pred_t *p = a, *q = b;
+    return (p->model > q->model) - (p->model < q->model);
+}
+
+/* Open answers: the entry's answers become their classes (in model order)
+ * and the truth its class. The answers are about to be freed, so they are
+ * rewritten in place. */
+static uint8_t open_pattern(entry_t *e)
+{
+    size_t n = e->npreds;
+    qsort(e->preds, n, sizeof(*e->preds), by_model);
+    uint64_t *keys = ens_xmalloc((n ? n : 1) * sizeof(uint64_t));
+    uint8_t *x = ens_xmalloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = e->preds[i].key;
+        x[i] = e->preds[i].sym == ENS_SYM_ABSTAIN ? ENS_SYM_ABSTAIN : 0;
+    }
+    uint8_t y = ens_open_pattern(keys, x, n, e->label_key);
+    for (size_t i = 0; i < n; i++)
+        e->preds[i].sym = x[i];
+    free(keys);
+    free(x);
+    return y;
+}
+
 /* Emits a complete entry and turns it into a tombstone. Tombstones are
  * capped like pending queries: the oldest is forgotten first. */
 static void complete(ens_join_t *j, entry_t *e, double now)
 {
-    j->emit(j->ud, (uint8_t)e->label, e->preds, e->npreds, e->label_ts);
+    uint8_t y = j->open ? open_pattern(e) : (uint8_t)e->label;
+    j->emit(j->ud, y, e->preds, e->npreds, e->label_ts);
     j->st.joined++;
     DL_DELETE(j->pending, e);
     j->npending--;
@@ -161,8 +192,22 @@ void ens_join_predictions(ens_join_t *j, const void *key, size_t len, const ens_
 void ens_join_prediction(ens_join_t *j, const void *key, size_t len, uint16_t model, uint8_t sym,
                          double now)
 {
-    ens_join_pred_t p = {model, sym, -1};
+    ens_join_pred_t p = {model, sym, -1, 0};
     ens_join_predictions(j, key, len, &p, 1, now);
+}
+
+void ens_join_set_open(ens_join_t *j, int open)
+{
+    j->open = open;
+}
+
+void ens_join_label_key(ens_join_t *j, const void *key, size_t len, uint64_t answer, double now,
+                        double ts)
+{
+    entry_t *e = get(j, key, len, now);
+    if (!e->joined && e->label == NO_LABEL)
+        e->label_key = answer;
+    ens_join_label(j, key, len, 0, now, ts);
 }
 
 void ens_join_label(ens_join_t *j, const void *key, size_t len, uint8_t y, double now, double ts)

@@ -21,6 +21,7 @@
 #define SZ_ROW 25u
 #define SZ_VERSION 13u
 #define SZ_BLOCK 17u
+#define SZ_ANSWERS 7u
 
 #define FORM_DENSE 0
 #define FORM_SPARSE 1
@@ -86,6 +87,8 @@ int ens_jrec_check(const ens_jrec_t *r)
         return r->row.nx > ENS_MAX_MODELS ? ENS_ETOOBIG : 0;
     case ENS_JREC_BLOCK:
         return check_block(r);
+    case ENS_JREC_ANSWERS:
+        return r->answers.answers > 1 || r->answers.normalize > 2 ? ENS_EINVAL : 0;
     default:
         return ENS_EINVAL;
     }
@@ -148,6 +151,8 @@ static uint64_t payload_size(const ens_jrec_t *r)
     }
     case ENS_JREC_VERSION:
         return SZ_VERSION;
+    case ENS_JREC_ANSWERS:
+        return SZ_ANSWERS;
     default:
         return SZ_BLOCK + r->block.nrows * (9 + (uint64_t)r->block.nmodels);
     }
@@ -194,6 +199,10 @@ static uint8_t *put_payload(uint8_t *p, const ens_jrec_t *r)
     case ENS_JREC_VERSION:
         p = put(p, r->version.task, 4);
         return put(p, r->version.version, 8);
+    case ENS_JREC_ANSWERS:
+        p = put(p, r->answers.task, 4);
+        p = put(p, r->answers.answers, 1);
+        return put(p, r->answers.normalize, 1);
     default: {
         size_t n = (size_t)r->block.nrows;
         p = put(p, r->block.task, 4);
@@ -365,6 +374,11 @@ static int parse_payload(const uint8_t *payload, size_t len, ens_jrec_t *r, uint
         break;
     case ENS_JREC_BLOCK:
         get_block(&c, r);
+        break;
+    case ENS_JREC_ANSWERS:
+        r->answers.task = (uint32_t)get(&c, 4);
+        r->answers.answers = (uint8_t)get(&c, 1);
+        r->answers.normalize = (uint8_t)get(&c, 1);
         break;
     default:
         return -1;

@@ -142,6 +142,9 @@ void ens__pipeline_fill_body(ens_pipeline_t *p)
     memset(b, 0, sizeof(*b));
     b->strategy = str_of(ens_strategy_name(p->o.select.strategy));
     b->estimator = str_of(ens_estimator_name(p->o.select.estimator));
+    /* The publisher says which normalization its task uses. */
+    b->answers = str_of(p->in.snap->open ? "open" : "choice");
+    b->normalize = str_of("exact");
     b->budget = p->budget;
     b->window_rows = p->in.snap->nrows;
     fill_selection(p);

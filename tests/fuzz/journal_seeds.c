@@ -113,6 +113,15 @@ static void journal(img_t *m, size_t *mid, size_t *mid_end)
     wide[ENS_MAX_MODELS - 1] = 0;
     row(m, 4, 1, wide, sizeof(wide)); /* sparse */
     version(m, 0, 17);
+    /* An open-answer task: its ANSWERS record, class labels, one row. */
+    dict(m, ENS_JREC_TASK, 2, 0, "open", 4);
+    ens_jrec_t a = {.kind = ENS_JREC_ANSWERS};
+    a.answers.task = 2;
+    a.answers.answers = 1;
+    a.answers.normalize = 1;
+    add(m, &a);
+    dict(m, ENS_JREC_LABEL, 2, 0, "c0", 2);
+    dict(m, ENS_JREC_LABEL, 2, 1, "none", 4);
 }
 
 /* A snapshot: header, dictionaries, version, and a BLOCK of n rows of two

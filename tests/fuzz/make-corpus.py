@@ -111,6 +111,8 @@ budget = 2
 [task.other]
 rows = 100
 max_age = 2d
+answers = open
+normalize = numeric
 [log]
 level = debug
 """)
@@ -132,7 +134,8 @@ if ctl:
     import tempfile
     data = os.path.join(here, "..", "data", "winogrande_routerbench_11llm.csv")
     confs = {"weighted": "", "topk4": "[select]\nstrategy = top-k\nbudget = 4\nmin_rows = 1\n",
-             "caruana": "[select]\nstrategy = caruana\nbudget = 3\nexplore_rate = 0\n"}
+             "caruana": "[select]\nstrategy = caruana\nbudget = 3\nexplore_rate = 0\n",
+             "open": "[window]\nanswers = open\nnormalize = fold\n"}
     for name, text in confs.items():
         with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
             f.write(text)

@@ -27,11 +27,11 @@
 #include "testutil.h"
 
 /* The wire strings, written out here rather than taken from the library. */
-static const char *const top_keys[22] = {
-    "task",   "version", "ts",          "strategy",     "estimator", "budget",
-    "models", "steps",   "window_rows", "labels",       "combiner",  "accuracy",
-    "bounds", "explore", "coverage",    "freshness",    "excluded",  "replaced",
-    "reason", "choice",  "costs",       "expected_cost"};
+static const char *const top_keys[24] = {
+    "task",   "version", "ts",          "strategy",      "estimator", "budget",
+    "models", "steps",   "window_rows", "labels",        "combiner",  "accuracy",
+    "bounds", "explore", "coverage",    "freshness",     "excluded",  "replaced",
+    "reason", "choice",  "costs",       "expected_cost", "answers",   "normalize"};
 static const char *const excl_text[] = {"", "retired: silent for longer than select.retire_after",
                                         "coverage below select.min_rows"};
 static const char *const reason_text[] = {
@@ -89,6 +89,8 @@ static void fixture(fixture_t *f, ens_comb_kind_t kind)
                       .ts = 1700000000.25,
                       .strategy = S("greedy-mi"),
                       .estimator = S("heldout"),
+                      .answers = S("open"),
+                      .normalize = S("fold"),
                       .budget = 3,
                       .nmodels = 3,
                       .models = f->models,
@@ -341,7 +343,7 @@ static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 23);
+    msgpack_pack_map(&pk, 25);
     rp_cstr(&pk, "protocol");
     msgpack_pack_uint64(&pk, 2);
     rp_head(&pk, b); /* 10 entries */
@@ -358,6 +360,10 @@ static void ref_pack(const ens_body_t *b, msgpack_sbuffer *sb)
     rp_cstr(&pk, reason_text[b->reason]);
     rp_choice(&pk, b);
     rp_costs(&pk, b); /* 2 entries */
+    rp_cstr(&pk, "answers");
+    rp_str(&pk, b->answers);
+    rp_cstr(&pk, "normalize");
+    rp_str(&pk, b->normalize);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -580,9 +586,9 @@ static void test_body_keys_in_order(void **state)
     assert_int_equal(msgpack_unpack(w.data, w.size, &off, &z, &root), MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, w.size);
     assert_int_equal(root.type, MSGPACK_OBJECT_MAP);
-    assert_int_equal(root.via.map.size, 23);
+    assert_int_equal(root.via.map.size, 25);
     assert_int_equal(val_of(&root, 0, "protocol")->via.u64, ENS_PROTOCOL_VERSION);
-    for (size_t i = 0; i < 22; i++)
+    for (size_t i = 0; i < 24; i++)
         val_of(&root, i + 1, top_keys[i]);
     assert_ostr(val_of(&root, 1, "task"), "t\0x", 3);
     assert_int_equal(val_of(&root, 2, "version")->via.u64, 7);
@@ -609,6 +615,8 @@ static void test_body_keys_in_order(void **state)
     assert_true(val_of(&root, 18, "replaced")->via.boolean);
     assert_ostr(val_of(&root, 19, "reason"), "more information", 16);
     const msgpack_object *ch = val_of(&root, 20, "choice");
+    assert_ostr(val_of(&root, 23, "answers"), "open", 4);
+    assert_ostr(val_of(&root, 24, "normalize"), "fold", 4);
     const msgpack_object *cands = val_of(ch, 0, "candidates");
     assert_int_equal(cands->via.array.size, 3);
     assert_ostr(val_of(&cands->via.array.ptr[1], 0, "name"), "top-1", 5);
@@ -969,7 +977,7 @@ static void test_body_rejects(void **state)
 static void test_body_rejects_each_key(void **state)
 {
     (void)state;
-    for (size_t k = 0; k < 22; k++) {
+    for (size_t k = 0; k < 24; k++) {
         char want[64];
         snprintf(want, sizeof(want), "%s: missing", top_keys[k]);
         mcase_t drop = {ENS_COMB_TABLE, top_keys[k], DROP, NULL, 0, want};
@@ -1023,7 +1031,7 @@ static void test_body_ignores_unknown_keys(void **state)
     tree_load(&t, ENS_COMB_TABLE);
     for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++)
         mutate(&t, &adds[i]);
-    assert_int_equal(t.root.via.map.size, 24);
+    assert_int_equal(t.root.via.map.size, 26);
     ens_body_t *b = NULL;
     char err[256] = "";
     if (decode_tree(&t, &b, err, sizeof(err)) != 0)

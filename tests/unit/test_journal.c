@@ -307,6 +307,30 @@ static void test_journal_round_trip_header_version(void **state)
     free(img);
 }
 
+/* ANSWERS (open answers, open.h): its bytes, and back. */
+static void test_journal_answers(void **state)
+{
+    (void)state;
+    ens_jrec_t a = {.kind = ENS_JREC_ANSWERS};
+    a.answers.task = 0xA1B2C3D4;
+    a.answers.answers = 1;   /* open */
+    a.answers.normalize = 2; /* numeric */
+    const uint8_t ap[] = {0x08, 0xD4, 0xC3, 0xB2, 0xA1, 1, 2};
+    assert_encodes_to(&a, ap, sizeof(ap));
+    ens_jreader_t rd;
+    uint8_t *img;
+    ens_jrec_t out = round_trip(&a, &rd, &img);
+    assert_int_equal(out.kind, ENS_JREC_ANSWERS);
+    assert_true(out.answers.task == 0xA1B2C3D4);
+    assert_int_equal(out.answers.answers, 1);
+    assert_int_equal(out.answers.normalize, 2);
+    free(img);
+    assert_string_equal(ens_jrec_kind_name(8), "answers");
+    a.answers.answers = 2;
+    assert_int_equal(ens_jrec_check(&a), ENS_EINVAL);
+    assert_int_equal(ens_jrec_size(&a), 0);
+}
+
 /* Round trip of one row: the decoded x must be the input up to its last
  * asked model, the form the smaller one. */
 static void check_row(const uint8_t *x, size_t nx, double ts)
@@ -490,10 +514,10 @@ static void test_journal_encoder_refuses(void **state)
 
     ens_jrec_t k = {.kind = 0};
     assert_refused(&k, ENS_EINVAL);
-    k.kind = (ens_jrec_kind_t)8;
+    k.kind = (ens_jrec_kind_t)9;
     assert_refused(&k, ENS_EINVAL);
     assert_string_equal(ens_jrec_kind_name(ENS_JREC_BLOCK), "block");
-    assert_string_equal(ens_jrec_kind_name(8), "unknown");
+    assert_string_equal(ens_jrec_kind_name(9), "unknown");
 }
 
 /* ---- what the reader refuses ------------------------------------------ */
@@ -537,7 +561,11 @@ static void test_journal_reader_refuses_payloads(void **state)
     (void)state;
     assert_payload_refused(NULL, 0);
     REFUSED(0);
-    REFUSED(8, 0, 0, 0, 0);
+    REFUSED(9, 0, 0, 0, 0);
+    REFUSED(8, 1, 0, 0, 0, 1);       /* ANSWERS short */
+    REFUSED(8, 1, 0, 0, 0, 1, 0, 0); /* ANSWERS long */
+    REFUSED(8, 1, 0, 0, 0, 2, 0);    /* ANSWERS: no answers 2 */
+    REFUSED(8, 1, 0, 0, 0, 1, 3);    /* ANSWERS: no normalize 3 */
     REFUSED(1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);       /* HEADER short */
     REFUSED(1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0); /* HEADER long */
     REFUSED(2, 1, 0, 0, 0, 0, 0);                    /* TASK, empty name */
@@ -906,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_journal_round_trip_header_version),
         cmocka_unit_test(test_journal_round_trip_rows),
         cmocka_unit_test(test_journal_round_trip_block),
+        cmocka_unit_test(test_journal_answers),
         cmocka_unit_test(test_journal_encoder_refuses),
         cmocka_unit_test(test_journal_reader_refuses_payloads),
         cmocka_unit_test(test_journal_resync_flipped_byte),
