@@ -11,6 +11,7 @@ Needs Debian's python3-xxhash. Every file is a JSON object with a
 "description" of its fields and a list of "cases".
 """
 import json
+import math
 import os
 import random
 import struct
@@ -40,11 +41,15 @@ def explore_cases():
             h = explore_hash(t, q)
             for r in rates:
                 cases.append(explore_case(t, q, h, r))
-    # At the threshold: rate * 2^64 a hair above and at or below the hash,
-    # where converting the hash to a double would decide wrong.
-    for t, q in [(b"med", 7), (b"default", b"q1"), (b"medmcqa", 123456789)]:
+    # At the threshold: rate * 2^64 equal to the hash rounded to a double, and
+    # one double either side. Where the rounding went up, the hash is below
+    # the threshold although a comparison of the hash as a double says it is
+    # not: the rule compares exactly.
+    for i in range(12):
+        t, q = tasks[i % len(tasks)], 1000 + i
         h = explore_hash(t, q)
-        for r in [h / 2.0**64, (h + 4096) / 2.0**64, (h - 4096) / 2.0**64]:
+        at = float(h) / 2.0**64
+        for r in [at, math.nextafter(at, 0.0), math.nextafter(at, 1.0)]:
             cases.append(explore_case(t, q, h, r))
     return cases
 
