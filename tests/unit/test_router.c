@@ -224,6 +224,30 @@ static void test_router_combine_by_hand(void **state)
     ens_body_destroy(&pat);
 }
 
+/* More models than the functions keep on the stack: the heap path. */
+static void test_router_many_models(void **state)
+{
+    (void)state;
+    enum { N = 70 };
+    ens_str_t answers[N];
+    double w[N];
+    int16_t pat[N];
+    size_t first[N];
+    for (size_t i = 0; i < N; i++) {
+        /* 35 "B", 34 "A", one abstention; "A" weighs more in total. */
+        answers[i] = i == 0 ? S("?") : i % 2 ? S("B") : S("A");
+        w[i] = i % 2 ? 0.5 : 0.9;
+    }
+    assert_int_equal(ens_router_pattern(answers, N, pat, first), 2);
+    assert_int_equal(pat[0], ENS_ROUTER_ABSTAIN);
+    assert_int_equal(pat[1], 0);
+    assert_int_equal(pat[2], 1);
+    int v = ens_router_vote(answers, w, N, 0);
+    assert_true(v >= 0 && answers[v].ptr[0] == 'B');
+    v = ens_router_vote(answers, w, N, 1);
+    assert_true(v >= 0 && answers[v].ptr[0] == 'A');
+}
+
 /* ---- against the daemon's combiner -------------------------------------- */
 
 typedef struct {
@@ -340,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_router_explore_threshold_is_exact),
         cmocka_unit_test(test_router_models_follow_the_rule),
         cmocka_unit_test(test_router_combine_by_hand),
+        cmocka_unit_test(test_router_many_models),
         cmocka_unit_test(test_router_agrees_with_daemon_combiner),
     };
     return cmocka_run_group_tests_name("router", tests, NULL, NULL);
