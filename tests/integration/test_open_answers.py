@@ -8,7 +8,7 @@ must make choice mode's selection on the original file, with the same
 published held-out accuracy. Online, a daemon with `window.answers = open`
 fed the file by `ensemblectl replay` must publish that selection with
 `answers: open`, no `table` combiner and only class labels; and the
-reference router (examples/router.py), combining the raw answers by the
+Python client package (python/ensembled), combining the raw answers by the
 published rules, must be as accurate on the file as the body says."""
 import json
 import os
@@ -20,9 +20,9 @@ import tempfile
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "..", "examples"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
 import harness  # noqa: E402
-import router  # noqa: E402
+import ensembled  # noqa: E402
 
 
 def relabel(header, rows, seed=5):
@@ -121,7 +121,7 @@ class OpenAnswersTest(harness.DaemonTestCase):
         for label in body["labels"]:
             self.assertTrue(label == "none" or (label[0] == "c" and label[1:].isdigit()), label)
         # The reference router on the raw answers, by the published rules.
-        comb = router.Combiner(body)
+        comb = ensembled.Combiner(body)
         cols = {m: 2 + j for j, m in enumerate(self.header[2:])}
         right = 0
         for row in self.open_rows[:n]:
