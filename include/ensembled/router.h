@@ -72,7 +72,10 @@ int ens_router_vote(const ens_str_t *answers, const double *weights, size_t k, i
  * `weighted`, `table`, `pattern`; docs/protocol.md). Stores the decision,
  * borrowed from answers or from b->labels, in *out and returns 0; returns
  * ENS_ENOTFOUND when no model voted and no table entry decides (the caller
- * falls back to a policy of its own). */
+ * falls back to a policy of its own). In a body with `answers: open`,
+ * answers that agree under its `normalize` (open.h) count as one, and the
+ * decision is the text of the first model (in `models` order) whose answer
+ * won; ENS_EPARSE for a `normalize` this library does not know. */
 int ens_router_combine(const ens_body_t *b, const ens_str_t *answers, ens_str_t *out);
 
 #endif

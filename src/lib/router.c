@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "ensembled/err.h"
+#include "ensembled/open.h"
 #include "ensembled/xalloc.h"
 
 /* Cells of a table key that no entry holds: an answer outside the label
@@ -209,7 +210,59 @@ static long table_decision(const ens_body_t *b, const ens_str_t *answers, int *i
     return out;
 }
 
+/* Open answers: each answer that agrees (open.h keys under the body's
+ * normalize) with an earlier one is replaced by that earlier answer's text,
+ * so that the byte comparisons of the rules see agreement. canon gets k
+ * cells. Returns 0, or ENS_EPARSE for an unknown normalize. */
+static int canonical_answers(const ens_body_t *b, const ens_str_t *answers, ens_str_t *canon)
+{
+    ens_norm_t norm;
+    char name[16];
+    size_t n = b->normalize.len < sizeof(name) - 1 ? b->normalize.len : sizeof(name) - 1;
+    memcpy(name, b->normalize.ptr ? b->normalize.ptr : "", n);
+    name[n] = '\0';
+    if (n == 0)
+        norm = ENS_NORM_EXACT;
+    else if (ens_norm_parse(name, &norm) != 0)
+        return ENS_EPARSE;
+    size_t k = b->nmodels;
+    uint64_t stackk[64];
+    uint64_t *key = k <= 64 ? stackk : ens_xmalloc(k * sizeof(*key));
+    for (size_t i = 0; i < k; i++) {
+        canon[i] = answers[i];
+        if (!answers[i].ptr || is_abstain(&answers[i]))
+            continue;
+        key[i] = ens_open_key(answers[i].ptr, answers[i].len, norm);
+        for (size_t j = 0; j < i; j++)
+            if (canon[j].ptr && !is_abstain(&canon[j]) && key[j] == key[i]) {
+                canon[i] = canon[j];
+                break;
+            }
+    }
+    if (k > 64)
+        free(key);
+    return 0;
+}
+
+static int combine_choice(const ens_body_t *b, const ens_str_t *answers, ens_str_t *out);
+
 int ens_router_combine(const ens_body_t *b, const ens_str_t *answers, ens_str_t *out)
+{
+    if (!(b->answers.len == 4 && memcmp(b->answers.ptr, "open", 4) == 0))
+        return combine_choice(b, answers, out);
+    size_t k = b->nmodels;
+    ens_str_t stackc[64];
+    ens_str_t *canon = k <= 64 ? stackc : ens_xmalloc(k * sizeof(*canon));
+    int rc = canonical_answers(b, answers, canon);
+    if (rc == 0)
+        rc = combine_choice(b, canon, out);
+    if (k > 64)
+        free(canon);
+    return rc;
+}
+
+/* The rules on answers compared as bytes. */
+static int combine_choice(const ens_body_t *b, const ens_str_t *answers, ens_str_t *out)
 {
     if (b->comb == ENS_COMB_TABLE || b->comb == ENS_COMB_PATTERN) {
         int is_label;

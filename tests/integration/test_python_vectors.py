@@ -56,6 +56,8 @@ class VectorsTest(unittest.TestCase):
             body = {"models": models, "labels": c["labels"],
                     "combiner": {"kind": c["kind"], "weights": c["weights"],
                                  "table": c["table"]}}
+            if c.get("mode") == "open":
+                body.update(answers="open", normalize=c["normalize"])
             answers = {m: a for m, a in zip(models, c["answers"]) if a is not None}
             got = ensembled.Combiner(body).combine(answers)
             self.assertEqual(got, c["expect"], c)

@@ -176,6 +176,12 @@ static void body_of(const json_t *c, ens_body_t *b, ens_str_t *labels, double *w
                                       : (int32_t)label_index(jl, json_string_value(d));
     }
     b->table = entries;
+    /* Open-answer cases: the body's answers and normalize. */
+    json_t *mode = json_object_get(c, "mode"), *norm = json_object_get(c, "normalize");
+    if (mode) {
+        b->answers = (ens_str_t){json_string_value(mode), json_string_length(mode)};
+        b->normalize = (ens_str_t){json_string_value(norm), json_string_length(norm)};
+    }
 }
 
 static void test_vectors_combine(void **state)
