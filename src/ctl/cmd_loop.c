@@ -26,6 +26,7 @@
 #include "ctl.h"
 #include "ensembled/protocol.h"
 #include "ensembled/rng.h"
+#include "ensembled/router.h"
 #include "ensembled/xalloc.h"
 #include "loop.h"
 
@@ -68,7 +69,7 @@ static int explores(const char *task, uint64_t query, double rate)
     buf[n++] = 'u';
     for (int i = 7; i >= 0; i--)
         buf[n++] = (unsigned char)(query >> (8 * i));
-    return (double)XXH3_64bits_withSeed(buf, n, 1) < rate * 18446744073709551616.0;
+    return ens_router_explore_below(XXH3_64bits_withSeed(buf, n, 1), rate);
 }
 
 static const char *label_name(size_t l, char *buf, size_t len)

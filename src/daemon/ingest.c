@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include "ensembled/err.h"
+#include "ensembled/router.h"
 #include "ensembled/xalloc.h"
 #include "ingest.h"
 #include "log.h"
@@ -156,7 +157,7 @@ static int sampled_in(const ens_ingest_t *in, const ens_event_t *e, const unsign
     buf[e->task.len] = '\0';
     memcpy(buf + e->task.len + 1, key, len);
     uint64_t h = XXH3_64bits(buf, e->task.len + 1 + len);
-    return (double)h < in->conf->sample_rate * 18446744073709551616.0;
+    return ens_router_explore_below(h, in->conf->sample_rate); /* exact, as routers compare */
 }
 
 /* The time of a label: its ts, or the arrival time when it has none or when
