@@ -168,6 +168,10 @@ void ens_state_version(ens_state_t *s, const ens_task_t *t, uint64_t version)
     r.version.task = t->id;
     r.version.version = version;
     append(s, &r);
+    /* In the kernel before the body leaves: a kill -9 right after the send
+     * must not bring the daemon back below a version routers saw. One write
+     * per publication. */
+    flush(s);
 }
 
 void ens__state_names(const ens_state_t *s, ens__bytes_t *b)

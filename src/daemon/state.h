@@ -64,8 +64,9 @@ int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks
                    size_t errlen);
 
 /* Journal records (NULL-safe): a new name, a joined row, a publication.
- * Gathered in memory, written once per loop turn, made durable by the
- * fsync timer. */
+ * Gathered in memory, written once per loop turn (a publication's at once,
+ * with everything gathered before it, since its body is about to be sent),
+ * made durable by the fsync timer. */
 void ens_state_added(ens_state_t *s, const ens_task_t *t, ens_name_kind_t kind, uint32_t id,
                      ens_str_t name);
 void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx,
