@@ -44,9 +44,28 @@ int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, dou
 /* Expires the n oldest rows (all of them if n exceeds the row count). */
 void ens_window_expire(ens_window_t *w, size_t n);
 
-/* Expires rows older than ts_min (rows are expected in time order; expiry
- * stops at the first row not older). Returns the number expired. */
+/* Expires every row older than ts_min, wherever it sits: rows are kept in
+ * push order, which is not time order when a row's time is earlier than
+ * that of a row pushed before it (a row dated ahead, for example, must not
+ * keep older rows behind it alive). The rows that stay keep their order.
+ * Costs one pass over the rows only when they are out of time order and
+ * the oldest time present is older than ts_min. Returns the number
+ * expired. */
 size_t ens_window_expire_before(ens_window_t *w, double ts_min);
+
+/* The serial number of the i-th oldest row (i < rows): rows are numbered
+ * 1, 2, ... as they are pushed, so serials increase from the oldest row to
+ * the newest and survive any expiry. */
+uint64_t ens_window_serial(const ens_window_t *w, size_t i);
+/* The index of the oldest row whose serial is >= serial (rows if none). */
+size_t ens_window_find_serial(const ens_window_t *w, uint64_t serial);
+
+/* Copies rows [from, from + n) (oldest first, from + n <= rows): true
+ * labels into y[n], times into ts[n] and the answers of models [0, nm) row
+ * major into x[n * nm] (row i at x + i * nm; a model never interned reads
+ * ENS_SYM_MISSING). */
+void ens_window_copy_rows(const ens_window_t *w, size_t from, size_t n, size_t nm, uint8_t *y,
+                          double *ts, uint8_t *x);
 
 /* Looks a model or label up without adding it: its id or ENS_ENOTFOUND
  * ("?" finds ENS_SYM_ABSTAIN). */

@@ -26,6 +26,11 @@ struct ens_window_s {
     size_t rows;        /* rows present */
     uint8_t *y;         /* capacity true labels */
     double *ts;         /* capacity row times */
+    uint64_t *serial;   /* capacity row serial numbers, increasing from head */
+    uint64_t pushed;    /* rows ever pushed: the last row's serial */
+    double ts_low;      /* <= the oldest time of a row present */
+    double ts_high;     /* the newest time pushed since the window was empty */
+    int disorder;       /* some row is newer than one after it */
     uint8_t **cols;     /* max_models columns of capacity bytes (NULL until used) */
     uint32_t **counts;  /* max_models tables of (label_cap + 1) x label_cap */
     uint32_t *present;  /* max_models: rows in which the model was asked */
@@ -43,6 +48,7 @@ ens_window_t *ens_window_new(size_t capacity, size_t max_models)
     w->max_models = max_models;
     w->y = ens_xcalloc(capacity, 1);
     w->ts = ens_xcalloc(capacity, sizeof(double));
+    w->serial = ens_xcalloc(capacity, sizeof(uint64_t));
     w->cols = ens_xcalloc(max_models, sizeof(uint8_t *));
     w->counts = ens_xcalloc(max_models, sizeof(uint32_t *));
     w->present = ens_xcalloc(max_models, sizeof(uint32_t));
@@ -66,6 +72,7 @@ void ens_window_destroy(ens_window_t **wp)
     free(w->present);
     free(w->y);
     free(w->ts);
+    free(w->serial);
     ens_dict_destroy(&w->models);
     ens_dict_destroy(&w->labels);
     free(w);
@@ -132,10 +139,10 @@ static int known_symbol(const ens_window_t *w, uint8_t s)
     return s == ENS_SYM_MISSING || s == ENS_SYM_ABSTAIN || s < ens_dict_count(w->labels);
 }
 
-/* Removes the oldest row from the counts and the ring. */
-static void expire_one(ens_window_t *w)
+/* Removes the row at ring position `at` from the counts; its answers read
+ * missing afterwards. */
+static void uncount(ens_window_t *w, size_t at)
 {
-    size_t at = w->head;
     uint8_t y = w->y[at];
     size_t nm = ens_dict_count(w->models);
     for (size_t j = 0; j < nm; j++) {
@@ -146,6 +153,12 @@ static void expire_one(ens_window_t *w)
         w->present[j]--;
         w->cols[j][at] = ENS_SYM_MISSING;
     }
+}
+
+/* Removes the oldest row from the counts and the ring. */
+static void expire_one(ens_window_t *w)
+{
+    uncount(w, w->head);
     w->head = (w->head + 1) % w->capacity;
     w->rows--;
 }
@@ -161,8 +174,19 @@ int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, dou
     if (w->rows == w->capacity)
         expire_one(w);
     size_t at = (w->head + w->rows) % w->capacity;
+    if (w->rows == 0) {
+        w->ts_low = w->ts_high = ts;
+        w->disorder = 0;
+    }
+    if (ts < w->ts_high)
+        w->disorder = 1;
+    if (ts > w->ts_high)
+        w->ts_high = ts;
+    if (ts < w->ts_low)
+        w->ts_low = ts;
     w->y[at] = y;
     w->ts[at] = ts;
+    w->serial[at] = ++w->pushed;
     for (size_t j = 0; j < nm; j++) {
         uint8_t v = j < nx ? x[j] : ENS_SYM_MISSING;
         w->cols[j][at] = v;
@@ -181,6 +205,68 @@ void ens_window_expire(ens_window_t *w, size_t n)
         expire_one(w);
 }
 
+/* Moves the row at ring position `from` to ring position `to`. */
+static void move_row(ens_window_t *w, size_t from, size_t to)
+{
+    size_t nm = ens_dict_count(w->models);
+    w->y[to] = w->y[from];
+    w->ts[to] = w->ts[from];
+    w->serial[to] = w->serial[from];
+    for (size_t j = 0; j < nm; j++) {
+        w->cols[j][to] = w->cols[j][from];
+        w->cols[j][from] = ENS_SYM_MISSING;
+    }
+}
+
+/* Removes every row older than ts_min wherever it sits, keeping the order
+ * of the others. Rows move towards the end that costs fewer moves: only
+ * those between the removed ones and that end. Recomputes the time bounds
+ * and the disorder flag from the rows that stay. Returns the rows removed. */
+static size_t compact(ens_window_t *w, double ts_min)
+{
+    size_t first = SIZE_MAX, last = 0, gone = 0, cap = w->capacity;
+    for (size_t i = 0; i < w->rows; i++) {
+        if (w->ts[(w->head + i) % cap] >= ts_min)
+            continue;
+        if (first == SIZE_MAX)
+            first = i;
+        last = i;
+        gone++;
+    }
+    if (gone > 0 && last + 1 < w->rows - first) {
+        /* Near the oldest end: the rows before `last` move up to it. */
+        size_t k = last + 1;
+        for (size_t i = last + 1; i-- > 0;) {
+            size_t at = (w->head + i) % cap;
+            if (w->ts[at] < ts_min)
+                uncount(w, at);
+            else if (--k != i)
+                move_row(w, at, (w->head + k) % cap);
+        }
+        w->head = (w->head + gone) % cap;
+    } else if (gone > 0) {
+        /* Near the newest end: the rows after `first` move down to it. */
+        size_t k = first;
+        for (size_t i = first; i < w->rows; i++) {
+            size_t at = (w->head + i) % cap;
+            if (w->ts[at] < ts_min)
+                uncount(w, at);
+            else if (k++ != i)
+                move_row(w, at, (w->head + k - 1) % cap);
+        }
+    }
+    w->rows -= gone;
+    w->disorder = 0;
+    for (size_t i = 0; i < w->rows; i++) {
+        double t = w->ts[(w->head + i) % cap];
+        if (i == 0 || t < w->ts_low)
+            w->ts_low = t;
+        if (i > 0 && t < w->ts[(w->head + i - 1) % cap])
+            w->disorder = 1;
+    }
+    return gone;
+}
+
 size_t ens_window_expire_before(ens_window_t *w, double ts_min)
 {
     size_t n = 0;
@@ -188,7 +274,51 @@ size_t ens_window_expire_before(ens_window_t *w, double ts_min)
         expire_one(w);
         n++;
     }
+    /* Rows in time order end here. Otherwise (a label's time earlier than
+     * that of a row joined before it) an older row may sit behind a newer
+     * one: look for one only when the lower bound of the times says there
+     * may be one, so a window in order costs nothing more. */
+    if (w->rows > 0 && w->disorder && w->ts_low < ts_min)
+        n += compact(w, ts_min);
     return n;
+}
+
+uint64_t ens_window_serial(const ens_window_t *w, size_t i)
+{
+    return w->serial[(w->head + i) % w->capacity];
+}
+
+size_t ens_window_find_serial(const ens_window_t *w, uint64_t serial)
+{
+    size_t lo = 0, hi = w->rows;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ens_window_serial(w, mid) < serial)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void ens_window_copy_rows(const ens_window_t *w, size_t from, size_t n, size_t nm, uint8_t *y,
+                          double *ts, uint8_t *x)
+{
+    size_t cap = w->capacity;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (w->head + from + i) % cap;
+        y[i] = w->y[at];
+        ts[i] = w->ts[at];
+    }
+    for (size_t j = 0; j < nm; j++) {
+        const uint8_t *col = w->cols[j];
+        size_t at = (w->head + from) % cap;
+        for (size_t i = 0; i < n; i++) {
+            x[i * nm + j] = col ? col[at] : ENS_SYM_MISSING;
+            if (++at == cap)
+                at = 0;
+        }
+    }
 }
 
 int ens_window_find_model(const ens_window_t *w, const char *name, size_t len)
