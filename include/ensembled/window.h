@@ -2,7 +2,8 @@
  *
  * A ring of at most `capacity` rows over at most `max_models` models, stored
  * column-major with one byte per prediction (see data.h for the symbols).
- * Model names and labels are interned to small ids as they appear. Pushing
+ * Model names and labels are interned to small ids as they appear; a model
+ * no row holds may be released, its id going to the next new model. Pushing
  * into a full window expires the oldest row first.
  *
  * Invariant: for every model j, count(j, x, y) equals the number of rows in
@@ -74,7 +75,18 @@ int ens_window_find_label(const ens_window_t *w, const char *name, size_t len);
 
 size_t ens_window_rows(const ens_window_t *w);
 size_t ens_window_capacity(const ens_window_t *w);
+/* Model ids in use are below ens_window_models (released ids included);
+ * ens_window_models_held counts the models named now. */
 size_t ens_window_models(const ens_window_t *w);
+size_t ens_window_models_held(const ens_window_t *w);
+/* The ids of the models named now, increasing, into ids (room for
+ * ENS_MAX_MODELS); returns how many. */
+size_t ens_window_model_ids(const ens_window_t *w, size_t *ids);
+/* Frees model id's slot when no row holds an answer of it: its name is
+ * forgotten and its id goes to the next new model, whose column reads
+ * ENS_SYM_MISSING in every row. Returns 0, or ENS_EINVAL (a row holds it,
+ * or no model has that id). A released id's name is NULL (length 0). */
+int ens_window_release_model(ens_window_t *w, int id);
 size_t ens_window_labels(const ens_window_t *w);
 const char *ens_window_model_name(const ens_window_t *w, int id);
 const char *ens_window_label_name(const ens_window_t *w, int id);
@@ -93,7 +105,8 @@ uint32_t ens_window_count(const ens_window_t *w, size_t j, uint8_t x, uint8_t y)
 /* Rows in which model j was asked (its column is not missing). */
 uint32_t ens_window_present(const ens_window_t *w, size_t j);
 
-/* Copies the window, oldest row first, into a new immutable matrix. */
+/* Copies the window, oldest row first, into a new immutable matrix: the
+ * named models' columns in the order of ens_window_model_ids. */
 ens_data_t *ens_window_snapshot(const ens_window_t *w);
 
 #endif

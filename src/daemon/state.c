@@ -170,6 +170,8 @@ void ens__state_names(const ens_state_t *s, ens__bytes_t *b)
             for (size_t id = 0; id < n[k]; id++) {
                 ens_str_t name = k == 0 ? ens_window_model_str(t->window, (int)id)
                                         : ens_window_label_str(t->window, (int)id);
+                if (name.len == 0)
+                    continue; /* a freed slot */
                 r.kind = k == 0 ? ENS_JREC_MODEL : ENS_JREC_LABEL;
                 r.dict.id = (uint32_t)id;
                 r.dict.name = name.ptr;

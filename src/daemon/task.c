@@ -151,6 +151,27 @@ void ens_tasks_set_config(ens_tasks_t *ts, const ens_config_t *conf, double mono
     }
 }
 
+/* Frees the slot of model m if no row of the window holds it (so nothing
+ * indexed by its id refers to it any more) and, unless `now_free`, it has
+ * retired: silent for longer than select.retire_after and than join.ttl, so
+ * no pending query holds its answers either. */
+static void free_model(ens_task_t *t, size_t m, double mono, int now_free)
+{
+    double quiet =
+        t->conf.retire_after > t->conf.join_ttl ? t->conf.retire_after : t->conf.join_ttl;
+    if (!now_free && (t->conf.retire_after <= 0 || mono - t->last_seen[m] <= quiet))
+        return;
+    ens_str_t name = ens_window_model_str(t->window, (int)m);
+    if (!name.ptr || ens_window_present(t->window, m) > 0)
+        return;
+    ENS_LOG(INFO, "task %s: model %.*s retired and out of the window: its slot is free", t->name,
+            (int)name.len, name.ptr);
+    ens_window_release_model(t->window, (int)m);
+    t->last_seen[m] = 0;
+    t->last_row[m] = 0;
+    t->models_freed++;
+}
+
 void ens_tasks_tick(ens_tasks_t *ts, double now, double mono)
 {
     for (size_t i = 0; i < ts->count; i++) {
@@ -158,14 +179,16 @@ void ens_tasks_tick(ens_tasks_t *ts, double now, double mono)
         ens_join_expire(t->join, mono);
         if (t->conf.window_max_age > 0)
             ens_window_expire_before(t->window, now - t->conf.window_max_age);
+        for (size_t m = 0; m < ens_window_models(t->window); m++)
+            free_model(t, m, mono, 0);
     }
 }
 
 int ens_task_model(ens_task_t *t, const char *name, size_t len)
 {
-    size_t before = ens_window_models(t->window);
+    size_t before = ens_window_models_held(t->window);
     int id = ens_window_model(t->window, name, len);
-    if (id >= 0 && (size_t)id == before)
+    if (id >= 0 && ens_window_models_held(t->window) > before)
         notify_added(t, ENS_NAME_MODEL, (uint32_t)id, ens_window_model_str(t->window, id));
     return id;
 }
@@ -204,6 +227,10 @@ int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, 
 
 void ens_task_restored(ens_task_t *t, double mono)
 {
+    /* No query is pending after a restart: a model no restored row holds
+     * holds nothing, and its slot is free at once. */
+    for (size_t m = 0; m < ens_window_models(t->window); m++)
+        free_model(t, m, mono, 1);
     size_t nm = ens_window_models(t->window), n = ens_window_rows(t->window);
     for (size_t m = 0; m < nm; m++)
         t->last_seen[m] = mono;

@@ -348,6 +348,29 @@ size_t ens_window_models(const ens_window_t *w)
     return ens_dict_count(w->models);
 }
 
+size_t ens_window_models_held(const ens_window_t *w)
+{
+    return ens_dict_live(w->models);
+}
+
+size_t ens_window_model_ids(const ens_window_t *w, size_t *ids)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < ens_dict_count(w->models); j++)
+        if (ens_dict_name(w->models, (int)j))
+            ids[n++] = j;
+    return n;
+}
+
+int ens_window_release_model(ens_window_t *w, int id)
+{
+    if (id < 0 || (size_t)id >= ens_dict_count(w->models) || w->present[id] > 0)
+        return ENS_EINVAL;
+    /* No row holds it: its column reads missing everywhere and its counts
+     * are zero, as a new model's must. */
+    return ens_dict_release(w->models, id);
+}
+
 size_t ens_window_labels(const ens_window_t *w)
 {
     return ens_dict_count(w->labels);
@@ -414,12 +437,13 @@ static void copy_ring(uint8_t *dst, const uint8_t *src, size_t cap, size_t from,
 
 ens_data_t *ens_window_snapshot(const ens_window_t *w)
 {
-    size_t nm = ens_dict_count(w->models), nl = ens_dict_count(w->labels);
+    size_t ids[ENS_MAX_MODELS];
+    size_t nm = ens_window_model_ids(w, ids), nl = ens_dict_count(w->labels);
     ens_data_t *d = ens_data_new(w->rows, nm, nl);
     copy_ring(d->y, w->y, w->capacity, w->head, w->rows);
     for (size_t j = 0; j < nm; j++) {
-        copy_ring(d->x + j * w->rows, w->cols[j], w->capacity, w->head, w->rows);
-        ens_data_set_model_name(d, j, ens_dict_name(w->models, (int)j));
+        copy_ring(d->x + j * w->rows, w->cols[ids[j]], w->capacity, w->head, w->rows);
+        ens_data_set_model_name(d, j, ens_dict_name(w->models, (int)ids[j]));
     }
     for (size_t l = 0; l < nl; l++)
         ens_data_set_label_name(d, l, ens_dict_name(w->labels, (int)l));
