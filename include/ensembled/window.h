@@ -3,7 +3,8 @@
  * A ring of at most `capacity` rows over at most `max_models` models, stored
  * column-major with one byte per prediction (see data.h for the symbols).
  * Model names and labels are interned to small ids as they appear; a model
- * no row holds may be released, its id going to the next new model. Pushing
+ * or a label no row holds may be released, its id going to the next new
+ * one. Pushing
  * into a full window expires the oldest row first.
  *
  * Invariant: for every model j, count(j, x, y) equals the number of rows in
@@ -87,7 +88,14 @@ size_t ens_window_model_ids(const ens_window_t *w, size_t *ids);
  * ENS_SYM_MISSING in every row. Returns 0, or ENS_EINVAL (a row holds it,
  * or no model has that id). A released id's name is NULL (length 0). */
 int ens_window_release_model(ens_window_t *w, int id);
+/* Label ids in use are below ens_window_labels (released ids included);
+ * ens_window_labels_held counts the labels named now. */
 size_t ens_window_labels(const ens_window_t *w);
+size_t ens_window_labels_held(const ens_window_t *w);
+/* Frees label id's slot when no row holds it, as its true label or as an
+ * answer: its name is forgotten and its id goes to the next new label.
+ * Returns 0 or ENS_EINVAL (a row holds it, or no label has that id). */
+int ens_window_release_label(ens_window_t *w, int id);
 const char *ens_window_model_name(const ens_window_t *w, int id);
 const char *ens_window_label_name(const ens_window_t *w, int id);
 
@@ -106,7 +114,8 @@ uint32_t ens_window_count(const ens_window_t *w, size_t j, uint8_t x, uint8_t y)
 uint32_t ens_window_present(const ens_window_t *w, size_t j);
 
 /* Copies the window, oldest row first, into a new immutable matrix: the
- * named models' columns in the order of ens_window_model_ids. */
+ * named models' columns in the order of ens_window_model_ids, the named
+ * labels numbered densely in id order. */
 ens_data_t *ens_window_snapshot(const ens_window_t *w);
 
 #endif

@@ -86,7 +86,7 @@ static int check_capacity(const ens_ingest_t *in, const ens_decoded_t *m, ens_dr
         const ens_event_t *e = ens_decoded_event(m, i);
         ens_task_t *t = ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
         size_t have_models = t ? ens_window_models_held(t->window) : 0;
-        size_t have_labels = t ? ens_window_labels(t->window) : 0;
+        size_t have_labels = t ? ens_window_labels_held(t->window) : 0;
         if (!t && first_time(&a, 't', e->task, none) &&
             ens_tasks_count(in->tasks) + ++a.tasks > in->conf->max_tasks)
             *why = ENS_DROP_TOO_MANY_TASKS, rc = -1;

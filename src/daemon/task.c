@@ -69,6 +69,7 @@ static void task_free(ens_task_t *t)
     ens_join_destroy(&t->join);
     free(t->last_seen);
     free(t->last_row);
+    free(t->label_seen);
     free(t->name);
 }
 
@@ -122,6 +123,7 @@ ens_task_t *ens_tasks_intern(ens_tasks_t *ts, const char *name, size_t len)
     t->join = ens_join_new(t->conf.join_max_pending, t->conf.join_ttl, on_joined, t);
     t->last_seen = ens_xcalloc(ENS_MAX_MODELS, sizeof(double));
     t->last_row = ens_xcalloc(ENS_MAX_MODELS, sizeof(double));
+    t->label_seen = ens_xcalloc(ENS_MAX_LABELS, sizeof(double));
     if (ts->count == ts->cap) {
         ts->cap = ts->cap ? 2 * ts->cap : 8;
         ts->by_id = ens_xreallocarray(ts->by_id, ts->cap, sizeof(entry_t *));
@@ -155,11 +157,16 @@ void ens_tasks_set_config(ens_tasks_t *ts, const ens_config_t *conf, double mono
  * indexed by its id refers to it any more) and, unless `now_free`, it has
  * retired: silent for longer than select.retire_after and than join.ttl, so
  * no pending query holds its answers either. */
-static void free_model(ens_task_t *t, size_t m, double mono, int now_free)
+static int retired(const ens_task_t *t, double seen, double mono)
 {
     double quiet =
         t->conf.retire_after > t->conf.join_ttl ? t->conf.retire_after : t->conf.join_ttl;
-    if (!now_free && (t->conf.retire_after <= 0 || mono - t->last_seen[m] <= quiet))
+    return t->conf.retire_after > 0 && mono - seen > quiet;
+}
+
+static void free_model(ens_task_t *t, size_t m, double mono, int now_free)
+{
+    if (!now_free && !retired(t, t->last_seen[m], mono))
         return;
     ens_str_t name = ens_window_model_str(t->window, (int)m);
     if (!name.ptr || ens_window_present(t->window, m) > 0)
@@ -172,6 +179,19 @@ static void free_model(ens_task_t *t, size_t m, double mono, int now_free)
     t->models_freed++;
 }
 
+/* The same for label l: unused for as long (no event named it), and no
+ * row holds it as its true label or as an answer. */
+static void free_label(ens_task_t *t, size_t l, double mono, int now_free)
+{
+    if (!now_free && !retired(t, t->label_seen[l], mono))
+        return;
+    ens_str_t name = ens_window_label_str(t->window, (int)l);
+    if (!name.ptr || ens_window_release_label(t->window, (int)l) < 0)
+        return;
+    t->label_seen[l] = 0;
+    t->labels_freed++;
+}
+
 void ens_tasks_tick(ens_tasks_t *ts, double now, double mono)
 {
     for (size_t i = 0; i < ts->count; i++) {
@@ -181,6 +201,8 @@ void ens_tasks_tick(ens_tasks_t *ts, double now, double mono)
             ens_window_expire_before(t->window, now - t->conf.window_max_age);
         for (size_t m = 0; m < ens_window_models(t->window); m++)
             free_model(t, m, mono, 0);
+        for (size_t l = 0; l < ens_window_labels(t->window); l++)
+            free_label(t, l, mono, 0);
     }
 }
 
@@ -195,9 +217,9 @@ int ens_task_model(ens_task_t *t, const char *name, size_t len)
 
 int ens_task_label(ens_task_t *t, const char *name, size_t len)
 {
-    size_t before = ens_window_labels(t->window);
+    size_t before = ens_window_labels_held(t->window);
     int id = ens_window_label(t->window, name, len);
-    if (id >= 0 && id != ENS_SYM_ABSTAIN && (size_t)id == before)
+    if (id >= 0 && id != ENS_SYM_ABSTAIN && ens_window_labels_held(t->window) > before)
         notify_added(t, ENS_NAME_LABEL, (uint32_t)id, ens_window_label_str(t->window, id));
     return id;
 }
@@ -205,13 +227,17 @@ int ens_task_label(ens_task_t *t, const char *name, size_t len)
 void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens_join_pred_t *preds,
                           size_t n, double mono)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         t->last_seen[preds[i].model] = mono;
+        if (preds[i].sym < ENS_MAX_LABELS)
+            t->label_seen[preds[i].sym] = mono;
+    }
     ens_join_predictions(t->join, key, klen, preds, n, mono);
 }
 
 void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, double mono, double ts)
 {
+    t->label_seen[y] = mono;
     ens_join_label(t->join, key, klen, y, mono, ts);
 }
 
@@ -231,6 +257,8 @@ void ens_task_restored(ens_task_t *t, double mono)
      * holds nothing, and its slot is free at once. */
     for (size_t m = 0; m < ens_window_models(t->window); m++)
         free_model(t, m, mono, 1);
+    for (size_t l = 0; l < ens_window_labels(t->window); l++)
+        free_label(t, l, mono, 1);
     size_t nm = ens_window_models(t->window), n = ens_window_rows(t->window);
     for (size_t m = 0; m < nm; m++)
         t->last_seen[m] = mono;

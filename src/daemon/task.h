@@ -40,7 +40,9 @@ typedef struct ens_task_s {
     double *last_seen;     /* per model: arrival of its latest prediction (monotonic) */
     double *last_row;      /* per model: wall time of its newest joined row */
     uint64_t sampled_out;  /* events left out by ingest.sample_rate */
+    double *label_seen;    /* per label: the latest event naming it (monotonic) */
     uint64_t models_freed; /* model slots freed (retired, out of the window) */
+    uint64_t labels_freed; /* label slots freed (unused as long, out of the window) */
     struct ens_tasks_s *owner;
 } ens_task_t;
 
@@ -72,7 +74,8 @@ ens_task_t *ens_tasks_intern(ens_tasks_t *ts, const char *name, size_t len);
 /* Expires old pending queries and window rows of every task, and frees
  * the slot of every model that retired (silent for longer than
  * select.retire_after and join.ttl) and that no row of its window holds:
- * its id may go to a new model, whose `added` is then reported with it. */
+ * its id may go to a new model, whose `added` is then reported with it.
+ * Likewise for labels no event named for as long. */
 void ens_tasks_tick(ens_tasks_t *ts, double now, double mono);
 
 /* A model's or a label's id in t, added if new: >= 0 or a negative ENS_E*
@@ -92,7 +95,7 @@ void ens_task_sampled_out(ens_task_t *t);
 /* Restores a saved row into the window (no hook is called). Returns 0 or
  * ENS_EINVAL (an unknown symbol). */
 int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts);
-/* After a restore: models no restored row holds are freed (no query is
+/* After a restore: models and labels no restored row holds are freed (no query is
  * pending after a restart); the others count as heard from at mono, their
  * newest row is their newest restored one. */
 void ens_task_restored(ens_task_t *t, double mono);

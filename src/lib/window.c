@@ -34,6 +34,8 @@ struct ens_window_s {
     uint8_t **cols;     /* max_models columns of capacity bytes (NULL until used) */
     uint32_t **counts;  /* max_models tables of (label_cap + 1) x label_cap */
     uint32_t *present;  /* max_models: rows in which the model was asked */
+    uint32_t *truths;   /* ENS_MAX_LABELS: rows whose true label it is */
+    uint32_t *answers;  /* ENS_MAX_LABELS: answers giving it, over all models */
     size_t label_cap;   /* labels the count tables can index */
     ens_dict_t *models; /* model names -> ids */
     ens_dict_t *labels; /* label names -> ids */
@@ -52,6 +54,8 @@ ens_window_t *ens_window_new(size_t capacity, size_t max_models)
     w->cols = ens_xcalloc(max_models, sizeof(uint8_t *));
     w->counts = ens_xcalloc(max_models, sizeof(uint32_t *));
     w->present = ens_xcalloc(max_models, sizeof(uint32_t));
+    w->truths = ens_xcalloc(ENS_MAX_LABELS, sizeof(uint32_t));
+    w->answers = ens_xcalloc(ENS_MAX_LABELS, sizeof(uint32_t));
     w->label_cap = 4;
     w->models = ens_dict_new(max_models, ENS_MAX_NAME);
     w->labels = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME);
@@ -70,6 +74,8 @@ void ens_window_destroy(ens_window_t **wp)
     free(w->cols);
     free(w->counts);
     free(w->present);
+    free(w->truths);
+    free(w->answers);
     free(w->y);
     free(w->ts);
     free(w->serial);
@@ -145,12 +151,15 @@ static void uncount(ens_window_t *w, size_t at)
 {
     uint8_t y = w->y[at];
     size_t nm = ens_dict_count(w->models);
+    w->truths[y]--;
     for (size_t j = 0; j < nm; j++) {
         uint8_t x = w->cols[j][at];
         if (x == ENS_SYM_MISSING)
             continue;
         w->counts[j][cell(w, x, y)]--;
         w->present[j]--;
+        if (x < ENS_MAX_LABELS)
+            w->answers[x]--;
         w->cols[j][at] = ENS_SYM_MISSING;
     }
 }
@@ -187,6 +196,7 @@ int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, dou
     w->y[at] = y;
     w->ts[at] = ts;
     w->serial[at] = ++w->pushed;
+    w->truths[y]++;
     for (size_t j = 0; j < nm; j++) {
         uint8_t v = j < nx ? x[j] : ENS_SYM_MISSING;
         w->cols[j][at] = v;
@@ -194,6 +204,8 @@ int ens_window_push(ens_window_t *w, uint8_t y, const uint8_t *x, size_t nx, dou
             continue;
         w->counts[j][cell(w, v, y)]++;
         w->present[j]++;
+        if (v < ENS_MAX_LABELS)
+            w->answers[v]++;
     }
     w->rows++;
     return 0;
@@ -371,6 +383,19 @@ int ens_window_release_model(ens_window_t *w, int id)
     return ens_dict_release(w->models, id);
 }
 
+size_t ens_window_labels_held(const ens_window_t *w)
+{
+    return ens_dict_live(w->labels);
+}
+
+int ens_window_release_label(ens_window_t *w, int id)
+{
+    if (id < 0 || (size_t)id >= ens_dict_count(w->labels) || w->truths[id] > 0 ||
+        w->answers[id] > 0)
+        return ENS_EINVAL;
+    return ens_dict_release(w->labels, id);
+}
+
 size_t ens_window_labels(const ens_window_t *w)
 {
     return ens_dict_count(w->labels);
@@ -435,17 +460,39 @@ static void copy_ring(uint8_t *dst, const uint8_t *src, size_t cap, size_t from,
     memcpy(dst + first, src, n - first);
 }
 
+/* Names d's labels: those held, in id order. When a released id lies
+ * among them, labels are renumbered densely in y and every column. */
+static void relabel(const ens_window_t *w, ens_data_t *d)
+{
+    uint8_t map[256];
+    size_t nl = 0;
+    for (size_t v = 0; v < 256; v++)
+        map[v] = (uint8_t)v;
+    for (size_t l = 0; l < ens_dict_count(w->labels); l++) {
+        const char *name = ens_dict_name(w->labels, (int)l);
+        if (!name)
+            continue;
+        map[l] = (uint8_t)nl;
+        ens_data_set_label_name(d, nl++, name);
+    }
+    if (nl == ens_dict_count(w->labels))
+        return;
+    for (size_t i = 0; i < d->nrows; i++)
+        d->y[i] = map[d->y[i]];
+    for (size_t k = 0; k < d->nrows * d->nmodels; k++)
+        d->x[k] = map[d->x[k]];
+}
+
 ens_data_t *ens_window_snapshot(const ens_window_t *w)
 {
     size_t ids[ENS_MAX_MODELS];
-    size_t nm = ens_window_model_ids(w, ids), nl = ens_dict_count(w->labels);
+    size_t nm = ens_window_model_ids(w, ids), nl = ens_dict_live(w->labels);
     ens_data_t *d = ens_data_new(w->rows, nm, nl);
     copy_ring(d->y, w->y, w->capacity, w->head, w->rows);
     for (size_t j = 0; j < nm; j++) {
         copy_ring(d->x + j * w->rows, w->cols[ids[j]], w->capacity, w->head, w->rows);
         ens_data_set_model_name(d, j, ens_dict_name(w->models, (int)ids[j]));
     }
-    for (size_t l = 0; l < nl; l++)
-        ens_data_set_label_name(d, l, ens_dict_name(w->labels, (int)l));
+    relabel(w, d);
     return d;
 }

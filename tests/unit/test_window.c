@@ -363,6 +363,70 @@ static void test_window_copy_rows(void **state)
     ens_window_destroy(&w);
 }
 
+/* A model and a label are released only once no row holds them; their ids
+ * go to the next new names, and the snapshot (what a selection sees) lists
+ * only the names held, labels renumbered densely. */
+static void test_window_release_slots(void **state)
+{
+    (void)state;
+    ens_window_t *w = ens_window_new(2, 3);
+    assert_int_equal(ens_window_model(w, "a", 1), 0);
+    assert_int_equal(ens_window_model(w, "b", 1), 1);
+    assert_int_equal(ens_window_label(w, "Y", 1), 0);
+    assert_int_equal(ens_window_label(w, "N", 1), 1);
+    assert_int_equal(ens_window_label(w, "M", 1), 2);
+    uint8_t x[2] = {1, 0};
+    assert_int_equal(ens_window_push(w, 0, x, 2, 1), 0); /* b says Y, truth Y; a says N */
+    x[0] = 2;
+    assert_int_equal(ens_window_push(w, 2, x, 1, 2), 0); /* a says M, truth M */
+    /* b answers in row 0, N too, as an answer only: both held. */
+    assert_int_equal(ens_window_release_model(w, 1), ENS_EINVAL);
+    assert_int_equal(ens_window_release_label(w, 1), ENS_EINVAL);
+    assert_int_equal(ens_window_release_model(w, 7), ENS_EINVAL);
+    uint8_t y2 = 0;
+    x[0] = 0;
+    assert_int_equal(ens_window_push(w, y2, x, 1, 3), 0); /* row 0 leaves */
+    assert_int_equal(ens_window_release_model(w, 1), 0);
+    assert_int_equal(ens_window_release_label(w, 1), 0);
+    assert_int_equal(ens_window_release_model(w, 1), ENS_EINVAL); /* twice */
+    assert_int_equal(ens_window_release_label(w, 0), ENS_EINVAL); /* Y is held */
+    assert_int_equal(ens_window_models(w), 2);
+    assert_int_equal(ens_window_models_held(w), 1);
+    assert_int_equal(ens_window_labels_held(w), 2);
+    assert_int_equal(ens_window_find_model(w, "b", 1), ENS_ENOTFOUND);
+    assert_int_equal(ens_window_find_label(w, "N", 1), ENS_ENOTFOUND);
+    assert_null(ens_window_model_str(w, 1).ptr);
+
+    ens_data_t *d = ens_window_snapshot(w);
+    assert_int_equal(d->nmodels, 1);
+    assert_int_equal(d->nlabels, 2);
+    assert_string_equal(d->model_names[0], "a");
+    assert_string_equal(d->label_names[0], "Y");
+    assert_string_equal(d->label_names[1], "M");
+    /* Rows: (M, a says M), (Y, a says Y): M is 1 once renumbered. */
+    assert_int_equal(d->y[0], 1);
+    assert_int_equal(d->y[1], 0);
+    assert_int_equal(ens_data_col(d, 0)[0], 1);
+    assert_int_equal(ens_data_col(d, 0)[1], 0);
+    ens_data_destroy(&d);
+
+    /* The freed ids go to the next new names; the column starts empty. */
+    assert_int_equal(ens_window_model(w, "c", 1), 1);
+    assert_int_equal(ens_window_label(w, "Q", 1), 1);
+    assert_int_equal(ens_window_present(w, 1), 0);
+    for (size_t i = 0; i < ens_window_rows(w); i++)
+        assert_int_equal(ens_window_x(w, i, 1), ENS_SYM_MISSING);
+    for (uint8_t yy = 0; yy < 3; yy++)
+        for (uint8_t xx = 0; xx < 3; xx++)
+            assert_int_equal(ens_window_count(w, 1, xx, yy), 0);
+    uint8_t x3[2] = {ENS_SYM_MISSING, 1};
+    assert_int_equal(ens_window_push(w, 1, x3, 2, 4), 0);
+    assert_int_equal(ens_window_count(w, 1, 1, 1), 1);
+    assert_int_equal(ens_window_present(w, 1), 1);
+    assert_int_equal(ens_window_count(w, 0, 0, 0), 1);
+    ens_window_destroy(&w);
+}
+
 static void test_window_ring_wrap_exact(void **state)
 {
     (void)state;
@@ -432,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_window_expire_by_age_out_of_order),
         cmocka_unit_test(test_window_future_row_at_head),
         cmocka_unit_test(test_window_copy_rows),
+        cmocka_unit_test(test_window_release_slots),
         cmocka_unit_test(test_window_interning),
     };
     return cmocka_run_group_tests_name("window", tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* test_task.c - model slots are freed once a model has retired and no row
  * of the window holds it, live and across restarts, so that
- * ingest.max_models caps the models held, not every model ever seen.
+ * ingest.max_models caps the models held, not every model ever seen; label
+ * slots likewise.
  *
  * Events go in through ingest (rig.h); windows are compared with the rows
  * the test fed, and the models a selection would see with the names the
@@ -198,6 +199,75 @@ static void test_task_never_retire_keeps_slots(void **state)
     rig_close(&l);
 }
 
+/* Rows of task "t" whose truth and answers are label `lab`, models a, b. */
+static rig_row_t label_row(ens_str_t lab, size_t i)
+{
+    rig_row_t r = {.task = S("t"), .label = lab, .ts = 1.7e9 + (double)i, .n = 2};
+    r.model[0] = S("a");
+    r.model[1] = S("b");
+    r.answer[0] = r.answer[1] = lab;
+    return r;
+}
+
+/* Labels likewise: one that left the window and has been unused as long as
+ * a retired model frees its slot; a restart frees labels no restored row
+ * holds; the labels a selection sees are the ones held. */
+static void test_task_labels_free_their_slots(void **state)
+{
+    rig_fx_t *fx = *state;
+    static const ens_str_t labs[] = {SI("L1"), SI("L2"), SI("L3")};
+    rig_row_t rows[64];
+    size_t k = 0;
+    rig_life_t *l;
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    for (int g = 0; g < 3; g++)
+        for (int i = 0; i < 10; i++, k++)
+            rows[k] = label_row(labs[g], k);
+    rig_feed_all(l, rows, k); /* L1 and L2 left the window */
+    rig_turn(l);
+    const ens_window_t *w = task_t(l)->window;
+    assert_int_equal(ens_window_labels_held(w), 3);
+    ens_tasks_tick(l->tasks, 1.7e9, l->mono + 30);
+    assert_int_equal(task_t(l)->labels_freed, 0);
+    l->mono += 61;
+    /* L3 is still named by the rows; a and b still answer. */
+    for (int i = 0; i < 3; i++, k++)
+        rows[k] = label_row(labs[2], k);
+    rig_feed_all(l, rows + k - 3, 3);
+    ens_tasks_tick(l->tasks, 1.7e9, l->mono);
+    assert_int_equal(task_t(l)->labels_freed, 2);
+    assert_int_equal(task_t(l)->models_freed, 0);
+    assert_int_equal(ens_window_labels_held(w), 1);
+    assert_int_equal(ens_window_find_label(w, "L1", 2), ENS_ENOTFOUND);
+    ens_data_t *d = ens_window_snapshot(w);
+    assert_int_equal(d->nlabels, 1);
+    assert_string_equal(d->label_names[0], "L3");
+    for (size_t i = 0; i < d->nrows; i++)
+        assert_int_equal(d->y[i], 0);
+    ens_data_destroy(&d);
+    /* A new label takes a freed id. */
+    static const ens_str_t l4 = SI("L4");
+    for (int i = 0; i < 4; i++, k++)
+        rows[k] = label_row(l4, k);
+    rig_feed_all(l, rows + k - 4, 4);
+    rig_turn(l);
+    assert_int_equal(ens_window_find_label(w, "L4", 2), 0);
+    assert_int_equal(ens_window_labels(w), 3);
+    rig_check(l, rows + k - 10, 10, 1);
+    rig_crash(&l);
+
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_check(l, rows + k - 10, 10, 1);
+    w = task_t(l)->window;
+    assert_int_equal(ens_window_labels_held(w), 2);
+    assert_int_equal(ens_window_find_label(w, "L2", 2), ENS_ENOTFOUND);
+    rig_close(&l);
+    assert_int_equal(rig_open(&l, &fx->conf, 0), 0);
+    rig_check(l, rows + k - 10, 10, 1);
+    assert_int_equal(ens_window_labels_held(task_t(l)->window), 2);
+    rig_close(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +276,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_task_restart_frees_models_without_rows, setup,
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_task_never_retire_keeps_slots, setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_task_labels_free_their_slots, setup, rig_teardown),
     };
     return cmocka_run_group_tests_name("task", tests, NULL, NULL);
 }
