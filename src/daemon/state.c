@@ -230,7 +230,7 @@ static void job_free(snap_job_t *j)
 static void snapshot_work(uv_work_t *req)
 {
     snap_job_t *j = req->data;
-    j->err = ens__snapshot_write(j->dir, &j->snap.file, j->covers);
+    j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);
 }
 
 static void snapshot_done(uv_work_t *req, int status)
@@ -256,7 +256,7 @@ static void snapshot_done(uv_work_t *req, int status)
             s->seq_synced = j->seq;
         s->force_snapshot = 0;
         s->retry_delay = 0;
-        ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->snap.file.size);
+        ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->snap.size);
     }
     job_free(j);
 }
@@ -469,7 +469,7 @@ void ens_state_close(ens_state_t **sp)
     snap_job_t *j = snapshot_begin(s, ens_mono());
     size_t cells = 0;
     ens__snapshot_step(s, &j->snap, SIZE_MAX, &cells); /* the loop has stopped */
-    j->err = ens__snapshot_write(j->dir, &j->snap.file, j->covers);
+    j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);
     if (j->err) {
         ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));
         close_journal(s);

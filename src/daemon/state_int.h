@@ -37,7 +37,10 @@ typedef struct {
  * minus those that left a window before their turn came: a restore
  * replaying the later journal rows over it ends with the same windows. */
 typedef struct {
-    ens__bytes_t file;
+    ens__bytes_t *file; /* the image in pieces, one a turn: no piece is
+                         * ever copied to grow another */
+    size_t npieces, cap;
+    size_t size;             /* bytes in all pieces */
     ens__snap_part_t *parts; /* by task id, the tasks known at the start */
     size_t nparts;
     size_t at; /* the part serialized next */
@@ -92,18 +95,18 @@ void ens__state_path(const ens_state_t *s, char *buf, size_t len, const char *na
 void ens__state_names(const ens_state_t *s, ens__bytes_t *b);
 
 /* Begins a snapshot covering journals <= covers: its HEADER, every name
- * and version into snap->file, and a part per task (loop thread). */
+ * and version into the first piece, and a part per task (loop thread). */
 void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *snap);
-/* Serializes rows of the parts into snap->file, at most `cells` window
+/* Serializes rows of the parts into a new piece, at most `cells` window
  * cells (rows times models; at least one row). Adds the cells done to
  * *done. Returns 1 once every part is done, else 0. */
 int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, size_t *done);
 /* Frees what snap holds. */
 void ens__snapshot_free(ens__snap_t *snap);
-/* Writes file as <dir>/snapshot atomically (tmp, fsync, rename, fsync of the
- * directory), then deletes the journals numbered <= covers. Returns 0 or an
- * errno value. Any thread. */
-int ens__snapshot_write(const char *dir, const ens__bytes_t *file, uint64_t covers);
+/* Writes the pieces of snap as <dir>/snapshot atomically (tmp, fsync,
+ * rename, fsync of the directory), then deletes the journals numbered <=
+ * covers. Returns 0 or an errno value. Any thread. */
+int ens__snapshot_write(const char *dir, const ens__snap_t *snap, uint64_t covers);
 
 /* Loads the snapshot (if any) and replays the journals after it; *last
  * gets the highest journal number present. Returns 0 or -1 with err. */

@@ -38,6 +38,18 @@ static void block_of(const ens_task_t *t, size_t from, size_t n, uint32_t nm, en
     free(tv);
 }
 
+/* A new, empty piece at the end of snap's image. */
+static ens__bytes_t *new_piece(ens__snap_t *snap)
+{
+    if (snap->npieces == snap->cap) {
+        snap->cap = snap->cap ? 2 * snap->cap : 16;
+        snap->file = ens_xreallocarray(snap->file, snap->cap, sizeof(*snap->file));
+    }
+    ens__bytes_t *b = &snap->file[snap->npieces++];
+    memset(b, 0, sizeof(*b));
+    return b;
+}
+
 void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *snap)
 {
     memset(snap, 0, sizeof(*snap));
@@ -45,8 +57,10 @@ void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *sna
     h.header.format = ENS_JREC_FORMAT;
     h.header.seq = s->seq;
     h.header.journal = covers;
-    ens__bytes_record(&snap->file, &h);
-    ens__state_names(s, &snap->file);
+    ens__bytes_t *file = new_piece(snap);
+    ens__bytes_record(file, &h);
+    ens__state_names(s, file);
+    snap->size = file->size;
     snap->nparts = ens_tasks_count(s->tasks);
     snap->parts = ens_xcalloc(snap->nparts + 1, sizeof(*snap->parts));
     for (uint32_t i = 0; i < snap->nparts; i++) {
@@ -54,7 +68,7 @@ void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *sna
         ens_jrec_t v = {.kind = ENS_JREC_VERSION};
         v.version.task = t->id;
         v.version.version = s->hooks.version_of ? s->hooks.version_of(s->hooks.ud, t) : 0;
-        ens__bytes_record(&snap->file, &v);
+        ens__bytes_record(file, &v);
         size_t n = ens_window_rows(t->window);
         snap->parts[i].nm = (uint32_t)ens_window_models(t->window);
         snap->parts[i].next = n ? ens_window_serial(t->window, 0) : 1;
@@ -65,6 +79,7 @@ void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *sna
 int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, size_t *done)
 {
     size_t left = cells;
+    ens__bytes_t *file = NULL;
     while (snap->at < snap->nparts) {
         ens__snap_part_t *p = &snap->parts[snap->at];
         const ens_task_t *t = ens_tasks_get(s->tasks, (uint32_t)snap->at);
@@ -82,7 +97,11 @@ int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, si
         size_t n = left / per_row ? left / per_row : 1;
         if (n > to - from)
             n = to - from;
-        block_of(t, from, n, p->nm, &snap->file);
+        if (!file)
+            file = new_piece(snap);
+        size_t before = file->size;
+        block_of(t, from, n, p->nm, file);
+        snap->size += file->size - before;
         p->next = ens_window_serial(t->window, from + n - 1) + 1;
         *done += n * per_row;
         left = n * per_row >= left ? 0 : left - n * per_row;
@@ -92,7 +111,9 @@ int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, si
 
 void ens__snapshot_free(ens__snap_t *snap)
 {
-    ens__bytes_free(&snap->file);
+    for (size_t i = 0; i < snap->npieces; i++)
+        ens__bytes_free(&snap->file[i]);
+    free(snap->file);
     free(snap->parts);
     memset(snap, 0, sizeof(*snap));
 }
@@ -126,14 +147,17 @@ static void remove_journals(const char *dir, uint64_t covers)
         closedir(dp);
 }
 
-int ens__snapshot_write(const char *dir, const ens__bytes_t *file, uint64_t covers)
+int ens__snapshot_write(const char *dir, const ens__snap_t *snap, uint64_t covers)
 {
     char tmp[ENS_CONF_STR + 32], dst[ENS_CONF_STR + 32];
     snprintf(tmp, sizeof(tmp), "%s/snapshot.tmp", dir);
     snprintf(dst, sizeof(dst), "%s/snapshot", dir);
     size_t done = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || ens__write_all(fd, file->data, file->size, &done) < 0 || fsync(fd) < 0) {
+    int rc = fd < 0 ? -1 : 0;
+    for (size_t i = 0; i < snap->npieces && rc == 0; i++)
+        rc = ens__write_all(fd, snap->file[i].data, snap->file[i].size, &done);
+    if (rc < 0 || fsync(fd) < 0) {
         int err = errno ? errno : EIO;
         if (fd >= 0)
             close(fd);

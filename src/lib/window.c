@@ -322,13 +322,20 @@ void ens_window_copy_rows(const ens_window_t *w, size_t from, size_t n, size_t n
         y[i] = w->y[at];
         ts[i] = w->ts[at];
     }
-    for (size_t j = 0; j < nm; j++) {
-        const uint8_t *col = w->cols[j];
-        size_t at = (w->head + from) % cap;
-        for (size_t i = 0; i < n; i++) {
-            x[i * nm + j] = col ? col[at] : ENS_SYM_MISSING;
-            if (++at == cap)
-                at = 0;
+    /* A transpose in tiles of 64 rows: the tile's rows of x (64 x nm
+     * bytes) stay in cache while every column is read into them, where a
+     * pass over all n rows per column would refetch x once per model. */
+    for (size_t i0 = 0; i0 < n; i0 += 64) {
+        size_t k = n - i0 < 64 ? n - i0 : 64, start = (w->head + from + i0) % cap;
+        uint8_t *tile = x + i0 * nm;
+        for (size_t j = 0; j < nm; j++) {
+            const uint8_t *col = j < w->max_models ? w->cols[j] : NULL;
+            size_t at = start;
+            for (size_t i = 0; i < k; i++) {
+                tile[i * nm + j] = col ? col[at] : ENS_SYM_MISSING;
+                if (++at == cap)
+                    at = 0;
+            }
         }
     }
 }
