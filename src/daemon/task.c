@@ -153,10 +153,9 @@ void ens_tasks_set_config(ens_tasks_t *ts, const ens_config_t *conf, double mono
     }
 }
 
-/* Frees the slot of model m if no row of the window holds it (so nothing
- * indexed by its id refers to it any more) and, unless `now_free`, it has
- * retired: silent for longer than select.retire_after and than join.ttl, so
- * no pending query holds its answers either. */
+/* Silent since `seen` for longer than select.retire_after and than
+ * join.ttl: retired, and no pending query holds it (a query expires join.ttl
+ * after its first event). Never with select.retire_after = 0. */
 static int retired(const ens_task_t *t, double seen, double mono)
 {
     double quiet =
@@ -164,6 +163,9 @@ static int retired(const ens_task_t *t, double seen, double mono)
     return t->conf.retire_after > 0 && mono - seen > quiet;
 }
 
+/* Frees the slot of model m if no row of the window holds it (so nothing
+ * indexed by its id refers to it any more) and, unless `now_free`, it has
+ * retired. */
 static void free_model(ens_task_t *t, size_t m, double mono, int now_free)
 {
     if (!now_free && !retired(t, t->last_seen[m], mono))
