@@ -71,6 +71,7 @@ demo: build
 
 bench: build
 	$(BUILD)/bench/select
+	$(BUILD)/bench/snapshot
 	ENSEMBLED=$(BUILD)/ensembled python3 bench/status_latency.py
 
 table: build

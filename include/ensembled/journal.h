@@ -5,8 +5,8 @@
  * are each named once (TASK, MODEL, LABEL records, names as length-prefixed
  * bytes, so NUL is an ordinary byte), and rows carry only ids. A journal is a
  * sequence of frames; a snapshot file is a HEADER record followed by the
- * dictionaries, a VERSION and a BLOCK per task. The codec is pure: no I/O, no
- * allocation, no global state.
+ * dictionaries, a VERSION per task and BLOCKs of rows. The codec is pure:
+ * no I/O, no allocation, no global state.
  *
  * Frame (all integers little endian; offsets in bytes):
  *

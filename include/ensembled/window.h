@@ -2,7 +2,9 @@
  *
  * A ring of at most `capacity` rows over at most `max_models` models, stored
  * column-major with one byte per prediction (see data.h for the symbols).
- * Model names and labels are interned to small ids as they appear. Pushing
+ * Model names and labels are interned to small ids as they appear; a model
+ * or a label no row holds may be released, its id going to the next new
+ * one. Pushing
  * into a full window expires the oldest row first.
  *
  * Invariant: for every model j, count(j, x, y) equals the number of rows in
@@ -53,9 +55,28 @@ int ens_window_push_costs(ens_window_t *w, uint8_t y, const uint8_t *x, const do
 /* Expires the n oldest rows (all of them if n exceeds the row count). */
 void ens_window_expire(ens_window_t *w, size_t n);
 
-/* Expires rows older than ts_min (rows are expected in time order; expiry
- * stops at the first row not older). Returns the number expired. */
+/* Expires every row older than ts_min, wherever it sits: rows are kept in
+ * push order, which is not time order when a row's time is earlier than
+ * that of a row pushed before it (a row dated ahead, for example, must not
+ * keep older rows behind it alive). The rows that stay keep their order.
+ * Costs one pass over the rows only when they are out of time order and
+ * the oldest time present is older than ts_min. Returns the number
+ * expired. */
 size_t ens_window_expire_before(ens_window_t *w, double ts_min);
+
+/* The serial number of the i-th oldest row (i < rows): rows are numbered
+ * 1, 2, ... as they are pushed, so serials increase from the oldest row to
+ * the newest and survive any expiry. */
+uint64_t ens_window_serial(const ens_window_t *w, size_t i);
+/* The index of the oldest row whose serial is >= serial (rows if none). */
+size_t ens_window_find_serial(const ens_window_t *w, uint64_t serial);
+
+/* Copies rows [from, from + n) (oldest first, from + n <= rows): true
+ * labels into y[n], times into ts[n] and the answers of models [0, nm) row
+ * major into x[n * nm] (row i at x + i * nm; a model never interned reads
+ * ENS_SYM_MISSING). */
+void ens_window_copy_rows(const ens_window_t *w, size_t from, size_t n, size_t nm, uint8_t *y,
+                          double *ts, uint8_t *x);
 
 /* Looks a model or label up without adding it: its id or ENS_ENOTFOUND
  * ("?" finds ENS_SYM_ABSTAIN). */
@@ -64,8 +85,26 @@ int ens_window_find_label(const ens_window_t *w, const char *name, size_t len);
 
 size_t ens_window_rows(const ens_window_t *w);
 size_t ens_window_capacity(const ens_window_t *w);
+/* Model ids in use are below ens_window_models (released ids included);
+ * ens_window_models_held counts the models named now. */
 size_t ens_window_models(const ens_window_t *w);
+size_t ens_window_models_held(const ens_window_t *w);
+/* The ids of the models named now, increasing, into ids (room for
+ * ENS_MAX_MODELS); returns how many. */
+size_t ens_window_model_ids(const ens_window_t *w, size_t *ids);
+/* Frees model id's slot when no row holds an answer of it: its name is
+ * forgotten and its id goes to the next new model, whose column reads
+ * ENS_SYM_MISSING in every row. Returns 0, or ENS_EINVAL (a row holds it,
+ * or no model has that id). A released id's name is NULL (length 0). */
+int ens_window_release_model(ens_window_t *w, int id);
+/* Label ids in use are below ens_window_labels (released ids included);
+ * ens_window_labels_held counts the labels named now. */
 size_t ens_window_labels(const ens_window_t *w);
+size_t ens_window_labels_held(const ens_window_t *w);
+/* Frees label id's slot when no row holds it, as its true label or as an
+ * answer: its name is forgotten and its id goes to the next new label.
+ * Returns 0 or ENS_EINVAL (a row holds it, or no label has that id). */
+int ens_window_release_label(ens_window_t *w, int id);
 const char *ens_window_model_name(const ens_window_t *w, int id);
 const char *ens_window_label_name(const ens_window_t *w, int id);
 
@@ -88,9 +127,11 @@ uint32_t ens_window_present(const ens_window_t *w, size_t j);
  * number. Kept as rows enter and leave: O(1). */
 double ens_window_cost(const ens_window_t *w, size_t j, uint32_t *n);
 
-/* Copies the window, oldest row first, into a new immutable matrix; each
- * model's cost is its ens_window_cost, or 1.0 (data.h's default) when no
- * answer of it in the window carried one. */
+/* Copies the window, oldest row first, into a new immutable matrix: the
+ * named models' columns in the order of ens_window_model_ids, the named
+ * labels numbered densely in id order; each model's cost is its
+ * ens_window_cost, or 1.0 (data.h's default) when no answer of it in the
+ * window carried one. */
 ens_data_t *ens_window_snapshot(const ens_window_t *w);
 
 #endif

@@ -100,10 +100,10 @@ static int check_capacity(const ens_ingest_t *in, const ens_decoded_t *m, ens_dr
     for (size_t i = 0; i < ens_decoded_count(m) && rc == 0; i++) {
         const ens_event_t *e = ens_decoded_event(m, i);
         ens_task_t *t = ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
-        size_t have_models = t ? ens_window_models(t->window) : 0;
+        size_t have_models = t ? ens_window_models_held(t->window) : 0;
         /* Open answers add no label: classes are interned as rows join. */
         int open = task_open(in, t, e->task);
-        size_t have_labels = t ? ens_window_labels(t->window) : 0;
+        size_t have_labels = t ? ens_window_labels_held(t->window) : 0;
         if (!t && first_time(&a, 't', e->task, none) &&
             ens_tasks_count(in->tasks) + ++a.tasks > in->conf->max_tasks)
             *why = ENS_DROP_TOO_MANY_TASKS, rc = -1;

@@ -201,15 +201,17 @@ static void job_inputs(ens_recompute_t *rc, job_t *j, const ens_task_t *t)
     j->opts.retire_after = c->retire_after;
     j->opts.explore_rate = c->explore_rate;
     j->opts.min_improvement_bits = rc->conf->min_improvement_bits;
-    size_t nm = j->snap->nmodels;
+    size_t nm = j->snap->nmodels, ids[ENS_MAX_MODELS];
     double now = ens_now(), mono = ens_mono();
+    /* The snapshot's columns are the models holding a slot, in id order. */
+    ens_window_model_ids(t->window, ids);
     j->seen_age = ens_xcalloc(nm + 1, sizeof(double));
     j->row_age = ens_xcalloc(nm + 1, sizeof(double));
     j->cost_n = ens_xcalloc(nm + 1, sizeof(uint32_t));
     for (size_t m = 0; m < nm; m++) {
-        ens_window_cost(t->window, m, &j->cost_n[m]);
-        j->seen_age[m] = mono - t->last_seen[m];
-        j->row_age[m] = t->last_row[m] > 0 ? now - t->last_row[m] : -1;
+        ens_window_cost(t->window, ids[m], &j->cost_n[m]);
+        j->seen_age[m] = mono - t->last_seen[ids[m]];
+        j->row_age[m] = t->last_row[ids[m]] > 0 ? now - t->last_row[ids[m]] : -1;
     }
     const ens_str_t *prev = NULL;
     size_t n = 0, bytes = 0, off = 0;
@@ -242,7 +244,7 @@ static job_t *job_new(ens_recompute_t *rc, const ens_task_t *t)
 
 int ens_recompute_run_sync(ens_recompute_t *rc, ens_task_t *t, char *err, size_t errlen)
 {
-    if (ens_window_rows(t->window) == 0 || ens_window_models(t->window) == 0) {
+    if (ens_window_rows(t->window) == 0 || ens_window_models_held(t->window) == 0) {
         snprintf(err, errlen, "task %s has no joined row", t->name);
         return ENS_EEMPTY;
     }
@@ -267,7 +269,7 @@ void ens_recompute_start(ens_recompute_t *rc, ens_task_t *t)
         return;
     }
     sl->rows_since = 0;
-    if (ens_window_rows(t->window) == 0 || ens_window_models(t->window) == 0)
+    if (ens_window_rows(t->window) == 0 || ens_window_models_held(t->window) == 0)
         return;
     job_t *j = job_new(rc, t);
     int err = uv_queue_work(rc->loop, &j->req, work, after_work);

@@ -191,6 +191,8 @@ void ens__state_names(const ens_state_t *s, ens__bytes_t *b)
             for (size_t id = 0; id < n[k]; id++) {
                 ens_str_t name = k == 0 ? ens_window_model_str(t->window, (int)id)
                                         : ens_window_label_str(t->window, (int)id);
+                if (name.len == 0)
+                    continue; /* a freed slot */
                 r.kind = k == 0 ? ENS_JREC_MODEL : ENS_JREC_LABEL;
                 r.dict.id = (uint32_t)id;
                 r.dict.name = name.ptr;
@@ -230,20 +232,26 @@ static void close_journal(ens_state_t *s)
 
 /* ---- snapshots -------------------------------------------------------- */
 
-typedef struct {
+struct snap_job_s {
     uv_work_t req;
     ens_state_t *s;
-    ens__bytes_t file;
+    ens__snap_t snap;
     uint64_t covers; /* journals <= covers are in the snapshot */
     uint64_t seq;    /* the last row it holds */
     char dir[ENS_CONF_STR];
     int err; /* errno of the write, 0: done */
-} snap_job_t;
+};
+
+static void job_free(snap_job_t *j)
+{
+    ens__snapshot_free(&j->snap);
+    free(j);
+}
 
 static void snapshot_work(uv_work_t *req)
 {
     snap_job_t *j = req->data;
-    j->err = ens__snapshot_write(j->dir, &j->file, j->covers);
+    j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);
 }
 
 static void snapshot_done(uv_work_t *req, int status)
@@ -269,17 +277,17 @@ static void snapshot_done(uv_work_t *req, int status)
             s->seq_synced = j->seq;
         s->force_snapshot = 0;
         s->retry_delay = 0;
-        ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->file.size);
+        ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->snap.size);
     }
-    ens__bytes_free(&j->file);
-    free(j);
+    job_free(j);
 }
 
-/* Rotates the journal and serializes a snapshot covering the old ones.
- * Bytes the old journal could not take (a full disk) are dropped: their
- * rows are in the snapshot, and the old journal, perhaps ending in a torn
- * record, is deleted with the others once the snapshot is durable. Until a
- * snapshot succeeds they are only in memory: a crash before loses them. */
+/* Rotates the journal and begins a snapshot covering the old ones; its rows
+ * are serialized afterwards (ens__snapshot_step). Bytes the old journal
+ * could not take (a full disk) are dropped: their rows are in the snapshot,
+ * and the old journal, perhaps ending in a torn record, is deleted with the
+ * others once the snapshot is durable. Until a snapshot succeeds they are
+ * only in memory: a crash before loses them. */
 static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
 {
     close_journal(s);
@@ -290,12 +298,35 @@ static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
     j->seq = s->seq;
     s->dropped = 0; /* the snapshot holds every row, dropped records' too */
     snprintf(j->dir, sizeof(j->dir), "%s", s->conf->state_dir);
-    ens__snapshot_serialize(s, j->covers, &j->file);
+    ens__snapshot_begin(s, j->covers, &j->snap);
     open_journal(s, s->journal + 1);
     s->dirty = 0;
     s->last_snapshot = mono;
     j->req.data = j;
     return j;
+}
+
+/* One loop turn's piece of the snapshot being serialized; the last one
+ * hands the file to the thread pool. A piece is at most s->snap_cells
+ * window cells, so the loop never stalls on a snapshot for longer than
+ * that costs, whatever the windows hold. */
+static void on_serial(uv_idle_t *h)
+{
+    ens_state_t *s = h->data;
+    snap_job_t *j = s->job;
+    size_t cells = 0;
+    int done = ens__snapshot_step(s, &j->snap, s->snap_cells, &cells);
+    s->snap_turns++;
+    if (cells > s->snap_turn_max)
+        s->snap_turn_max = cells;
+    if (!done)
+        return;
+    uv_idle_stop(&s->serial);
+    s->job = NULL;
+    if (uv_queue_work(s->loop, &j->req, snapshot_work, snapshot_done) < 0) {
+        s->snapshotting = 0;
+        job_free(j);
+    }
 }
 
 /* ---- life ------------------------------------------------------------- */
@@ -316,6 +347,8 @@ static int lock_dir(ens_state_t *s, char *err, size_t errlen)
 
 static void state_free(ens_state_t *s)
 {
+    if (s->job)
+        job_free(s->job);
     if (s->fd >= 0)
         close(s->fd);
     if (s->lock_fd >= 0)
@@ -367,7 +400,10 @@ int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks
     uv_check_init(loop, &s->flush);
     s->flush.data = s;
     uv_check_start(&s->flush, on_flush);
+    uv_idle_init(loop, &s->serial);
+    s->serial.data = s;
     s->flush_open = 1;
+    s->snap_cells = ENS_STATE_SNAP_CELLS;
     s->last_snapshot = s->last_sync = ens_mono();
     s->seq_written = s->seq_synced = s->seq; /* what was restored is on disk */
     ENS_LOG(NOTICE, "state: restored %llu rows from the snapshot and %llu from journals",
@@ -409,14 +445,10 @@ void ens_state_tick(ens_state_t *s, double mono)
     if (due && !s->snapshotting && !s->syncing)
         flush(s);
     if (due && !s->snapshotting && !s->syncing && (s->out.size == 0 || s->dropped > 0)) {
-        snap_job_t *j = snapshot_begin(s, mono);
+        s->job = snapshot_begin(s, mono);
         s->snapshotting = 1;
         s->last_sync = mono;
-        if (uv_queue_work(s->loop, &j->req, snapshot_work, snapshot_done) < 0) {
-            s->snapshotting = 0;
-            ens__bytes_free(&j->file);
-            free(j);
-        }
+        uv_idle_start(&s->serial, on_serial);
         return;
     }
     flush(s);
@@ -439,6 +471,15 @@ void ens_state_stop(ens_state_t *s)
     s->flush_open = 0;
     uv_check_stop(&s->flush);
     uv_close((uv_handle_t *)&s->flush, NULL);
+    if (s->job) {
+        /* A snapshot still being serialized is given up: the final one
+         * (ens_state_close) covers its journals too. */
+        job_free(s->job);
+        s->job = NULL;
+        s->snapshotting = 0;
+    }
+    uv_idle_stop(&s->serial);
+    uv_close((uv_handle_t *)&s->serial, NULL);
 }
 
 void ens_state_close(ens_state_t **sp)
@@ -447,7 +488,9 @@ void ens_state_close(ens_state_t **sp)
     if (!s)
         return;
     snap_job_t *j = snapshot_begin(s, ens_mono());
-    j->err = ens__snapshot_write(j->dir, &j->file, j->covers);
+    size_t cells = 0;
+    ens__snapshot_step(s, &j->snap, SIZE_MAX, &cells); /* the loop has stopped */
+    j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);
     if (j->err) {
         ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));
         close_journal(s);
@@ -463,8 +506,7 @@ void ens_state_close(ens_state_t **sp)
         s->fd = -1;
         unlink(path);
     }
-    ens__bytes_free(&j->file);
-    free(j);
+    job_free(j);
     state_free(s);
     *sp = NULL;
 }

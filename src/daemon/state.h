@@ -13,13 +13,15 @@
  * (VERSION). Ids in a file mean what that file's own name records say, so a
  * lost record costs only the rows that need it. A snapshot is a HEADER
  * (last row sequence number, journals covered), then per task its names,
- * its VERSION and its rows as one BLOCK. A snapshot rotates the journal
+ * its VERSION, then the rows as BLOCKs. A snapshot rotates the journal
  * (journal.<N+1> takes new records) and, once durable, deletes the
  * journals it covers. A damaged record is skipped, counted and logged; the
  * rest of the file is kept.
  *
  * Loop thread only, but for the snapshot write, which runs on the thread
- * pool over a serialized image.
+ * pool over a serialized image. The image is serialized on the loop a
+ * bounded number of window cells per turn (docs/persistence.md), so no
+ * snapshot stalls the loop for long, whatever the windows hold.
  */
 #ifndef ENSEMBLED_STATE_H
 #define ENSEMBLED_STATE_H

@@ -14,11 +14,39 @@
  * past it new records are dropped (counted) and a snapshot is forced. */
 #define ENS_STATE_MAX_BUFFER (64u << 20)
 
+/* Window cells (rows times models) a snapshot serializes per loop turn:
+ * a few milliseconds of work at most, so that a snapshot of any size never
+ * stalls the loop longer. */
+#define ENS_STATE_SNAP_CELLS (1u << 18)
+
 /* A growable byte buffer. */
 typedef struct {
     uint8_t *data;
     size_t size, cap;
 } ens__bytes_t;
+
+/* One task's part of a snapshot being serialized. */
+typedef struct {
+    uint64_t end;  /* rows with serials <= end were in the window at the start */
+    uint64_t next; /* the serial to serialize next */
+    uint32_t nm;   /* models at the start: later ones hold no such row */
+} ens__snap_part_t;
+
+/* A snapshot being serialized, a piece per loop turn. It holds the rows
+ * each window had when it began (the HEADER's seq is the last of them),
+ * minus those that left a window before their turn came: a restore
+ * replaying the later journal rows over it ends with the same windows. */
+typedef struct {
+    ens__bytes_t *file; /* the image in pieces, one a turn: no piece is
+                         * ever copied to grow another */
+    size_t npieces, cap;
+    size_t size;             /* bytes in all pieces */
+    ens__snap_part_t *parts; /* by task id, the tasks known at the start */
+    size_t nparts;
+    size_t at; /* the part serialized next */
+} ens__snap_t;
+
+typedef struct snap_job_s snap_job_t;
 
 struct ens_state_s {
     uv_loop_t *loop;
@@ -42,9 +70,14 @@ struct ens_state_s {
     int write_failing;    /* the last journal write failed */
     double last_sync;     /* monotonic time of the last fdatasync */
     uv_fs_t sync_req;
-    ens__bytes_t out; /* framed records not yet written */
-    uv_check_t flush; /* writes `out` once per loop turn */
-    int flush_open;   /* `flush` is initialised and not closed */
+    ens__bytes_t out;     /* framed records not yet written */
+    uv_check_t flush;     /* writes `out` once per loop turn */
+    int flush_open;       /* `flush` is initialised and not closed */
+    uv_idle_t serial;     /* serializes the snapshot in `job`, a piece per turn */
+    snap_job_t *job;      /* the snapshot being serialized (NULL: none) */
+    size_t snap_cells;    /* cells serialized per turn (ENS_STATE_SNAP_CELLS) */
+    size_t snap_turns;    /* loop turns snapshots were serialized in */
+    size_t snap_turn_max; /* most cells one of those turns serialized */
     ens_state_stats_t st;
 };
 
@@ -63,12 +96,19 @@ void ens__state_names(const ens_state_t *s, ens__bytes_t *b);
 /* The ANSWERS record of t into *r: 1, or 0 when t needs none (choice). */
 int ens__state_answers(const ens_task_t *t, ens_jrec_t *r);
 
-/* The snapshot file image of every task (loop thread). */
-void ens__snapshot_serialize(const ens_state_t *s, uint64_t covers, ens__bytes_t *file);
-/* Writes file as <dir>/snapshot atomically (tmp, fsync, rename, fsync of the
- * directory), then deletes the journals numbered <= covers. Returns 0 or an
- * errno value. Any thread. */
-int ens__snapshot_write(const char *dir, const ens__bytes_t *file, uint64_t covers);
+/* Begins a snapshot covering journals <= covers: its HEADER, every name
+ * and version into the first piece, and a part per task (loop thread). */
+void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *snap);
+/* Serializes rows of the parts into a new piece, at most `cells` window
+ * cells (rows times models; at least one row). Adds the cells done to
+ * *done. Returns 1 once every part is done, else 0. */
+int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, size_t *done);
+/* Frees what snap holds. */
+void ens__snapshot_free(ens__snap_t *snap);
+/* Writes the pieces of snap as <dir>/snapshot atomically (tmp, fsync,
+ * rename, fsync of the directory), then deletes the journals numbered <=
+ * covers. Returns 0 or an errno value. Any thread. */
+int ens__snapshot_write(const char *dir, const ens__snap_t *snap, uint64_t covers);
 
 /* Loads the snapshot (if any) and replays the journals after it; *last
  * gets the highest journal number present. Returns 0 or -1 with err. */

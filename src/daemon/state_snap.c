@@ -1,5 +1,6 @@
-/* state_snap.c - the snapshot file: a HEADER record, then per task its
- * names, its version and its window as one BLOCK (see state.h). */
+/* state_snap.c - the snapshot file: a HEADER record, every name, per task
+ * its version, then the windows' rows as BLOCKs, serialized a bounded
+ * piece per loop turn (see state.h, state_int.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,26 +12,22 @@
 #include "ensembled/xalloc.h"
 #include "state_int.h"
 
-/* One task's window as a BLOCK: y and ts columns, answers row-major. */
-static void block_of(const ens_task_t *t, ens__bytes_t *file)
+/* Rows [from, from + n) of t's window, models [0, nm), as one BLOCK. */
+static void block_of(const ens_task_t *t, size_t from, size_t n, uint32_t nm, ens__bytes_t *file)
 {
-    const ens_window_t *w = t->window;
-    size_t n = ens_window_rows(w), nm = ens_window_models(w);
     uint8_t *y = ens_xmalloc(n + 1), *x = ens_xmalloc(n * nm + 1), *ts = ens_xmalloc(8 * n + 1);
+    double *tv = ens_xmalloc(sizeof(double) * (n + 1));
+    ens_window_copy_rows(t->window, from, n, nm, y, tv, x);
     for (size_t i = 0; i < n; i++) {
-        y[i] = ens_window_y(w, i);
-        double v = ens_window_ts(w, i);
         uint64_t bits;
-        memcpy(&bits, &v, 8);
+        memcpy(&bits, &tv[i], 8);
         for (int b = 0; b < 8; b++)
             ts[8 * i + (size_t)b] = (uint8_t)(bits >> (8 * b));
-        for (size_t j = 0; j < nm; j++)
-            x[i * nm + j] = ens_window_x(w, i, j);
     }
     ens_jrec_t r = {.kind = ENS_JREC_BLOCK};
     r.block.task = t->id;
     r.block.nrows = n;
-    r.block.nmodels = (uint32_t)nm;
+    r.block.nmodels = nm;
     r.block.y = y;
     r.block.ts = ts;
     r.block.x = x;
@@ -38,25 +35,87 @@ static void block_of(const ens_task_t *t, ens__bytes_t *file)
     free(y);
     free(x);
     free(ts);
+    free(tv);
 }
 
-void ens__snapshot_serialize(const ens_state_t *s, uint64_t covers, ens__bytes_t *file)
+/* A new, empty piece at the end of snap's image. */
+static ens__bytes_t *new_piece(ens__snap_t *snap)
 {
-    memset(file, 0, sizeof(*file));
+    if (snap->npieces == snap->cap) {
+        snap->cap = snap->cap ? 2 * snap->cap : 16;
+        snap->file = ens_xreallocarray(snap->file, snap->cap, sizeof(*snap->file));
+    }
+    ens__bytes_t *b = &snap->file[snap->npieces++];
+    memset(b, 0, sizeof(*b));
+    return b;
+}
+
+void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *snap)
+{
+    memset(snap, 0, sizeof(*snap));
     ens_jrec_t h = {.kind = ENS_JREC_HEADER};
     h.header.format = ENS_JREC_FORMAT;
     h.header.seq = s->seq;
     h.header.journal = covers;
+    ens__bytes_t *file = new_piece(snap);
     ens__bytes_record(file, &h);
     ens__state_names(s, file);
-    for (uint32_t i = 0; i < ens_tasks_count(s->tasks); i++) {
+    snap->size = file->size;
+    snap->nparts = ens_tasks_count(s->tasks);
+    snap->parts = ens_xcalloc(snap->nparts + 1, sizeof(*snap->parts));
+    for (uint32_t i = 0; i < snap->nparts; i++) {
         const ens_task_t *t = ens_tasks_get(s->tasks, i);
         ens_jrec_t v = {.kind = ENS_JREC_VERSION};
         v.version.task = t->id;
         v.version.version = s->hooks.version_of ? s->hooks.version_of(s->hooks.ud, t) : 0;
         ens__bytes_record(file, &v);
-        block_of(t, file);
+        size_t n = ens_window_rows(t->window);
+        snap->parts[i].nm = (uint32_t)ens_window_models(t->window);
+        snap->parts[i].next = n ? ens_window_serial(t->window, 0) : 1;
+        snap->parts[i].end = n ? ens_window_serial(t->window, n - 1) : 0;
     }
+}
+
+int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, size_t *done)
+{
+    size_t left = cells;
+    ens__bytes_t *file = NULL;
+    while (snap->at < snap->nparts) {
+        ens__snap_part_t *p = &snap->parts[snap->at];
+        const ens_task_t *t = ens_tasks_get(s->tasks, (uint32_t)snap->at);
+        /* Rows that left the window meanwhile are skipped; rows joined
+         * since the start are in the journal, not here. */
+        size_t from = ens_window_find_serial(t->window, p->next);
+        size_t to = p->next <= p->end ? ens_window_find_serial(t->window, p->end + 1) : from;
+        if (from >= to) {
+            snap->at++;
+            continue;
+        }
+        size_t per_row = p->nm ? p->nm : 1;
+        if (left < per_row && left < cells)
+            return 0; /* this turn's budget is spent */
+        size_t n = left / per_row ? left / per_row : 1;
+        if (n > to - from)
+            n = to - from;
+        if (!file)
+            file = new_piece(snap);
+        size_t before = file->size;
+        block_of(t, from, n, p->nm, file);
+        snap->size += file->size - before;
+        p->next = ens_window_serial(t->window, from + n - 1) + 1;
+        *done += n * per_row;
+        left = n * per_row >= left ? 0 : left - n * per_row;
+    }
+    return 1;
+}
+
+void ens__snapshot_free(ens__snap_t *snap)
+{
+    for (size_t i = 0; i < snap->npieces; i++)
+        ens__bytes_free(&snap->file[i]);
+    free(snap->file);
+    free(snap->parts);
+    memset(snap, 0, sizeof(*snap));
 }
 
 static int fsync_dir(const char *dir)
@@ -88,14 +147,17 @@ static void remove_journals(const char *dir, uint64_t covers)
         closedir(dp);
 }
 
-int ens__snapshot_write(const char *dir, const ens__bytes_t *file, uint64_t covers)
+int ens__snapshot_write(const char *dir, const ens__snap_t *snap, uint64_t covers)
 {
     char tmp[ENS_CONF_STR + 32], dst[ENS_CONF_STR + 32];
     snprintf(tmp, sizeof(tmp), "%s/snapshot.tmp", dir);
     snprintf(dst, sizeof(dst), "%s/snapshot", dir);
     size_t done = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || ens__write_all(fd, file->data, file->size, &done) < 0 || fsync(fd) < 0) {
+    int rc = fd < 0 ? -1 : 0;
+    for (size_t i = 0; i < snap->npieces && rc == 0; i++)
+        rc = ens__write_all(fd, snap->file[i].data, snap->file[i].size, &done);
+    if (rc < 0 || fsync(fd) < 0) {
         int err = errno ? errno : EIO;
         if (fd >= 0)
             close(fd);

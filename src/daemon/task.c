@@ -116,6 +116,7 @@ static void task_free(ens_task_t *t)
     ens_join_destroy(&t->join);
     free(t->last_seen);
     free(t->last_row);
+    free(t->label_seen);
     free(t->name);
 }
 
@@ -172,6 +173,7 @@ ens_task_t *ens_tasks_intern(ens_tasks_t *ts, const char *name, size_t len)
         t->open_label[c] = -1;
     t->last_seen = ens_xcalloc(ENS_MAX_MODELS, sizeof(double));
     t->last_row = ens_xcalloc(ENS_MAX_MODELS, sizeof(double));
+    t->label_seen = ens_xcalloc(ENS_MAX_LABELS, sizeof(double));
     if (ts->count == ts->cap) {
         ts->cap = ts->cap ? 2 * ts->cap : 8;
         ts->by_id = ens_xreallocarray(ts->by_id, ts->cap, sizeof(entry_t *));
@@ -203,6 +205,52 @@ void ens_tasks_set_config(ens_tasks_t *ts, const ens_config_t *conf, double mono
     }
 }
 
+/* Silent since `seen` for longer than select.retire_after and than
+ * join.ttl: retired, and no pending query holds it (a query expires join.ttl
+ * after its first event). Never with select.retire_after = 0. */
+static int retired(const ens_task_t *t, double seen, double mono)
+{
+    double quiet =
+        t->conf.retire_after > t->conf.join_ttl ? t->conf.retire_after : t->conf.join_ttl;
+    return t->conf.retire_after > 0 && mono - seen > quiet;
+}
+
+/* Frees the slot of model m if no row of the window holds it (so nothing
+ * indexed by its id refers to it any more) and, unless `now_free`, it has
+ * retired. */
+static void free_model(ens_task_t *t, size_t m, double mono, int now_free)
+{
+    if (!now_free && !retired(t, t->last_seen[m], mono))
+        return;
+    ens_str_t name = ens_window_model_str(t->window, (int)m);
+    if (!name.ptr || ens_window_present(t->window, m) > 0)
+        return;
+    ENS_LOG(INFO, "task %s: model %.*s retired and out of the window: its slot is free", t->name,
+            (int)name.len, name.ptr);
+    ens_window_release_model(t->window, (int)m);
+    t->last_seen[m] = 0;
+    t->last_row[m] = 0;
+    t->models_freed++;
+}
+
+/* The same for label l: unused for as long (no event named it), and no
+ * row holds it as its true label or as an answer. */
+static void free_label(ens_task_t *t, size_t l, double mono, int now_free)
+{
+    if (!now_free && !retired(t, t->label_seen[l], mono))
+        return;
+    ens_str_t name = ens_window_label_str(t->window, (int)l);
+    if (!name.ptr || ens_window_release_label(t->window, (int)l) < 0)
+        return;
+    t->label_seen[l] = 0;
+    t->labels_freed++;
+    /* An open task's class names its label: the next class interns it
+     * again under whatever id it gets. */
+    for (size_t c = 0; c < ENS_MAX_LABELS; c++)
+        if (t->open_label[c] == (int16_t)l)
+            t->open_label[c] = -1;
+}
+
 void ens_tasks_tick(ens_tasks_t *ts, double now, double mono)
 {
     for (size_t i = 0; i < ts->count; i++) {
@@ -210,23 +258,27 @@ void ens_tasks_tick(ens_tasks_t *ts, double now, double mono)
         ens_join_expire(t->join, mono);
         if (t->conf.window_max_age > 0)
             ens_window_expire_before(t->window, now - t->conf.window_max_age);
+        for (size_t m = 0; m < ens_window_models(t->window); m++)
+            free_model(t, m, mono, 0);
+        for (size_t l = 0; l < ens_window_labels(t->window); l++)
+            free_label(t, l, mono, 0);
     }
 }
 
 int ens_task_model(ens_task_t *t, const char *name, size_t len)
 {
-    size_t before = ens_window_models(t->window);
+    size_t before = ens_window_models_held(t->window);
     int id = ens_window_model(t->window, name, len);
-    if (id >= 0 && (size_t)id == before)
+    if (id >= 0 && ens_window_models_held(t->window) > before)
         notify_added(t, ENS_NAME_MODEL, (uint32_t)id, ens_window_model_str(t->window, id));
     return id;
 }
 
 int ens_task_label(ens_task_t *t, const char *name, size_t len)
 {
-    size_t before = ens_window_labels(t->window);
+    size_t before = ens_window_labels_held(t->window);
     int id = ens_window_label(t->window, name, len);
-    if (id >= 0 && id != ENS_SYM_ABSTAIN && (size_t)id == before)
+    if (id >= 0 && id != ENS_SYM_ABSTAIN && ens_window_labels_held(t->window) > before)
         notify_added(t, ENS_NAME_LABEL, (uint32_t)id, ens_window_label_str(t->window, id));
     return id;
 }
@@ -234,13 +286,17 @@ int ens_task_label(ens_task_t *t, const char *name, size_t len)
 void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens_join_pred_t *preds,
                           size_t n, double mono)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         t->last_seen[preds[i].model] = mono;
+        if (preds[i].sym < ENS_MAX_LABELS)
+            t->label_seen[preds[i].sym] = mono;
+    }
     ens_join_predictions(t->join, key, klen, preds, n, mono);
 }
 
 void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, double mono, double ts)
 {
+    t->label_seen[y] = mono;
     ens_join_label(t->join, key, klen, y, mono, ts);
 }
 
@@ -275,6 +331,12 @@ void ens_task_restored(ens_task_t *t, double mono)
                 "task %s: keeps answers %s, normalize %s of its saved rows (window.answers and "
                 "window.normalize apply to new tasks; remove the task's state to change them)",
                 t->name, ens_answers_name(t->conf.answers), ens_norm_name(t->conf.normalize));
+    /* No query is pending after a restart: a model no restored row holds
+     * holds nothing, and its slot is free at once. */
+    for (size_t m = 0; m < ens_window_models(t->window); m++)
+        free_model(t, m, mono, 1);
+    for (size_t l = 0; l < ens_window_labels(t->window); l++)
+        free_label(t, l, mono, 1);
     size_t nm = ens_window_models(t->window), n = ens_window_rows(t->window);
     for (size_t m = 0; m < nm; m++)
         t->last_seen[m] = mono;

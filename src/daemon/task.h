@@ -11,7 +11,8 @@
  * (the journal, the recompute trigger). Restoring saved state goes through
  * the same calls before the hooks are set, so nothing is recorded twice.
  *
- * Caps (ingest.max_tasks, ingest.max_models) limit what ingest adds; they
+ * Caps (ingest.max_tasks, ingest.max_models) limit what ingest adds (the
+ * models held now, so a freed slot makes room); they
  * are checked by the caller, never here, so a restore never loses state to a
  * lowered cap. Loop thread only.
  */
@@ -36,9 +37,12 @@ typedef struct ens_task_s {
     ens_task_conf_t conf; /* effective settings */
     ens_window_t *window;
     ens_join_t *join;
-    double *last_seen;    /* per model: arrival of its latest prediction (monotonic) */
-    double *last_row;     /* per model: wall time of its newest joined row */
-    uint64_t sampled_out; /* events left out by ingest.sample_rate */
+    double *last_seen;     /* per model: arrival of its latest prediction (monotonic) */
+    double *last_row;      /* per model: wall time of its newest joined row */
+    uint64_t sampled_out;  /* events left out by ingest.sample_rate */
+    double *label_seen;    /* per label: the latest event naming it (monotonic) */
+    uint64_t models_freed; /* model slots freed (retired, out of the window) */
+    uint64_t labels_freed; /* label slots freed (unused as long, out of the window) */
     int16_t open_label[ENS_MAX_LABELS]; /* open answers: class -> label id (-1: not yet) */
     uint64_t open_lost;                 /* open answers: rows the window could not take */
     struct ens_tasks_s *owner;
@@ -69,7 +73,11 @@ ens_task_t *ens_tasks_find(const ens_tasks_t *ts, const char *name, size_t len);
 /* The task named name[0..len), created if new (no cap is checked). */
 ens_task_t *ens_tasks_intern(ens_tasks_t *ts, const char *name, size_t len);
 
-/* Expires old pending queries and window rows of every task. */
+/* Expires old pending queries and window rows of every task, and frees
+ * the slot of every model that retired (silent for longer than
+ * select.retire_after and join.ttl) and that no row of its window holds:
+ * its id may go to a new model, whose `added` is then reported with it.
+ * Likewise for labels no event named for as long. */
 void ens_tasks_tick(ens_tasks_t *ts, double now, double mono);
 
 /* A model's or a label's id in t, added if new: >= 0 or a negative ENS_E*
@@ -100,8 +108,9 @@ int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, 
  * its rows; window.answers applies to tasks created after the change. */
 void ens_task_restore_answers(ens_task_t *t, ens_answers_t answers, ens_norm_t norm);
 
-/* After a restore: models count as heard from at mono, their newest row is
- * their newest restored one. */
+/* After a restore: models and labels no restored row holds are freed (no query is
+ * pending after a restart); the others count as heard from at mono, their
+ * newest row is their newest restored one. */
 void ens_task_restored(ens_task_t *t, double mono);
 
 #endif

@@ -21,7 +21,8 @@ typedef struct entry_s {
 struct ens_dict_s {
     entry_t **by_id;    /* count entries */
     entry_t *table;     /* uthash head */
-    size_t count;       /* entries interned */
+    size_t count;       /* ids handed out, free ones included */
+    size_t nfree;       /* released ids, waiting to be reused */
     size_t max_entries; /* capacity */
     size_t max_len;     /* longest accepted name */
 };
@@ -67,16 +68,44 @@ int ens_dict_intern(ens_dict_t *d, const char *name, size_t len)
     int id = ens_dict_find(d, name, len);
     if (id >= 0)
         return id;
-    if (d->count >= d->max_entries)
-        return ENS_EFULL;
-    entry_t *e = ens_xcalloc(1, sizeof(*e));
+    entry_t *e = NULL;
+    if (d->nfree > 0) {
+        /* The lowest released id: ids stay dense, so arrays indexed by
+         * them never grow past the most names ever held at once. */
+        for (size_t i = 0; !e; i++)
+            if (!d->by_id[i]->name)
+                e = d->by_id[i];
+        d->nfree--;
+    } else {
+        if (d->count >= d->max_entries)
+            return ENS_EFULL;
+        e = ens_xcalloc(1, sizeof(*e));
+        e->id = (int)d->count;
+        d->by_id = ens_xreallocarray(d->by_id, d->count + 1, sizeof(*d->by_id));
+        d->by_id[d->count++] = e;
+    }
     e->name = ens_xstrndup(name, len);
     e->len = len;
-    e->id = (int)d->count;
-    d->by_id = ens_xreallocarray(d->by_id, d->count + 1, sizeof(*d->by_id));
-    d->by_id[d->count++] = e;
     HASH_ADD_KEYPTR(hh, d->table, e->name, e->len, e);
     return e->id;
+}
+
+int ens_dict_release(ens_dict_t *d, int id)
+{
+    if (id < 0 || (size_t)id >= d->count || !d->by_id[id]->name)
+        return ENS_EINVAL;
+    entry_t *e = d->by_id[id];
+    HASH_DEL(d->table, e);
+    free(e->name);
+    e->name = NULL;
+    e->len = 0;
+    d->nfree++;
+    return 0;
+}
+
+size_t ens_dict_live(const ens_dict_t *d)
+{
+    return d->count - d->nfree;
 }
 
 const char *ens_dict_name(const ens_dict_t *d, int id)

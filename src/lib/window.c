@@ -40,6 +40,11 @@ struct ens_window_s {
     size_t rows;           /* rows present */
     uint8_t *y;            /* capacity true labels */
     double *ts;            /* capacity row times */
+    uint64_t *serial;      /* capacity row serial numbers, increasing from head */
+    uint64_t pushed;       /* rows ever pushed: the last row's serial */
+    double ts_low;         /* <= the oldest time of a row present */
+    double ts_high;        /* the newest time pushed since the window was empty */
+    int disorder;          /* some row is newer than one after it */
     uint8_t **cols;        /* max_models columns of capacity bytes (NULL until used) */
     uint32_t **counts;     /* max_models tables of (label_cap + 1) x label_cap */
     uint32_t *present;     /* max_models: rows in which the model was asked */
@@ -47,6 +52,8 @@ struct ens_window_s {
                             * (NULL until the model's first costed answer) */
     long double *cost_sum; /* max_models: sum of the costs in the window */
     uint32_t *cost_n;      /* max_models: answers with a cost in the window */
+    uint32_t *truths;      /* ENS_MAX_LABELS: rows whose true label it is */
+    uint32_t *answers;     /* ENS_MAX_LABELS: answers giving it, over all models */
     size_t label_cap;      /* labels the count tables can index */
     ens_dict_t *models;    /* model names -> ids */
     ens_dict_t *labels;    /* label names -> ids */
@@ -61,12 +68,15 @@ ens_window_t *ens_window_new(size_t capacity, size_t max_models)
     w->max_models = max_models;
     w->y = ens_xcalloc(capacity, 1);
     w->ts = ens_xcalloc(capacity, sizeof(double));
+    w->serial = ens_xcalloc(capacity, sizeof(uint64_t));
     w->cols = ens_xcalloc(max_models, sizeof(uint8_t *));
     w->counts = ens_xcalloc(max_models, sizeof(uint32_t *));
     w->present = ens_xcalloc(max_models, sizeof(uint32_t));
     w->costs = ens_xcalloc(max_models, sizeof(double *));
     w->cost_sum = ens_xcalloc(max_models, sizeof(long double));
     w->cost_n = ens_xcalloc(max_models, sizeof(uint32_t));
+    w->truths = ens_xcalloc(ENS_MAX_LABELS, sizeof(uint32_t));
+    w->answers = ens_xcalloc(ENS_MAX_LABELS, sizeof(uint32_t));
     w->label_cap = 4;
     w->models = ens_dict_new(max_models, ENS_MAX_NAME);
     w->labels = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME);
@@ -89,8 +99,11 @@ void ens_window_destroy(ens_window_t **wp)
     free(w->cols);
     free(w->counts);
     free(w->present);
+    free(w->truths);
+    free(w->answers);
     free(w->y);
     free(w->ts);
+    free(w->serial);
     ens_dict_destroy(&w->models);
     ens_dict_destroy(&w->labels);
     free(w);
@@ -186,21 +199,30 @@ static void put_cost(ens_window_t *w, size_t j, size_t at, double c)
     w->cost_n[j]++;
 }
 
-/* Removes the oldest row from the counts and the ring. */
-static void expire_one(ens_window_t *w)
+/* Removes the row at ring position `at` from the counts; its answers read
+ * missing afterwards. */
+static void uncount(ens_window_t *w, size_t at)
 {
-    size_t at = w->head;
     uint8_t y = w->y[at];
     size_t nm = ens_dict_count(w->models);
+    w->truths[y]--;
     for (size_t j = 0; j < nm; j++) {
         uint8_t x = w->cols[j][at];
         if (x == ENS_SYM_MISSING)
             continue;
         w->counts[j][cell(w, x, y)]--;
         w->present[j]--;
+        if (x < ENS_MAX_LABELS)
+            w->answers[x]--;
         w->cols[j][at] = ENS_SYM_MISSING;
         uncost(w, j, at);
     }
+}
+
+/* Removes the oldest row from the counts and the ring. */
+static void expire_one(ens_window_t *w)
+{
+    uncount(w, w->head);
     w->head = (w->head + 1) % w->capacity;
     w->rows--;
 }
@@ -222,8 +244,20 @@ int ens_window_push_costs(ens_window_t *w, uint8_t y, const uint8_t *x, const do
     if (w->rows == w->capacity)
         expire_one(w);
     size_t at = (w->head + w->rows) % w->capacity;
+    if (w->rows == 0) {
+        w->ts_low = w->ts_high = ts;
+        w->disorder = 0;
+    }
+    if (ts < w->ts_high)
+        w->disorder = 1;
+    if (ts > w->ts_high)
+        w->ts_high = ts;
+    if (ts < w->ts_low)
+        w->ts_low = ts;
     w->y[at] = y;
     w->ts[at] = ts;
+    w->serial[at] = ++w->pushed;
+    w->truths[y]++;
     for (size_t j = 0; j < nm; j++) {
         uint8_t v = j < nx ? x[j] : ENS_SYM_MISSING;
         w->cols[j][at] = v;
@@ -232,6 +266,8 @@ int ens_window_push_costs(ens_window_t *w, uint8_t y, const uint8_t *x, const do
         w->counts[j][cell(w, v, y)]++;
         w->present[j]++;
         put_cost(w, j, at, cost ? cost[j] : -1);
+        if (v < ENS_MAX_LABELS)
+            w->answers[v]++;
     }
     w->rows++;
     return 0;
@@ -243,6 +279,72 @@ void ens_window_expire(ens_window_t *w, size_t n)
         expire_one(w);
 }
 
+/* Moves the row at ring position `from` to ring position `to`. */
+static void move_row(ens_window_t *w, size_t from, size_t to)
+{
+    size_t nm = ens_dict_count(w->models);
+    w->y[to] = w->y[from];
+    w->ts[to] = w->ts[from];
+    w->serial[to] = w->serial[from];
+    for (size_t j = 0; j < nm; j++) {
+        w->cols[j][to] = w->cols[j][from];
+        w->cols[j][from] = ENS_SYM_MISSING;
+        if (w->costs[j]) { /* the cost moves with its answer; the sums stay */
+            w->costs[j][to] = w->costs[j][from];
+            w->costs[j][from] = NAN;
+        }
+    }
+}
+
+/* Removes every row older than ts_min wherever it sits, keeping the order
+ * of the others. Rows move towards the end that costs fewer moves: only
+ * those between the removed ones and that end. Recomputes the time bounds
+ * and the disorder flag from the rows that stay. Returns the rows removed. */
+static size_t compact(ens_window_t *w, double ts_min)
+{
+    size_t first = SIZE_MAX, last = 0, gone = 0, cap = w->capacity;
+    for (size_t i = 0; i < w->rows; i++) {
+        if (w->ts[(w->head + i) % cap] >= ts_min)
+            continue;
+        if (first == SIZE_MAX)
+            first = i;
+        last = i;
+        gone++;
+    }
+    if (gone > 0 && last + 1 < w->rows - first) {
+        /* Near the oldest end: the rows before `last` move up to it. */
+        size_t k = last + 1;
+        for (size_t i = last + 1; i-- > 0;) {
+            size_t at = (w->head + i) % cap;
+            if (w->ts[at] < ts_min)
+                uncount(w, at);
+            else if (--k != i)
+                move_row(w, at, (w->head + k) % cap);
+        }
+        w->head = (w->head + gone) % cap;
+    } else if (gone > 0) {
+        /* Near the newest end: the rows after `first` move down to it. */
+        size_t k = first;
+        for (size_t i = first; i < w->rows; i++) {
+            size_t at = (w->head + i) % cap;
+            if (w->ts[at] < ts_min)
+                uncount(w, at);
+            else if (k++ != i)
+                move_row(w, at, (w->head + k - 1) % cap);
+        }
+    }
+    w->rows -= gone;
+    w->disorder = 0;
+    for (size_t i = 0; i < w->rows; i++) {
+        double t = w->ts[(w->head + i) % cap];
+        if (i == 0 || t < w->ts_low)
+            w->ts_low = t;
+        if (i > 0 && t < w->ts[(w->head + i - 1) % cap])
+            w->disorder = 1;
+    }
+    return gone;
+}
+
 size_t ens_window_expire_before(ens_window_t *w, double ts_min)
 {
     size_t n = 0;
@@ -250,7 +352,58 @@ size_t ens_window_expire_before(ens_window_t *w, double ts_min)
         expire_one(w);
         n++;
     }
+    /* Rows in time order end here. Otherwise (a label's time earlier than
+     * that of a row joined before it) an older row may sit behind a newer
+     * one: look for one only when the lower bound of the times says there
+     * may be one, so a window in order costs nothing more. */
+    if (w->rows > 0 && w->disorder && w->ts_low < ts_min)
+        n += compact(w, ts_min);
     return n;
+}
+
+uint64_t ens_window_serial(const ens_window_t *w, size_t i)
+{
+    return w->serial[(w->head + i) % w->capacity];
+}
+
+size_t ens_window_find_serial(const ens_window_t *w, uint64_t serial)
+{
+    size_t lo = 0, hi = w->rows;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ens_window_serial(w, mid) < serial)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void ens_window_copy_rows(const ens_window_t *w, size_t from, size_t n, size_t nm, uint8_t *y,
+                          double *ts, uint8_t *x)
+{
+    size_t cap = w->capacity;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (w->head + from + i) % cap;
+        y[i] = w->y[at];
+        ts[i] = w->ts[at];
+    }
+    /* A transpose in tiles of 64 rows: the tile's rows of x (64 x nm
+     * bytes) stay in cache while every column is read into them, where a
+     * pass over all n rows per column would refetch x once per model. */
+    for (size_t i0 = 0; i0 < n; i0 += 64) {
+        size_t k = n - i0 < 64 ? n - i0 : 64, start = (w->head + from + i0) % cap;
+        uint8_t *tile = x + i0 * nm;
+        for (size_t j = 0; j < nm; j++) {
+            const uint8_t *col = j < w->max_models ? w->cols[j] : NULL;
+            size_t at = start;
+            for (size_t i = 0; i < k; i++) {
+                tile[i * nm + j] = col ? col[at] : ENS_SYM_MISSING;
+                if (++at == cap)
+                    at = 0;
+            }
+        }
+    }
 }
 
 int ens_window_find_model(const ens_window_t *w, const char *name, size_t len)
@@ -278,6 +431,44 @@ size_t ens_window_capacity(const ens_window_t *w)
 size_t ens_window_models(const ens_window_t *w)
 {
     return ens_dict_count(w->models);
+}
+
+size_t ens_window_models_held(const ens_window_t *w)
+{
+    return ens_dict_live(w->models);
+}
+
+size_t ens_window_model_ids(const ens_window_t *w, size_t *ids)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < ens_dict_count(w->models); j++)
+        if (ens_dict_name(w->models, (int)j))
+            ids[n++] = j;
+    return n;
+}
+
+int ens_window_release_model(ens_window_t *w, int id)
+{
+    if (id < 0 || (size_t)id >= ens_dict_count(w->models) || w->present[id] > 0)
+        return ENS_EINVAL;
+    /* No row holds it: its column reads missing everywhere and its counts
+     * and cost sums are zero, as a new model's must. */
+    w->cost_sum[id] = 0;
+    w->cost_n[id] = 0;
+    return ens_dict_release(w->models, id);
+}
+
+size_t ens_window_labels_held(const ens_window_t *w)
+{
+    return ens_dict_live(w->labels);
+}
+
+int ens_window_release_label(ens_window_t *w, int id)
+{
+    if (id < 0 || (size_t)id >= ens_dict_count(w->labels) || w->truths[id] > 0 ||
+        w->answers[id] > 0)
+        return ENS_EINVAL;
+    return ens_dict_release(w->labels, id);
 }
 
 size_t ens_window_labels(const ens_window_t *w)
@@ -358,18 +549,41 @@ static void copy_ring(uint8_t *dst, const uint8_t *src, size_t cap, size_t from,
     memcpy(dst + first, src, n - first);
 }
 
+/* Names d's labels: those held, in id order. When a released id lies
+ * among them, labels are renumbered densely in y and every column. */
+static void relabel(const ens_window_t *w, ens_data_t *d)
+{
+    uint8_t map[256];
+    size_t nl = 0;
+    for (size_t v = 0; v < 256; v++)
+        map[v] = (uint8_t)v;
+    for (size_t l = 0; l < ens_dict_count(w->labels); l++) {
+        const char *name = ens_dict_name(w->labels, (int)l);
+        if (!name)
+            continue;
+        map[l] = (uint8_t)nl;
+        ens_data_set_label_name(d, nl++, name);
+    }
+    if (nl == ens_dict_count(w->labels))
+        return;
+    for (size_t i = 0; i < d->nrows; i++)
+        d->y[i] = map[d->y[i]];
+    for (size_t k = 0; k < d->nrows * d->nmodels; k++)
+        d->x[k] = map[d->x[k]];
+}
+
 ens_data_t *ens_window_snapshot(const ens_window_t *w)
 {
-    size_t nm = ens_dict_count(w->models), nl = ens_dict_count(w->labels);
+    size_t ids[ENS_MAX_MODELS];
+    size_t nm = ens_window_model_ids(w, ids), nl = ens_dict_live(w->labels);
     ens_data_t *d = ens_data_new(w->rows, nm, nl);
     copy_ring(d->y, w->y, w->capacity, w->head, w->rows);
     for (size_t j = 0; j < nm; j++) {
-        copy_ring(d->x + j * w->rows, w->cols[j], w->capacity, w->head, w->rows);
-        ens_data_set_model_name(d, j, ens_dict_name(w->models, (int)j));
-        if (w->cost_n[j] > 0)
-            d->cost[j] = mean_cost(w, j);
+        copy_ring(d->x + j * w->rows, w->cols[ids[j]], w->capacity, w->head, w->rows);
+        ens_data_set_model_name(d, j, ens_dict_name(w->models, (int)ids[j]));
+        if (w->cost_n[ids[j]] > 0)
+            d->cost[j] = mean_cost(w, ids[j]);
     }
-    for (size_t l = 0; l < nl; l++)
-        ens_data_set_label_name(d, l, ens_dict_name(w->labels, (int)l));
+    relabel(w, d);
     return d;
 }

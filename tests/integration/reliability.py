@@ -151,14 +151,16 @@ def read_snapshot(path):
     for kind, r in recs[1:]:
         if kind == "task":
             by_id[r["task"]] = {"name": r["name"].decode("utf-8", "replace"),
-                                "models": [], "labels": [], "version": 0}
+                                "models": [], "labels": [], "version": 0,
+                                "y": b"", "x": b"", "ts": []}
             snap["tasks"].append(by_id[r["task"]])
         elif kind in ("model", "label"):
             by_id[r["task"]][kind + "s"].append(r["name"])
         elif kind == "version":
             by_id[r["task"]]["version"] = r["version"]
-        elif kind == "block":
-            by_id[r["task"]].update(y=r["y"], x=r["x"], ts=r["ts"])
+        elif kind == "block":  # a task's rows may come in several blocks
+            t = by_id[r["task"]]
+            t.update(y=t["y"] + r["y"], x=t["x"] + r["x"], ts=t["ts"] + r["ts"])
     return snap
 
 

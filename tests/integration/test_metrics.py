@@ -57,6 +57,8 @@ TASK = {"rows": "ensembled_window_rows", "capacity": "ensembled_window_capacity_
         "duplicate_predictions": 'ensembled_duplicate_events_total{kind="prediction"}',
         "duplicate_labels": 'ensembled_duplicate_events_total{kind="label"}',
         "sampled_out": "ensembled_queries_sampled_out_total",
+        "models_freed": "ensembled_model_slots_freed_total",
+        "labels_freed": "ensembled_label_slots_freed_total",
         "version": "ensembled_publication_version",
         "explore_extra_queries_per_query": "ensembled_explore_extra_queries_per_query",
         "ensemble": "ensembled_ensemble_models",  # the set's size

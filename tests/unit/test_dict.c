@@ -1,5 +1,5 @@
 /* test_dict.c - name interning: dense ids in order, find, capacity and
- * length limits. */
+ * length limits, released ids reused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,6 +96,36 @@ static void test_dict_too_long_and_empty(void **state)
     ens_dict_destroy(&d);
 }
 
+/* A released id loses its name and goes to the next new name, the lowest
+ * first; a full dictionary takes a new name again once an id is released,
+ * without handing out an id past max_entries. */
+static void test_dict_release_and_reuse(void **state)
+{
+    (void)state;
+    ens_dict_t *d = ens_dict_new(3, 8);
+    assert_int_equal(ens_dict_intern(d, "a", 1), 0);
+    assert_int_equal(ens_dict_intern(d, "b", 1), 1);
+    assert_int_equal(ens_dict_intern(d, "c", 1), 2);
+    assert_int_equal(ens_dict_intern(d, "d", 1), ENS_EFULL);
+    assert_int_equal(ens_dict_release(d, 2), 0);
+    assert_int_equal(ens_dict_release(d, 1), 0);
+    assert_int_equal(ens_dict_release(d, 1), ENS_EINVAL);
+    assert_int_equal(ens_dict_release(d, 3), ENS_EINVAL);
+    assert_int_equal(ens_dict_release(d, -1), ENS_EINVAL);
+    assert_int_equal(ens_dict_count(d), 3);
+    assert_int_equal(ens_dict_live(d), 1);
+    assert_null(ens_dict_name(d, 1));
+    assert_int_equal(ens_dict_name_len(d, 1), 0);
+    assert_int_equal(ens_dict_find(d, "b", 1), ENS_ENOTFOUND);
+    assert_int_equal(ens_dict_intern(d, "d", 1), 1);
+    assert_int_equal(ens_dict_intern(d, "b", 1), 2); /* a new name now */
+    assert_int_equal(ens_dict_intern(d, "e", 1), ENS_EFULL);
+    assert_string_equal(ens_dict_name(d, 1), "d");
+    assert_int_equal(ens_dict_find(d, "d", 1), 1);
+    assert_int_equal(ens_dict_live(d), 3);
+    ens_dict_destroy(&d);
+}
+
 static void test_dict_new_rejects_zero(void **state)
 {
     (void)state;
@@ -116,6 +146,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dict_ids_dense_in_order),
         cmocka_unit_test(test_dict_find),
+        cmocka_unit_test(test_dict_release_and_reuse),
         cmocka_unit_test(test_dict_full),
         cmocka_unit_test(test_dict_too_long_and_empty),
         cmocka_unit_test(test_dict_new_rejects_zero),

@@ -235,6 +235,214 @@ static void test_window_random_vs_shadow(void **state)
     run_random(4, 1000, 8000);
 }
 
+/* Removes from the shadow every row older than cut, wherever it sits (the
+ * reference for expiry by age): returns how many. */
+static size_t shadow_expire_age(shadow_t *s, double cut)
+{
+    size_t k = 0, n0 = s->n;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->rows[i].ts >= cut)
+            s->rows[k++] = s->rows[i];
+    s->n = k;
+    return n0 - k;
+}
+
+/* Rows out of time order (a label dated ahead, then rows dated normally;
+ * labels dated in the past): expiry by age removes exactly the rows older
+ * than the cut, counted by brute force over the shadow, however they sit
+ * in the ring. */
+static void run_by_age(uint64_t seed, size_t capacity, size_t ops)
+{
+    tu_rng_t r;
+    tu_seed(&r, seed);
+    ens_window_t *w = ens_window_new(capacity, 3);
+    shadow_t s = {calloc(capacity, sizeof(srow_t)), 0, capacity};
+    for (size_t j = 0; j < 3; j++)
+        assert_int_equal(add_model(w, j), (int)j);
+    for (size_t l = 0; l < 3; l++)
+        assert_int_equal(add_label(w, l), (int)l);
+    double now = 1000;
+    size_t out_of_order = 0, middle = 0;
+    for (size_t op = 1; op <= ops; op++) {
+        now += 1.0;
+        srow_t row;
+        memset(row.x, ENS_SYM_MISSING, sizeof(row.x));
+        row.y = (uint8_t)tu_below(&r, 3);
+        for (size_t j = 0; j < 3; j++)
+            row.x[j] = (uint8_t)tu_below(&r, 3);
+        size_t u = tu_below(&r, 100);
+        /* Mostly in order; some ahead (up to 300 s), some behind. */
+        row.ts = u < 5 ? now + 300 : u < 15 ? now - (double)tu_below(&r, 200) : now;
+        out_of_order += u < 15;
+        assert_int_equal(ens_window_push(w, row.y, row.x, 3, row.ts), 0);
+        shadow_push(&s, &row);
+        if (tu_below(&r, 4) == 0) {
+            double cut = now - 60 - (double)tu_below(&r, 40);
+            size_t head_only = 0;
+            while (head_only < s.n && s.rows[head_only].ts < cut)
+                head_only++;
+            size_t want = shadow_expire_age(&s, cut);
+            middle += want > head_only;
+            assert_int_equal(ens_window_expire_before(w, cut), want);
+            for (size_t i = 0; i < ens_window_rows(w); i++) {
+                assert_true(ens_window_ts(w, i) >= cut);
+                assert_true(ens_window_ts(w, i) == s.rows[i].ts);
+                if (i > 0)
+                    assert_true(ens_window_serial(w, i) > ens_window_serial(w, i - 1));
+            }
+        }
+        if (op % 97 == 0)
+            check_window(w, &s, 3, 3);
+    }
+    check_window(w, &s, 3, 3);
+    /* copy_rows, over tiles of rows and the ring's wrap, agrees row by row
+     * (a fourth model, never interned, reads missing). */
+    size_t n = ens_window_rows(w), from = n / 3;
+    uint8_t *y = malloc(n + 1), *x = malloc(4 * n + 1);
+    double *ts = malloc(sizeof(double) * (n + 1));
+    ens_window_copy_rows(w, from, n - from, 4, y, ts, x);
+    for (size_t i = from; i < n; i++) {
+        assert_int_equal(y[i - from], s.rows[i].y);
+        assert_true(ts[i - from] == s.rows[i].ts);
+        for (size_t j = 0; j < 3; j++)
+            assert_int_equal(x[(i - from) * 4 + j], s.rows[i].x[j]);
+        assert_int_equal(x[(i - from) * 4 + 3], ENS_SYM_MISSING);
+    }
+    free(y);
+    free(x);
+    free(ts);
+    /* The run must have exercised rows expired behind a newer one. */
+    assert_true(out_of_order > 0);
+    assert_true(middle > 0);
+    free(s.rows);
+    ens_window_destroy(&w);
+}
+
+static void test_window_expire_by_age_out_of_order(void **state)
+{
+    (void)state;
+    run_by_age(11, 500, 5000);
+    run_by_age(12, 37, 3000);
+    run_by_age(13, 4000, 6000);
+}
+
+/* A row dated 5 minutes ahead at the oldest end does not keep the rows
+ * behind it alive past the cut. */
+static void test_window_future_row_at_head(void **state)
+{
+    (void)state;
+    ens_window_t *w = ens_window_new(100, 1);
+    assert_int_equal(ens_window_model(w, "a", 1), 0);
+    assert_int_equal(ens_window_label(w, "Y", 1), 0);
+    uint8_t x = 0;
+    assert_int_equal(ens_window_push(w, 0, &x, 1, 400), 0);
+    for (int i = 1; i <= 50; i++)
+        assert_int_equal(ens_window_push(w, 0, &x, 1, 100 + i), 0);
+    assert_int_equal(ens_window_expire_before(w, 141), 40);
+    assert_int_equal(ens_window_rows(w), 11);
+    assert_true(ens_window_ts(w, 0) == 400);
+    assert_true(ens_window_ts(w, 1) == 141);
+    assert_int_equal(ens_window_serial(w, 1), 42);
+    assert_int_equal(ens_window_count(w, 0, 0, 0), 11);
+    assert_int_equal(ens_window_present(w, 0), 11);
+    assert_int_equal(ens_window_find_serial(w, 2), 1);
+    assert_int_equal(ens_window_find_serial(w, 42), 1);
+    assert_int_equal(ens_window_find_serial(w, 52), 11);
+    ens_window_destroy(&w);
+}
+
+/* copy_rows gives the rows oldest first, answers row major, across the
+ * ring's wrap. */
+static void test_window_copy_rows(void **state)
+{
+    (void)state;
+    ens_window_t *w = ens_window_new(4, 3);
+    assert_int_equal(ens_window_model(w, "a", 1), 0);
+    assert_int_equal(ens_window_model(w, "b", 1), 1);
+    assert_int_equal(ens_window_label(w, "Y", 1), 0);
+    assert_int_equal(ens_window_label(w, "N", 1), 1);
+    for (int i = 0; i < 6; i++) {
+        uint8_t x[2] = {(uint8_t)(i % 2), i == 4 ? ENS_SYM_MISSING : ENS_SYM_ABSTAIN};
+        assert_int_equal(ens_window_push(w, (uint8_t)(i % 2), x, 2, i), 0);
+    }
+    uint8_t y[3], x[9];
+    double ts[3];
+    ens_window_copy_rows(w, 1, 3, 3, y, ts, x);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(y[i], ens_window_y(w, i + 1));
+        assert_true(ts[i] == ens_window_ts(w, i + 1));
+        for (size_t j = 0; j < 2; j++)
+            assert_int_equal(x[i * 3 + j], ens_window_x(w, i + 1, j));
+        assert_int_equal(x[i * 3 + 2], ENS_SYM_MISSING);
+    }
+    assert_int_equal(x[1 * 3 + 1], ENS_SYM_MISSING); /* row 4 */
+    ens_window_destroy(&w);
+}
+
+/* A model and a label are released only once no row holds them; their ids
+ * go to the next new names, and the snapshot (what a selection sees) lists
+ * only the names held, labels renumbered densely. */
+static void test_window_release_slots(void **state)
+{
+    (void)state;
+    ens_window_t *w = ens_window_new(2, 3);
+    assert_int_equal(ens_window_model(w, "a", 1), 0);
+    assert_int_equal(ens_window_model(w, "b", 1), 1);
+    assert_int_equal(ens_window_label(w, "Y", 1), 0);
+    assert_int_equal(ens_window_label(w, "N", 1), 1);
+    assert_int_equal(ens_window_label(w, "M", 1), 2);
+    uint8_t x[2] = {1, 0};
+    assert_int_equal(ens_window_push(w, 0, x, 2, 1), 0); /* b says Y, truth Y; a says N */
+    x[0] = 2;
+    assert_int_equal(ens_window_push(w, 2, x, 1, 2), 0); /* a says M, truth M */
+    /* b answers in row 0, N too, as an answer only: both held. */
+    assert_int_equal(ens_window_release_model(w, 1), ENS_EINVAL);
+    assert_int_equal(ens_window_release_label(w, 1), ENS_EINVAL);
+    assert_int_equal(ens_window_release_model(w, 7), ENS_EINVAL);
+    uint8_t y2 = 0;
+    x[0] = 0;
+    assert_int_equal(ens_window_push(w, y2, x, 1, 3), 0); /* row 0 leaves */
+    assert_int_equal(ens_window_release_model(w, 1), 0);
+    assert_int_equal(ens_window_release_label(w, 1), 0);
+    assert_int_equal(ens_window_release_model(w, 1), ENS_EINVAL); /* twice */
+    assert_int_equal(ens_window_release_label(w, 0), ENS_EINVAL); /* Y is held */
+    assert_int_equal(ens_window_models(w), 2);
+    assert_int_equal(ens_window_models_held(w), 1);
+    assert_int_equal(ens_window_labels_held(w), 2);
+    assert_int_equal(ens_window_find_model(w, "b", 1), ENS_ENOTFOUND);
+    assert_int_equal(ens_window_find_label(w, "N", 1), ENS_ENOTFOUND);
+    assert_null(ens_window_model_str(w, 1).ptr);
+
+    ens_data_t *d = ens_window_snapshot(w);
+    assert_int_equal(d->nmodels, 1);
+    assert_int_equal(d->nlabels, 2);
+    assert_string_equal(d->model_names[0], "a");
+    assert_string_equal(d->label_names[0], "Y");
+    assert_string_equal(d->label_names[1], "M");
+    /* Rows: (M, a says M), (Y, a says Y): M is 1 once renumbered. */
+    assert_int_equal(d->y[0], 1);
+    assert_int_equal(d->y[1], 0);
+    assert_int_equal(ens_data_col(d, 0)[0], 1);
+    assert_int_equal(ens_data_col(d, 0)[1], 0);
+    ens_data_destroy(&d);
+
+    /* The freed ids go to the next new names; the column starts empty. */
+    assert_int_equal(ens_window_model(w, "c", 1), 1);
+    assert_int_equal(ens_window_label(w, "Q", 1), 1);
+    assert_int_equal(ens_window_present(w, 1), 0);
+    for (size_t i = 0; i < ens_window_rows(w); i++)
+        assert_int_equal(ens_window_x(w, i, 1), ENS_SYM_MISSING);
+    for (uint8_t yy = 0; yy < 3; yy++)
+        for (uint8_t xx = 0; xx < 3; xx++)
+            assert_int_equal(ens_window_count(w, 1, xx, yy), 0);
+    uint8_t x3[2] = {ENS_SYM_MISSING, 1};
+    assert_int_equal(ens_window_push(w, 1, x3, 2, 4), 0);
+    assert_int_equal(ens_window_count(w, 1, 1, 1), 1);
+    assert_int_equal(ens_window_present(w, 1), 1);
+    assert_int_equal(ens_window_count(w, 0, 0, 0), 1);
+    ens_window_destroy(&w);
+}
+
 static void test_window_ring_wrap_exact(void **state)
 {
     (void)state;
@@ -365,6 +573,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_random_vs_shadow),
         cmocka_unit_test(test_window_ring_wrap_exact),
+        cmocka_unit_test(test_window_expire_by_age_out_of_order),
+        cmocka_unit_test(test_window_future_row_at_head),
+        cmocka_unit_test(test_window_copy_rows),
+        cmocka_unit_test(test_window_release_slots),
         cmocka_unit_test(test_window_interning),
         cmocka_unit_test(test_window_costs_vs_shadow),
     };
