@@ -64,6 +64,8 @@ void ens_join_expire(ens_join_t *j, double now);
 void ens_join_set_limits(ens_join_t *j, size_t max_pending, double ttl, double now);
 
 size_t ens_join_pending(const ens_join_t *j);
+/* 1 if query key[0..len) is pending (seen, neither joined nor gone). */
+int ens_join_is_pending(const ens_join_t *j, const void *key, size_t len);
 const ens_join_stats_t *ens_join_stats(const ens_join_t *j);
 
 #endif

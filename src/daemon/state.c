@@ -146,6 +146,16 @@ void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t
     append(s, &r);
 }
 
+uint64_t ens_state_last_seq(const ens_state_t *s)
+{
+    return s ? s->seq : 0;
+}
+
+uint64_t ens_state_durable_seq(const ens_state_t *s)
+{
+    return s ? s->seq_synced : UINT64_MAX;
+}
+
 void ens_state_version(ens_state_t *s, const ens_task_t *t, uint64_t version)
 {
     if (!s)

@@ -72,6 +72,14 @@ void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t
                    double ts);
 void ens_state_version(ens_state_t *s, const ens_task_t *t, uint64_t version);
 
+/* Row sequence numbers (NULL-safe): the last one given to a row, and the
+ * last one durable (fdatasync or snapshot done; every row before it too).
+ * An intake that acknowledges its sources waits for durable >= the last
+ * row seq its messages produced. Without state, last is 0 and durable
+ * UINT64_MAX. */
+uint64_t ens_state_last_seq(const ens_state_t *s);
+uint64_t ens_state_durable_seq(const ens_state_t *s);
+
 /* Timer work: fdatasync the journal; start a snapshot when one is due.
  * mono: the monotonic clock (a wall-clock step moves neither). */
 void ens_state_tick(ens_state_t *s, double mono);

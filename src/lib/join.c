@@ -210,6 +210,13 @@ size_t ens_join_pending(const ens_join_t *j)
     return j->npending;
 }
 
+int ens_join_is_pending(const ens_join_t *j, const void *key, size_t len)
+{
+    entry_t *e = NULL;
+    HASH_FIND(hh, j->table, key, len, e);
+    return e && !e->joined;
+}
+
 const ens_join_stats_t *ens_join_stats(const ens_join_t *j)
 {
     return &j->st;
