@@ -36,6 +36,12 @@
  *   VERSION 06  task u32, version u64                             13 bytes
  *   BLOCK   07  task u32, nrows u64, nmodels u32, y[nrows],
  *               ts[nrows] (f64), x[nrows * nmodels] row-major
+ *   QUERY   08  task u32, key (a name: the join key of a query)  7 + n bytes
+ *
+ * QUERY says a query of the task joined (its row is the ROW next to it): a
+ * source that delivers again after a crash (NATS) finds it joined. It is
+ * written only by a daemon with such a source, and its fields are TASK's
+ * (dict.task, dict.name, dict.len).
  *
  * ROW answers: x[j] is model j's symbol (a label id, ENS_SYM_ABSTAIN, or
  * ENS_SYM_MISSING when model j was not asked; data.h). A row is stored up to
@@ -76,7 +82,8 @@
     XX(LABEL, 4, "label")                                                                          \
     XX(ROW, 5, "row")                                                                              \
     XX(VERSION, 6, "version")                                                                      \
-    XX(BLOCK, 7, "block")
+    XX(BLOCK, 7, "block")                                                                          \
+    XX(QUERY, 8, "query")
 
 typedef enum {
 #define ENS__JREC_ENUM(id, byte, name) ENS_JREC_##id = (byte),
@@ -96,7 +103,7 @@ typedef struct {
             uint64_t seq;     /* last row sequence number the file holds or covers */
             uint64_t journal; /* journals numbered <= this are covered (snapshot) */
         } header;
-        struct {              /* TASK, MODEL, LABEL */
+        struct {              /* TASK, MODEL, LABEL; QUERY (name: the key) */
             uint32_t task;    /* task id */
             uint32_t id;      /* model or label id (not in TASK) */
             const char *name; /* len bytes, may contain NUL, not terminated */

@@ -146,6 +146,37 @@ void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t
     append(s, &r);
 }
 
+void ens_state_query(ens_state_t *s, const ens_task_t *t, const void *key, size_t len)
+{
+    if (!s || s->fd < 0 || len == 0 || len > ENS_JREC_MAX_NAME)
+        return;
+    ens_jrec_t r = {.kind = ENS_JREC_QUERY};
+    r.dict.task = t->id;
+    r.dict.name = key;
+    r.dict.len = len;
+    /* Buffered without the flush check of append(): the ROW record that
+     * follows goes out in the same write, so no crash keeps one without
+     * the other (a full buffer drops the ROW, and a snapshot saves it). */
+    if (s->out.size < ENS_STATE_MAX_BUFFER)
+        ens__bytes_record(&s->out, &r);
+}
+
+typedef struct {
+    ens__bytes_t *b;
+    uint32_t task;
+} query_dump_t;
+
+static void dump_query(void *ud, const void *key, size_t len)
+{
+    query_dump_t *q = ud;
+    ens_jrec_t r = {.kind = ENS_JREC_QUERY};
+    r.dict.task = q->task;
+    r.dict.name = key;
+    r.dict.len = len;
+    if (len > 0 && len <= ENS_JREC_MAX_NAME)
+        ens__bytes_record(q->b, &r);
+}
+
 uint64_t ens_state_last_seq(const ens_state_t *s)
 {
     return s ? s->seq : 0;
@@ -204,6 +235,14 @@ static int open_journal(ens_state_t *s, uint64_t n)
         return -1;
     }
     ens__state_names(s, &s->out);
+    /* With an intake that delivers again (ingest.nats), the queries still
+     * remembered as joined: the journals that named them go once the
+     * snapshot is durable, and the snapshot does not hold them. */
+    for (uint32_t i = 0; s->conf->nats_url[0] && i < ens_tasks_count(s->tasks); i++) {
+        const ens_task_t *t = ens_tasks_get(s->tasks, i);
+        query_dump_t q = {&s->out, t->id};
+        ens_join_each_joined(t->join, dump_query, &q);
+    }
     return 0;
 }
 

@@ -158,6 +158,12 @@ static int apply(replay_t *rp, const ens_jrec_t *r)
         return on_row(rp, r);
     case ENS_JREC_BLOCK:
         return on_block(rp, r);
+    case ENS_JREC_QUERY:
+        m = fmap(rp, r->dict.task);
+        if (!m)
+            return -1;
+        ens_task_restore_query(m->t, r->dict.name, r->dict.len, ens_mono());
+        return 0;
     case ENS_JREC_VERSION:
         m = fmap(rp, r->version.task);
         if (!m)

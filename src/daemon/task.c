@@ -47,6 +47,8 @@ static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t 
         return;
     }
     const ens_task_hooks_t *h = &t->owner->hooks;
+    if (h->query && t->joining)
+        h->query(h->ud, t, t->joining, t->joining_len);
     if (h->joined)
         h->joined(h->ud, t, y, x, nm, ts);
 }
@@ -184,12 +186,18 @@ void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens
 {
     for (size_t i = 0; i < n; i++)
         t->last_seen[preds[i].model] = mono;
+    t->joining = key;
+    t->joining_len = klen;
     ens_join_predictions(t->join, key, klen, preds, n, mono);
+    t->joining = NULL;
 }
 
 void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, double mono, double ts)
 {
+    t->joining = key;
+    t->joining_len = klen;
     ens_join_label(t->join, key, klen, y, mono, ts);
+    t->joining = NULL;
 }
 
 void ens_task_sampled_out(ens_task_t *t)
@@ -200,6 +208,11 @@ void ens_task_sampled_out(ens_task_t *t)
 int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts)
 {
     return ens_window_push(t->window, y, x, nx, ts);
+}
+
+void ens_task_restore_query(ens_task_t *t, const void *key, size_t len, double mono)
+{
+    ens_join_restore_joined(t->join, key, len, mono);
 }
 
 void ens_task_restored(ens_task_t *t, double mono)

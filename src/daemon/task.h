@@ -36,8 +36,10 @@ typedef struct ens_task_s {
     ens_task_conf_t conf; /* effective settings */
     ens_window_t *window;
     ens_join_t *join;
-    double *last_seen;    /* per model: arrival of its latest prediction (monotonic) */
-    double *last_row;     /* per model: wall time of its newest joined row */
+    double *last_seen;   /* per model: arrival of its latest prediction (monotonic) */
+    double *last_row;    /* per model: wall time of its newest joined row */
+    const void *joining; /* the query key being fed to the join (during the call) */
+    size_t joining_len;
     uint64_t sampled_out; /* events left out by ingest.sample_rate */
     struct ens_tasks_s *owner;
 } ens_task_t;
@@ -49,6 +51,9 @@ typedef struct {
     /* A joined row entered t's window: label y, answers x[0..nx) by model id. */
     void (*joined)(void *ud, ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts);
     void *ud;
+    /* Optional (NULL: none): query key[0..len) of t joined; called just
+     * before `joined` for its row. */
+    void (*query)(void *ud, const ens_task_t *t, const void *key, size_t len);
 } ens_task_hooks_t;
 
 typedef struct ens_tasks_s ens_tasks_t;
@@ -87,6 +92,9 @@ void ens_task_sampled_out(ens_task_t *t);
 /* Restores a saved row into the window (no hook is called). Returns 0 or
  * ENS_EINVAL (an unknown symbol). */
 int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts);
+/* Restores a query that joined before a restart (a QUERY record): its
+ * tombstone makes what a source delivers again for it late. */
+void ens_task_restore_query(ens_task_t *t, const void *key, size_t len, double mono);
 /* After a restore: models count as heard from at mono, their newest row is
  * their newest restored one. */
 void ens_task_restored(ens_task_t *t, double mono);

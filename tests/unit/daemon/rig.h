@@ -234,7 +234,7 @@ static inline int rig_open(rig_life_t **lp, const ens_config_t *conf, int discar
     int rc = ens_state_open(&l->loop, &l->conf, l->tasks, &sh, discard, &l->state, l->err,
                             sizeof(l->err));
     if (rc == 0) {
-        ens_task_hooks_t th = {rig_on_added, rig_on_joined, l};
+        ens_task_hooks_t th = {rig_on_added, rig_on_joined, l, NULL};
         ens_tasks_set_hooks(l->tasks, &th);
     }
     *lp = l;
