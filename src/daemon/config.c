@@ -68,6 +68,7 @@ static const key_t_ keys[] = {
     {"publish", "every_labels", T_SIZE, 0, 1, G(publish_every_labels), 0, 1000000000, "1000"},
     {"publish", "min_improvement_bits", T_DOUBLE, 0, 1, G(min_improvement_bits), 0, 1e9, "0.01"},
     {"publish", "max_queued", T_SIZE, 0, 0, G(publish_max_queued), 1, 100000, "256"},
+    {"publish", "nats_kv", T_STR, 0, 0, G(nats_kv), 0, 0, ""},
     {"control", "bind", T_STR, 0, 0, G(control_bind), 0, 0, "ipc:///run/ensembled/control"},
     {"metrics", "bind", T_STR, 0, 0, G(metrics_bind), 0, 0, "127.0.0.1:9559"},
     {"control", "max_queued", T_SIZE, 0, 0, G(control_max_queued), 1, 100000, "16"},

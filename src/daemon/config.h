@@ -68,7 +68,8 @@ typedef struct {
     double publish_interval;
     size_t publish_every_labels;
     double min_improvement_bits;
-    size_t publish_max_queued; /* publications queued per subscriber (ZMQ_SNDHWM) */
+    size_t publish_max_queued;  /* publications queued per subscriber (ZMQ_SNDHWM) */
+    char nats_kv[ENS_CONF_STR]; /* JetStream key-value bucket bodies go to ("": none) */
     char control_bind[ENS_CONF_STR];
     char metrics_bind[ENS_CONF_STR]; /* host:port of /metrics ("": none) */
     size_t control_max_queued;       /* requests and replies queued per client (HWMs) */

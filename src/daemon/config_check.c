@@ -117,6 +117,9 @@ static void check_metrics(const ens_config_t *c, ens_config_errors_t *e)
 static void check_nats(const ens_config_t *c, ens_config_errors_t *e)
 {
     int line = ens_config_line(c, "ingest", "nats");
+    if (c->nats_kv[0] && !c->nats_url[0])
+        ens_config_error(e, ens_config_line(c, "publish", "nats_kv"),
+                         "publish.nats_kv: needs ingest.nats (the servers it publishes to)");
     if (!c->nats_url[0])
         return;
 #ifndef ENS_HAVE_NATS

@@ -62,6 +62,7 @@ struct ens_natsin_s {
     held_t *held;
     size_t nheld, capheld;
     uint64_t fetched, acked, in_progress; /* loop thread */
+    uint64_t position;                    /* highest stream sequence applied */
     atomic_uint_fast64_t fetch_errors, ack_errors;
     ens_ratelimit_t rl_fetch; /* fetch thread */
 };
@@ -216,6 +217,12 @@ static void take(ens_natsin_t *n)
         size_t len;
         const char *p = payload(got.v[i], &len);
         n->hooks.deliver(n->hooks.ud, p, len);
+        jsMsgMetaData *meta = NULL;
+        if (natsMsg_GetMetaData(&meta, got.v[i]) == NATS_OK) {
+            if (meta->Sequence.Stream > n->position)
+                n->position = meta->Sequence.Stream;
+            jsMsgMetaData_Destroy(meta);
+        }
         if (n->nheld == n->capheld) {
             n->capheld = n->capheld ? 2 * n->capheld : 1024;
             n->held = ens_xreallocarray(n->held, n->capheld, sizeof(*n->held));
@@ -278,22 +285,32 @@ static natsStatus make_options(const ens_config_t *c, natsOptions **o, const cha
     return s;
 }
 
-/* Connects and binds the durable pull consumer. */
-static int connect_consumer(ens_natsin_t *n, char *err, size_t errlen)
+int ens_natsin_connect(const ens_config_t *c, natsConnection **nc, char *err, size_t errlen)
 {
-    const ens_config_t *c = n->conf;
     natsOptions *o = NULL;
     const char *what = "";
     natsStatus s = make_options(c, &o, &what);
     if (s == NATS_OK) {
         what = c->nats_url;
-        s = natsConnection_Connect(&n->nc, o);
+        s = natsConnection_Connect(nc, o);
     }
     natsOptions_Destroy(o);
-    if (s == NATS_OK)
-        s = natsConnection_JetStream(&n->js, n->nc, NULL);
     if (s != NATS_OK) {
         snprintf(err, errlen, "ingest.nats %s: %s", what, nats_GetLastError(&s));
+        return -1;
+    }
+    return 0;
+}
+
+/* Connects and binds the durable pull consumer. */
+static int connect_consumer(ens_natsin_t *n, char *err, size_t errlen)
+{
+    const ens_config_t *c = n->conf;
+    if (ens_natsin_connect(c, &n->nc, err, errlen) < 0)
+        return -1;
+    natsStatus s = natsConnection_JetStream(&n->js, n->nc, NULL);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "ingest.nats: JetStream: %s", nats_GetLastError(&s));
         return -1;
     }
     jsSubOptions so;
@@ -409,6 +426,11 @@ void ens_natsin_destroy(ens_natsin_t **np, int durable)
     *np = NULL;
 }
 
+uint64_t ens_natsin_position(const ens_natsin_t *n)
+{
+    return n ? n->position : 0;
+}
+
 void ens_natsin_status(const ens_natsin_t *n, ens_mpw_t *w)
 {
     if (!n)
@@ -421,6 +443,7 @@ void ens_natsin_status(const ens_natsin_t *n, ens_mpw_t *w)
                   {"acked", n->acked},
                   {"held", n->nheld},
                   {"in_progress", n->in_progress},
+                  {"position", n->position},
                   {"fetch_errors", atomic_load(&m->fetch_errors)},
                   {"ack_errors", atomic_load(&m->ack_errors)}};
     ens_mpw_cstr(w, "nats");
@@ -452,6 +475,12 @@ void ens_natsin_destroy(ens_natsin_t **np, int durable)
 {
     (void)durable;
     *np = NULL;
+}
+
+uint64_t ens_natsin_position(const ens_natsin_t *n)
+{
+    (void)n;
+    return 0;
 }
 
 void ens_natsin_status(const ens_natsin_t *n, ens_mpw_t *w)

@@ -64,8 +64,20 @@ void ens_natsin_stop(ens_natsin_t *n);
  * and everything is freed (NULL-safe). */
 void ens_natsin_destroy(ens_natsin_t **np, int durable);
 
+/* The highest stream sequence applied so far (0: none): the position the
+ * daemon's bodies reflect (NULL-safe). */
+uint64_t ens_natsin_position(const ens_natsin_t *n);
+
+#ifdef ENS_HAVE_NATS
+#include <nats/nats.h>
+/* A connection to the servers of [ingest] nats with its credentials and
+ * TLS, reconnecting without end (natspub shares it). Returns 0, or -1 with
+ * a reason in err. */
+int ens_natsin_connect(const ens_config_t *c, natsConnection **nc, char *err, size_t errlen);
+#endif
+
 /* The `nats` map of the status reply: fetched, acked, held, in_progress,
- * fetch_errors, ack_errors (key and value; NULL-safe: nothing). */
+ * position, fetch_errors, ack_errors (key and value; NULL-safe: nothing). */
 void ens_natsin_status(const ens_natsin_t *n, ens_mpw_t *w);
 
 #endif

@@ -19,7 +19,7 @@ happened in between.
 
 Skipped, with the reason printed, only when nats-server is not installed.
 """
-import json
+import base64
 import os
 import random
 import shutil
@@ -113,6 +113,22 @@ class Cluster:
         self.create("STREAM.CREATE." + STREAM,
                     {"name": STREAM, "subjects": ["events.>"], "storage": "file",
                      "num_replicas": 3}, "the stream")
+
+    def make_bucket(self, bucket):
+        """A key-value bucket as JetStream holds one: a stream of the last
+        value per key, replicated three times."""
+        self.create("STREAM.CREATE.KV_" + bucket,
+                    {"name": "KV_" + bucket, "subjects": ["$KV.%s.>" % bucket],
+                     "max_msgs_per_subject": 1, "discard": "new", "allow_rollup_hdrs": True,
+                     "deny_delete": True, "allow_direct": True, "storage": "file",
+                     "num_replicas": 3}, "the bucket")
+
+    def kv_get(self, bucket, key):
+        """(revision, value bytes) of key, or None."""
+        rep = self.api("STREAM.MSG.GET.KV_" + bucket, {"last_by_subj": "$KV.%s.%s" % (bucket, key)})
+        if "message" not in rep:
+            return None
+        return rep["message"]["seq"], base64.b64decode(rep["message"].get("data", ""))
 
     def close(self):
         for p in self.procs:
@@ -216,6 +232,53 @@ class NatsTest(harness.DaemonTestCase):
         self.finish_producer(prod)
         self.wait_rows(d, task, self.want)
         self.assertEqual(d.stop(), 0)
+
+    def test_d_replicas_kv_never_back(self):
+        task = "replicated"
+        bucket = "ENSEMBLES"
+        self.cluster.make_bucket(bucket)
+        states = [tempfile.TemporaryDirectory(prefix="ensembled-nats-r%d-" % i) for i in range(2)]
+        for s in states:
+            self.addCleanup(s.cleanup)
+        reps = []
+        for i in range(2):
+            o = self.overrides(task, durable="replica%d" % i, state=states[i].name)
+            o["publish"] = {"nats_kv": bucket, "every_labels": 40}
+            reps.append(self.daemon(o))
+        prod = self.producer(task, 300)
+        seen = []  # (revision, stream_seq, version, replica) in reading order
+
+        def read():
+            got = self.cluster.kv_get(bucket, task)
+            if got:
+                body = harness.unpack(got[1])
+                self.assertEqual(body["task"], task)
+                seen.append((got[0], body["stream_seq"], body["version"]))
+
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            read()
+            time.sleep(0.05)
+        self.assertTrue(seen, "no body in the bucket after 3 s")
+        at_kill = seen[-1][1]
+        reps[0].kill()
+        reps[0].expect_nonzero = True
+        while prod.poll() is None:
+            read()
+            time.sleep(0.05)
+        self.finish_producer(prod)
+        self.wait_rows(reps[1], task, self.want)
+        reps[1].ctl("recompute", task=task)
+        harness.wait_for(lambda: read() or seen[-1][1] == 2 * self.want, 20, interval=0.1,
+                         what="the bucket at the stream's last position (%d)" % (2 * self.want))
+        for a, b in zip(seen, seen[1:]):
+            self.assertLessEqual(a[0], b[0], "the bucket's revision went back")
+            self.assertLessEqual(a[1], b[1], "the bucket's stream_seq went back: %r" % (seen,))
+        self.assertGreater(seen[-1][1], at_kill, "the surviving replica published nothing")
+        st = reps[1].status()
+        self.assertGreater(st["nats_kv"]["puts"], 0)
+        self.assertEqual(st["nats_kv"]["errors"], 0)
+        self.assertEqual(reps[1].stop(), 0)
 
 
 if __name__ == "__main__":
