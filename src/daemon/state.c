@@ -479,6 +479,12 @@ void ens_state_close(ens_state_t **sp)
     if (j->err) {
         ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));
         close_journal(s);
+    } else if (s->fd >= 0 && s->conf->nats_url[0]) {
+        /* The next journal holds the joined queries' keys, which the
+         * snapshot does not: kept, so that what the stream delivers again
+         * after this stop (an acknowledgement that never reached it) finds
+         * its query joined. */
+        close_journal(s);
     } else if (s->fd >= 0) {
         /* snapshot_begin opened the next journal for the names alone, all
          * of them in the snapshot now durable: remove it unwritten, or every
