@@ -71,14 +71,16 @@ int ctl_nats_send(ctl_nats_t *p, const void *data, size_t len)
     po.MsgId = id;
     po.MaxWait = 2000;
     natsStatus s = NATS_OK;
-    for (int attempt = 0; attempt < 15; attempt++) {
-        jsErrCode jerr = 0;
+    jsErrCode jerr = 0;
+    int64_t deadline = nats_Now() + 30000;
+    do {
         s = js_Publish(NULL, p->js, p->subject, data, (int)len, &po, &jerr);
         if (s == NATS_OK)
             return 0;
         nats_Sleep(200);
-    }
-    ctl_error("publish to %s: %s", p->subject, nats_GetLastError(&s));
+    } while (nats_Now() < deadline);
+    ctl_error("publish to %s: %s (JetStream error %d)", p->subject, natsStatus_GetText(s),
+              (int)jerr);
     return -1;
 }
 
