@@ -24,6 +24,8 @@
 #define FETCH_WAIT_MS 50
 /* Messages the server lets the consumer hold unacknowledged. */
 #define MAX_ACK_PENDING 262144
+/* Messages applied per loop turn, at most (as the ZeroMQ intake). */
+#define PER_TURN 1024
 /* How often a held message's queries are looked up again (s). */
 #define RECHECK 0.5
 
@@ -204,14 +206,26 @@ static void settle(ens_natsin_t *n)
     free(prog.v);
 }
 
-/* Applies what the fetch thread queued; each message is then held. */
+/* Applies what the fetch thread queued (PER_TURN at most); each message
+ * is then held. */
 static void take(ens_natsin_t *n)
 {
     msgs_t got = {0};
     uv_mutex_lock(&n->mu);
-    swap(&got, &n->in);
+    size_t k = n->in.n < PER_TURN ? n->in.n : PER_TURN;
+    if (k > 0) {
+        got.v = ens_xreallocarray(NULL, k, sizeof(*got.v));
+        memcpy(got.v, n->in.v, k * sizeof(*got.v));
+        memmove(n->in.v, n->in.v + k, (n->in.n - k) * sizeof(*n->in.v));
+        got.n = got.cap = k;
+        n->in.n -= k;
+    }
+    int more = n->in.n > 0;
     uv_cond_signal(&n->wake);
     uv_mutex_unlock(&n->mu);
+    /* Fairness: the rest on a later turn, after sockets and timers. */
+    if (more && n->handles_open)
+        uv_async_send(&n->async);
     double now = ens_mono();
     for (size_t i = 0; i < got.n; i++) {
         size_t len;
@@ -368,7 +382,8 @@ void ens_natsin_stop(ens_natsin_t *n)
         /* At most one pull request's wait (FETCH_WAIT_MS). */
         uv_thread_join(&n->thread);
         n->thread_started = 0;
-        take(n);
+        while (n->in.n > 0) /* the thread is gone: no lock needed to read */
+            take(n);
         settle(n);
     }
     if (n->handles_open) {
