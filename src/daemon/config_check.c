@@ -223,4 +223,13 @@ void ens_config_check_files(const ens_config_t *c, ens_config_errors_t *e)
                              strerror(errno));
     }
     check_state_dir(c, e);
+    const char *nats_files[][2] = {{"nats_creds", c->nats_creds}, {"nats_tls_ca", c->nats_tls_ca}};
+    for (size_t i = 0; c->nats_url[0] && i < 2; i++) {
+        FILE *f = nats_files[i][1][0] ? fopen(nats_files[i][1], "r") : NULL;
+        if (f)
+            fclose(f);
+        else if (nats_files[i][1][0])
+            ens_config_error(e, ens_config_line(c, "ingest", nats_files[i][0]), "ingest.%s %s: %s",
+                             nats_files[i][0], nats_files[i][1], strerror(errno));
+    }
 }

@@ -117,6 +117,10 @@ static void test_check_nats(void **state)
     write_conf(fx, "[ingest]\nnats = nats://127.0.0.1:4222\nnats_durable = d1\n"
                    "[publish]\nnats_kv = ENSEMBLES\n");
     expect(fx, 0, "");
+    /* --check-config opens the credentials and CA files. */
+    write_conf(fx, "[ingest]\nnats = nats://127.0.0.1:4222\nnats_tls_ca = /nonexistent/ca.pem\n");
+    expect(fx, 0, "");
+    expect(fx, 1, "@:3: ingest.nats_tls_ca /nonexistent/ca.pem: No such file or directory");
 #else
     expect(fx, 0,
            "@:2: ingest.nats: this build of ensembled lacks NATS (libnats)\n"
