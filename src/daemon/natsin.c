@@ -22,8 +22,13 @@
 /* How long one pull request waits for messages (ms): also how long the
  * acknowledgements the loop queued may wait while the stream is idle. */
 #define FETCH_WAIT_MS 50
-/* Messages the server lets the consumer hold unacknowledged. */
-#define MAX_ACK_PENDING 262144
+/* Messages the server lets the consumer hold unacknowledged. A message
+ * whose prediction waits for its label stays unacknowledged, and the label
+ * comes later in the same stream: the server must keep delivering while
+ * every pending query of every task holds one (join.max_pending per task
+ * bounds them), or the labels would never arrive. The server's default
+ * (1,000) is far too low; libnats sends no value below 1. */
+#define MAX_ACK_PENDING (1 << 23)
 /* Messages applied per loop turn, at most (as the ZeroMQ intake). */
 #define PER_TURN 1024
 /* How often a held message's queries are looked up again (s). */
