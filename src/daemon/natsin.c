@@ -31,8 +31,11 @@
 #define MAX_ACK_PENDING (1 << 23)
 /* Messages applied per loop turn, at most (as the ZeroMQ intake). */
 #define PER_TURN 1024
-/* How often a held message's queries are looked up again (s). */
+/* A held message's queries are looked up again after RECHECK seconds, then
+ * at doubling intervals up to RECHECK_MAX: a long label lag costs a few
+ * decodes per message, not one every half second. */
 #define RECHECK 0.5
+#define RECHECK_MAX 8.0
 
 typedef struct {
     natsMsg **v;
@@ -44,6 +47,7 @@ typedef struct {
     natsMsg *m;
     uint64_t seq;      /* released: the last row seq when it was */
     double checked;    /* monotonic time its queries were last looked up */
+    double every;      /* seconds until they are looked up again */
     double progressed; /* monotonic time it was last marked in progress */
     int released;      /* no query of it is pending any more */
 } held_t;
@@ -178,8 +182,9 @@ static void settle(ens_natsin_t *n)
     size_t keep = 0;
     for (size_t i = 0; i < n->nheld; i++) {
         held_t h = n->held[i];
-        if (!h.released && now - h.checked >= RECHECK) {
+        if (!h.released && now - h.checked >= h.every) {
             h.checked = now;
+            h.every = h.every * 2 < RECHECK_MAX ? h.every * 2 : RECHECK_MAX;
             if (!pending(n, h.m)) {
                 h.released = 1;
                 h.seq = n->hooks.last_seq(n->hooks.ud);
@@ -247,7 +252,7 @@ static void take(ens_natsin_t *n)
             n->held = ens_xreallocarray(n->held, n->capheld, sizeof(*n->held));
         }
         held_t *h = &n->held[n->nheld++];
-        *h = (held_t){got.v[i], 0, now, now, 0};
+        *h = (held_t){got.v[i], 0, now, RECHECK, now, 0};
         if (!n->hooks.pending(n->hooks.ud, p, len)) {
             h->released = 1;
             h->seq = n->hooks.last_seq(n->hooks.ud);

@@ -8,7 +8,8 @@
  * the ZeroMQ intake (the deliver hook) and keeps the message until:
  *
  *   1. no query it names is pending in a join any more (joined, expired or
- *      evicted), asked through the pending hook each half second; and
+ *      evicted), asked through the pending hook after half a second, then
+ *      at doubling intervals up to 8 s; and
  *   2. the journal is durable up to the last row sequence number the daemon
  *      had given when condition 1 was found to hold.
  *
