@@ -4,7 +4,7 @@ cluster on loopback, its stream replicated three times.
 
 The producer is `ensemblectl replay --nats`: the winogrande CSV, one
 prediction message and one label message per row (label right after its
-prediction), paced so that the stream keeps growing while the test breaks
+prediction, or 20 rows later in (a)), paced so that the stream keeps growing while the test breaks
 things. The reference is the CSV itself: every row with at least one answer
 joins once, so the window must end with exactly that many rows, whatever
 happened in between.
@@ -158,10 +158,10 @@ class NatsTest(harness.DaemonTestCase):
                            "nats_ack_wait": ACK_WAIT},
                 "state": {"dir": state or self.state.name, "fsync_interval": "50ms"}}
 
-    def producer(self, task, rate):
+    def producer(self, task, rate, label_lag=0):
         return subprocess.Popen(
             [harness.ENSEMBLECTL, "replay", "--csv", CSV, "--nats", self.cluster.urls,
-             "--subject", "events." + task, "--task", task, "--label-lag", "0",
+             "--subject", "events." + task, "--task", task, "--label-lag", str(label_lag),
              "--rate", str(rate)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -192,8 +192,10 @@ class NatsTest(harness.DaemonTestCase):
 
     def test_a_kill9_ten_times(self):
         task = "killed"
-        # 2 messages per row: about 12 s of streaming for the kills.
-        prod = self.producer(task, 220)
+        # 2 messages per row: about 12 s of streaming for the kills. Labels
+        # come 20 rows late, so that every kill finds predictions pending:
+        # acknowledged before their labels joined them, they would be lost.
+        prod = self.producer(task, 220, label_lag=20)
         rng = random.Random(int(os.environ.get("ENS_NATS_SEED", time.time())))
         for k in range(10):
             d = self.daemon(self.overrides(task))
