@@ -77,7 +77,19 @@ void ens_join_expire(ens_join_t *j, double now);
 /* Changes the limits (a config reload); a smaller max_pending evicts. */
 void ens_join_set_limits(ens_join_t *j, size_t max_pending, double ttl, double now);
 
+/* Saved state: query key[0..len) joined before a restart. It gets a
+ * tombstone from now (unless the key is known), so that its predictions
+ * and label delivered again are late, not a new query. Counts nothing. */
+void ens_join_restore_joined(ens_join_t *j, const void *key, size_t len, double now);
+
+/* Calls fn with the key of every tombstone, oldest first (what a saved
+ * state must hold for ens_join_restore_joined). */
+typedef void (*ens_join_key_fn)(void *ud, const void *key, size_t len);
+void ens_join_each_joined(const ens_join_t *j, ens_join_key_fn fn, void *ud);
+
 size_t ens_join_pending(const ens_join_t *j);
+/* 1 if query key[0..len) is pending (seen, neither joined nor gone). */
+int ens_join_is_pending(const ens_join_t *j, const void *key, size_t len);
 const ens_join_stats_t *ens_join_stats(const ens_join_t *j);
 
 #endif

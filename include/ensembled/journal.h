@@ -43,6 +43,12 @@
  * task's TASK record when its answers are open, so that its labels are
  * agreement classes. A task without one is a choice task, as every task of
  * a file written before open answers existed is.
+ *   QUERY   09  task u32, key (a name: the join key of a query)  7 + n bytes
+ *
+ * QUERY says a query of the task joined (its row is the ROW next to it): a
+ * source that delivers again after a crash (NATS) finds it joined. It is
+ * written only by a daemon with such a source, and its fields are TASK's
+ * (dict.task, dict.name, dict.len).
  *
  * ROW answers: x[j] is model j's symbol (a label id, ENS_SYM_ABSTAIN, or
  * ENS_SYM_MISSING when model j was not asked; data.h). A row is stored up to
@@ -85,7 +91,8 @@
     XX(ROW, 5, "row")                                                                              \
     XX(VERSION, 6, "version")                                                                      \
     XX(BLOCK, 7, "block")                                                                          \
-    XX(ANSWERS, 8, "answers")
+    XX(ANSWERS, 8, "answers")                                                                      \
+    XX(QUERY, 9, "query")
 
 typedef enum {
 #define ENS__JREC_ENUM(id, byte, name) ENS_JREC_##id = (byte),
@@ -105,7 +112,7 @@ typedef struct {
             uint64_t seq;     /* last row sequence number the file holds or covers */
             uint64_t journal; /* journals numbered <= this are covered (snapshot) */
         } header;
-        struct {              /* TASK, MODEL, LABEL */
+        struct {              /* TASK, MODEL, LABEL; QUERY (name: the key) */
             uint32_t task;    /* task id */
             uint32_t id;      /* model or label id (not in TASK) */
             const char *name; /* len bytes, may contain NUL, not terminated */

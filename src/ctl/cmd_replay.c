@@ -15,6 +15,7 @@ static const char usage[] =
     "                          [--rate EVENTS_PER_S] [--label-lag ROWS] [--batch N]\n"
     "                          [--server-key FILE --client-key FILE]\n"
     "                          [--answers choice|open] [--normalize exact|fold|numeric]\n"
+    "                          [--nats URL[,URL...] [--subject S]]\n"
     "Sends, for each row, one prediction event holding every model's answer\n"
     "(a 'predictions' map, or model and label when one model answered; empty\n"
     "cells are left out, '?' is sent as '?'), and the row's label event after\n"
@@ -24,10 +25,15 @@ static const char usage[] =
     "file. Default endpoint tcp://127.0.0.1:5557, task default. Exits 1 when no\n"
     "daemon takes a message within 5 s. With --answers open, each answer is sent as\n"
     "its row's agreement class (c0, c1, ..., the truth none when no model gave\n"
-    "it): what an open-answer task keeps of the answers, whatever their number.\n" CTL_ANSWER_USAGE;
+    "it): what an open-answer task keeps of the answers, whatever their number.\n"
+    "--nats publishes the messages to a NATS JetStream stream instead, on\n"
+    "subject S (default events.<task>), each one stored by the stream before\n"
+    "the next is sent (a retried publish is stored once); exits 1 when the\n"
+    "stream stores none for 30 s.\n" CTL_ANSWER_USAGE;
 
 typedef struct {
     void *sock;
+    ctl_nats_t *nats; /* --nats: publish here instead of sock */
     ens_mpw_t w;      /* the message being built */
     ens_pred_t *pred; /* one per model of the file */
     size_t batch;     /* events per message */
@@ -59,7 +65,8 @@ static int flush(out_t *o)
         return 0;
     if (o->batch > 1)
         ens_mpw_array_end(&o->w);
-    int rc = zmq_send(o->sock, o->w.data, o->w.size, 0) < 0 ? -1 : 0;
+    int rc = o->nats ? (ctl_nats_send(o->nats, o->w.data, o->w.size) < 0 ? -2 : 0)
+                     : (zmq_send(o->sock, o->w.data, o->w.size, 0) < 0 ? -1 : 0);
     ens_mpw_reset(&o->w);
     o->sent += o->pending;
     o->pending = 0;
@@ -122,6 +129,7 @@ static void query_of(size_t r, char *buf, size_t len)
 
 typedef struct {
     const char *csv, *endpoint;
+    const char *nats, *subject; /* --nats, --subject */
     ctl_curve_keys_t keys;
     size_t lag;
 } args_t;
@@ -136,6 +144,8 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
                                          {"rate", required_argument, NULL, 'r'},
                                          {"label-lag", required_argument, NULL, 'l'},
                                          {"batch", required_argument, NULL, 'b'},
+                                         {"nats", required_argument, NULL, 'n'},
+                                         {"subject", required_argument, NULL, 's'},
                                          CTL_CURVE_OPTIONS,
                                          CTL_ANSWER_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
@@ -154,6 +164,10 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
             rc = ctl_parse_size("--label-lag", optarg, 0, 100000000, &a->lag) < 0 ? 2 : 0;
         else if (c == 'b')
             rc = ctl_parse_size("--batch", optarg, 1, 10000, &o->batch) < 0 ? 2 : 0;
+        else if (c == 'n')
+            a->nats = optarg;
+        else if (c == 's')
+            a->subject = optarg;
         else if (c == 'h')
             rc = 1;
         else if ((k = ctl_answer_option(c)) != 0)
@@ -161,7 +175,7 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
         else if (!ctl_curve_option(c, &a->keys))
             rc = 3;
     }
-    if (rc == 0 && (!a->csv || optind != argc))
+    if (rc == 0 && (!a->csv || optind != argc || (a->subject && !a->nats)))
         rc = 3;
     /* 3: the usage on stderr. */
     if (rc == 1 || rc == 3)
@@ -169,8 +183,8 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
     return rc == 3 ? 2 : rc;
 }
 
-/* Every row's prediction, and its label lag rows later: 0, or -1 on a
- * socket error. */
+/* Every row's prediction, and its label lag rows later: 0, -1 on a
+ * socket error, -2 when the stream refused a message (printed). */
 static int replay_rows(out_t *o, const ens_data_t *d, size_t lag)
 {
     char q[64];
@@ -188,6 +202,45 @@ static int replay_rows(out_t *o, const ens_data_t *d, size_t lag)
     return rc == 0 ? flush(o) : rc;
 }
 
+static int replay_zmq(const args_t *a, out_t *o, const ens_data_t *d)
+{
+    void *ctx = zmq_ctx_new();
+    o->sock = zmq_socket(ctx, ZMQ_PUSH);
+    ctl_push_fail_fast(o->sock, 5000);
+    int rc = ctl_curve_client(o->sock, &a->keys) < 0 ? -2 : 0;
+    if (rc == 0)
+        rc = zmq_connect(o->sock, a->endpoint);
+    if (rc == 0)
+        rc = replay_rows(o, d, a->lag);
+    if (rc == -1)
+        ctl_send_error(a->endpoint, 5000);
+    else if (rc == 0)
+        fprintf(stderr, "ensemblectl: replayed %zu rows (%zu events) to %s\n", d->nrows, o->sent,
+                a->endpoint);
+    /* Closing waits (at most 5 s) until every queued message is out. */
+    zmq_close(o->sock);
+    zmq_ctx_term(ctx);
+    return rc;
+}
+
+static int replay_nats(const args_t *a, out_t *o, const ens_data_t *d)
+{
+    char subject[512];
+    if (a->subject)
+        snprintf(subject, sizeof(subject), "%s", a->subject);
+    else
+        snprintf(subject, sizeof(subject), "events.%s", o->task);
+    o->nats = ctl_nats_open(a->nats, subject);
+    if (!o->nats)
+        return -2;
+    int rc = replay_rows(o, d, a->lag);
+    if (rc == 0)
+        fprintf(stderr, "ensemblectl: replayed %zu rows (%zu events) to %s on %s\n", d->nrows,
+                o->sent, subject, a->nats);
+    ctl_nats_close(&o->nats);
+    return rc;
+}
+
 int ctl_replay(int argc, char **argv)
 {
     args_t a = {.endpoint = "tcp://127.0.0.1:5557", .lag = 100};
@@ -198,27 +251,12 @@ int ctl_replay(int argc, char **argv)
     ens_data_t *d = ctl_load_csv(a.csv);
     if (!d)
         return 1;
-    void *ctx = zmq_ctx_new();
-    o.sock = zmq_socket(ctx, ZMQ_PUSH);
-    ctl_push_fail_fast(o.sock, 5000);
     ens_mpw_init(&o.w);
     o.pred = ens_xcalloc(d->nmodels + 1, sizeof(ens_pred_t));
     clock_gettime(CLOCK_MONOTONIC, &o.t0);
-    rc = ctl_curve_client(o.sock, &a.keys) < 0 ? -2 : 0;
-    if (rc == 0)
-        rc = zmq_connect(o.sock, a.endpoint);
-    if (rc == 0)
-        rc = replay_rows(&o, d, a.lag);
-    if (rc == -1)
-        ctl_send_error(a.endpoint, 5000);
-    else if (rc == 0)
-        fprintf(stderr, "ensemblectl: replayed %zu rows (%zu events) to %s\n", d->nrows, o.sent,
-                a.endpoint);
+    rc = a.nats ? replay_nats(&a, &o, d) : replay_zmq(&a, &o, d);
     ens_mpw_free(&o.w);
     free(o.pred);
-    /* Closing waits (at most 5 s) until every queued message is out. */
-    zmq_close(o.sock);
-    zmq_ctx_term(ctx);
     ens_data_destroy(&d);
     return rc < 0 ? 1 : 0;
 }

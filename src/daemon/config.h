@@ -53,7 +53,17 @@ typedef struct {
     size_t max_message_bytes;
     size_t max_tasks;
     size_t max_models;
-    double max_future;    /* a label ts further ahead of the clock is taken as now */
+    double max_future; /* a label ts further ahead of the clock is taken as now */
+    /* NATS JetStream intake (natsin.h): server URLs ("": off), stream,
+     * subject filter, durable consumer, credentials and CA files, how long
+     * the server waits for an acknowledgement before it redelivers. */
+    char nats_url[ENS_CONF_STR];
+    char nats_stream[ENS_CONF_STR];
+    char nats_subject[ENS_CONF_STR];
+    char nats_durable[ENS_CONF_STR];
+    char nats_creds[ENS_CONF_STR];
+    char nats_tls_ca[ENS_CONF_STR];
+    double nats_ack_wait;
     ens_task_conf_t task; /* the defaults every task starts from */
     ens_task_section_t sections[ENS_CONF_MAX_TASKS];
     size_t nsections;
@@ -61,7 +71,8 @@ typedef struct {
     double publish_interval;
     size_t publish_every_labels;
     double min_improvement_bits;
-    size_t publish_max_queued; /* publications queued per subscriber (ZMQ_SNDHWM) */
+    size_t publish_max_queued;  /* publications queued per subscriber (ZMQ_SNDHWM) */
+    char nats_kv[ENS_CONF_STR]; /* JetStream key-value bucket bodies go to ("": none) */
     char control_bind[ENS_CONF_STR];
     char metrics_bind[ENS_CONF_STR]; /* host:port of /metrics ("": none) */
     size_t control_max_queued;       /* requests and replies queued per client (HWMs) */

@@ -112,8 +112,30 @@ static void check_metrics(const ens_config_t *c, ens_config_errors_t *e)
                          c->metrics_bind);
 }
 
+/* [ingest] nats needs a build with libnats, a stream and a durable name
+ * (a NATS consumer name holds no '.', '*', '>' or space). */
+static void check_nats(const ens_config_t *c, ens_config_errors_t *e)
+{
+    int line = ens_config_line(c, "ingest", "nats");
+    if (c->nats_kv[0] && !c->nats_url[0])
+        ens_config_error(e, ens_config_line(c, "publish", "nats_kv"),
+                         "publish.nats_kv: needs ingest.nats (the servers it publishes to)");
+    if (!c->nats_url[0])
+        return;
+#ifndef ENS_HAVE_NATS
+    ens_config_error(e, line, "ingest.nats: this build of ensembled lacks NATS (libnats)");
+#endif
+    if (!c->nats_stream[0] || !c->nats_subject[0])
+        ens_config_error(e, line, "ingest.nats: nats_stream and nats_subject must not be empty");
+    if (!c->nats_durable[0] || strpbrk(c->nats_durable, ".*> \t"))
+        ens_config_error(e, ens_config_line(c, "ingest", "nats_durable"),
+                         "ingest.nats_durable '%s': a name without '.', '*', '>' or blanks",
+                         c->nats_durable);
+}
+
 void ens_config_check_values(const ens_config_t *c, ens_config_errors_t *e)
 {
+    check_nats(c, e);
     check_endpoint(c, e, "ingest", "bind", c->ingest_bind, 1);
     for (size_t i = 0; i < c->ingest_nconnect; i++)
         check_endpoint(c, e, "ingest", "connect", c->ingest_connect[i], 0);
@@ -201,4 +223,13 @@ void ens_config_check_files(const ens_config_t *c, ens_config_errors_t *e)
                              strerror(errno));
     }
     check_state_dir(c, e);
+    const char *nats_files[][2] = {{"nats_creds", c->nats_creds}, {"nats_tls_ca", c->nats_tls_ca}};
+    for (size_t i = 0; c->nats_url[0] && i < 2; i++) {
+        FILE *f = nats_files[i][1][0] ? fopen(nats_files[i][1], "r") : NULL;
+        if (f)
+            fclose(f);
+        else if (nats_files[i][1][0])
+            ens_config_error(e, ens_config_line(c, "ingest", nats_files[i][0]), "ingest.%s %s: %s",
+                             nats_files[i][0], nats_files[i][1], strerror(errno));
+    }
 }

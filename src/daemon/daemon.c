@@ -16,6 +16,8 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "natsin.h"
+#include "natspub.h"
 #include "publish.h"
 #include "recompute.h"
 #include "security.h"
@@ -34,6 +36,8 @@ typedef struct {
     ens_publish_t *publish;
     ens_control_t *control;
     ens_metrics_t *metrics; /* NULL: metrics.bind empty */
+    ens_natsin_t *natsin;   /* NULL: ingest.nats empty */
+    ens_natspub_t *natspub; /* NULL: publish.nats_kv empty */
     ens_state_t *state;
     ens_security_t *security;
     ens_zsock_t *pull;
@@ -65,6 +69,12 @@ static void on_joined(void *ud, ens_task_t *t, uint8_t y, const uint8_t *x, size
     ens_recompute_joined(d->recompute, t);
 }
 
+static void on_query(void *ud, const ens_task_t *t, const void *key, size_t len)
+{
+    daemon_t *d = ud;
+    ens_state_query(d->state, t, key, len);
+}
+
 static void on_selected(void *ud, ens_task_t *t, const ens_pipeline_t *p)
 {
     daemon_t *d = ud;
@@ -72,6 +82,11 @@ static void on_selected(void *ud, ens_task_t *t, const ens_pipeline_t *p)
         ens_metrics_observe_selection(d->metrics, t->name, t->len,
                                       ens_recompute_last_seconds(d->recompute, t));
     ens_publish_result(d->publish, t, p, ens_now());
+    if (d->natspub) {
+        size_t size = 0;
+        const char *body = ens_publish_body(d->publish, t, &size);
+        ens_natspub_put(d->natspub, t->name, t->len, body, size, ens_natsin_position(d->natsin));
+    }
 }
 
 static void published_set(void *ud, const ens_task_t *t, const ens_str_t **names, size_t *n)
@@ -96,6 +111,31 @@ static uint64_t version_of(void *ud, const ens_task_t *t)
 {
     daemon_t *d = ud;
     return ens_publish_version(d->publish, t);
+}
+
+/* The NATS intake's messages take the ZeroMQ intake's path. */
+static void nats_deliver(void *ud, const char *buf, size_t len)
+{
+    daemon_t *d = ud;
+    ens_ingest_message(d->ingest, buf, len, ens_now(), ens_mono());
+}
+
+static int nats_pending(void *ud, const char *buf, size_t len)
+{
+    daemon_t *d = ud;
+    return ens_ingest_pending(d->ingest, buf, len);
+}
+
+static uint64_t nats_last_seq(void *ud)
+{
+    daemon_t *d = ud;
+    return ens_state_last_seq(d->state);
+}
+
+static uint64_t nats_durable_seq(void *ud)
+{
+    daemon_t *d = ud;
+    return ens_state_durable_seq(d->state);
 }
 
 /* ---- control commands ------------------------------------------------- */
@@ -142,6 +182,8 @@ static void write_status(void *ud, ens_mpw_t *w)
     ens_security_status(d->security, w);
     ens_state_status(d->state, w);
     ens_ingest_status(d->ingest, w);
+    ens_natsin_status(d->natsin, w);
+    ens_natspub_status(d->natspub, w);
     ens_publish_status(d->publish, w);
     ens_control_status(d->control, w);
     ens_mpw_cstr(w, "tasks");
@@ -283,6 +325,13 @@ static int open_sockets(daemon_t *d, char *err, size_t errlen)
         return -1;
     ens_control_hooks_t ch = {write_status, get_ensemble, start_recompute, d};
     d->control = ens_control_new(&d->loop, ctl, &ch);
+    if (c->nats_url[0]) {
+        ens_natsin_hooks_t nh = {nats_deliver, nats_pending, nats_last_seq, nats_durable_seq, d};
+        if (ens_natsin_open(&d->loop, c, &nh, &d->natsin, err, errlen) < 0)
+            return -1;
+    }
+    if (c->nats_kv[0] && ens_natspub_open(c, &d->natspub, err, errlen) < 0)
+        return -1;
     if (c->metrics_bind[0]) {
         d->metrics = ens_metrics_new(c->metrics_bind, err, errlen);
         if (!d->metrics)
@@ -413,6 +462,7 @@ static void stop(daemon_t *d)
     for (size_t i = 0; i < ENS_CONF_MAX_CONNECT; i++)
         ens_zsock_close(d->subs[i]);
     ens_zsock_close(d->pull);
+    ens_natsin_stop(d->natsin);
     ens_security_close(d->security);
     d->pull = NULL;
     memset(d->subs, 0, sizeof(d->subs));
@@ -474,7 +524,7 @@ static int make_modules(daemon_t *d, int discard, char *err, size_t errlen)
         return -1;
     }
     /* Restored: from now on every new name and row is journaled. */
-    ens_task_hooks_t th = {on_added, on_joined, d};
+    ens_task_hooks_t th = {on_added, on_joined, d, d->conf.nats_url[0] ? on_query : NULL};
     ens_tasks_set_hooks(d->tasks, &th);
     return 0;
 }
@@ -485,6 +535,9 @@ static void free_modules(daemon_t *d)
         ens_state_close(&d->state);
     else
         ens_state_abandon(&d->state);
+    /* After the state is saved: what it holds can be acknowledged. */
+    ens_natsin_destroy(&d->natsin, d->exit_code == 0);
+    ens_natspub_destroy(&d->natspub);
     ens_control_destroy(&d->control);
     ens_publish_destroy(&d->publish);
     ens_recompute_destroy(&d->recompute);

@@ -255,6 +255,24 @@ int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now
     return 0;
 }
 
+int ens_ingest_pending(const ens_ingest_t *in, const char *buf, size_t len)
+{
+    ens_decoded_t *m = NULL;
+    ens_reject_t why;
+    if (ens_proto_decode(buf, len, &in->limits, &m, &why) < 0)
+        return 0;
+    int pending = 0;
+    for (size_t i = 0; i < ens_decoded_count(m) && !pending; i++) {
+        const ens_event_t *e = ens_decoded_event(m, i);
+        const ens_task_t *t = ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
+        unsigned char key[1 + 1024];
+        size_t klen = query_key(e, key);
+        pending = t && ens_join_is_pending(t->join, key, klen);
+    }
+    ens_decoded_destroy(&m);
+    return pending;
+}
+
 ens_ingest_t *ens_ingest_new(ens_tasks_t *tasks, const ens_config_t *conf)
 {
     ens_ingest_t *in = ens_xcalloc(1, sizeof(*in));

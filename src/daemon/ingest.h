@@ -54,6 +54,12 @@ void ens_ingest_set_config(ens_ingest_t *in, const ens_config_t *conf);
  * arrival; mono: the monotonic clock. */
 int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now, double mono);
 
+/* 1 if a query that message buf[0..len) names is still pending in its
+ * task's join (waiting for its label or its predictions), 0 if none is (a
+ * message that does not decode names none). Changes nothing, counts
+ * nothing: an intake that acknowledges messages asks it (natsin.h). */
+int ens_ingest_pending(const ens_ingest_t *in, const char *buf, size_t len);
+
 const ens_ingest_stats_t *ens_ingest_stats(const ens_ingest_t *in);
 
 /* The counters as status entries: messages_in, events_in, rejected{},

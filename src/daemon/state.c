@@ -160,6 +160,47 @@ void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t
     append(s, &r);
 }
 
+void ens_state_query(ens_state_t *s, const ens_task_t *t, const void *key, size_t len)
+{
+    if (!s || s->fd < 0 || len == 0 || len > ENS_JREC_MAX_NAME)
+        return;
+    ens_jrec_t r = {.kind = ENS_JREC_QUERY};
+    r.dict.task = t->id;
+    r.dict.name = key;
+    r.dict.len = len;
+    /* Buffered without the flush check of append(): the ROW record that
+     * follows goes out in the same write, so no crash keeps one without
+     * the other (a full buffer drops the ROW, and a snapshot saves it). */
+    if (s->out.size < ENS_STATE_MAX_BUFFER)
+        ens__bytes_record(&s->out, &r);
+}
+
+typedef struct {
+    ens__bytes_t *b;
+    uint32_t task;
+} query_dump_t;
+
+static void dump_query(void *ud, const void *key, size_t len)
+{
+    query_dump_t *q = ud;
+    ens_jrec_t r = {.kind = ENS_JREC_QUERY};
+    r.dict.task = q->task;
+    r.dict.name = key;
+    r.dict.len = len;
+    if (len > 0 && len <= ENS_JREC_MAX_NAME)
+        ens__bytes_record(q->b, &r);
+}
+
+uint64_t ens_state_last_seq(const ens_state_t *s)
+{
+    return s ? s->seq : 0;
+}
+
+uint64_t ens_state_durable_seq(const ens_state_t *s)
+{
+    return s ? s->seq_synced : UINT64_MAX;
+}
+
 void ens_state_version(ens_state_t *s, const ens_task_t *t, uint64_t version)
 {
     if (!s)
@@ -217,6 +258,14 @@ static int open_journal(ens_state_t *s, uint64_t n)
         return -1;
     }
     ens__state_names(s, &s->out);
+    /* With an intake that delivers again (ingest.nats), the queries still
+     * remembered as joined: the journals that named them go once the
+     * snapshot is durable, and the snapshot does not hold them. */
+    for (uint32_t i = 0; s->conf->nats_url[0] && i < ens_tasks_count(s->tasks); i++) {
+        const ens_task_t *t = ens_tasks_get(s->tasks, i);
+        query_dump_t q = {&s->out, t->id};
+        ens_join_each_joined(t->join, dump_query, &q);
+    }
     return 0;
 }
 
@@ -493,6 +542,12 @@ void ens_state_close(ens_state_t **sp)
     j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);
     if (j->err) {
         ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));
+        close_journal(s);
+    } else if (s->fd >= 0 && s->conf->nats_url[0]) {
+        /* The next journal holds the joined queries' keys, which the
+         * snapshot does not: kept, so that what the stream delivers again
+         * after this stop (an acknowledgement that never reached it) finds
+         * its query joined. */
         close_journal(s);
     } else if (s->fd >= 0) {
         /* snapshot_begin opened the next journal for the names alone, all

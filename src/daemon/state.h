@@ -75,6 +75,20 @@ void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t
                    double ts);
 void ens_state_version(ens_state_t *s, const ens_task_t *t, uint64_t version);
 
+/* A query of t joined (key[0..len)); called just before its row's
+ * ens_state_row. Journaled as a QUERY record when the daemon has an intake
+ * that delivers again after a crash (ingest.nats), restored as the join's
+ * tombstone, so a message delivered again adds no second row. NULL-safe. */
+void ens_state_query(ens_state_t *s, const ens_task_t *t, const void *key, size_t len);
+
+/* Row sequence numbers (NULL-safe): the last one given to a row, and the
+ * last one durable (fdatasync or snapshot done; every row before it too).
+ * An intake that acknowledges its sources waits for durable >= the last
+ * row seq its messages produced. Without state, last is 0 and durable
+ * UINT64_MAX. */
+uint64_t ens_state_last_seq(const ens_state_t *s);
+uint64_t ens_state_durable_seq(const ens_state_t *s);
+
 /* Timer work: fdatasync the journal; start a snapshot when one is due.
  * mono: the monotonic clock (a wall-clock step moves neither). */
 void ens_state_tick(ens_state_t *s, double mono);

@@ -167,6 +167,12 @@ static int apply(replay_t *rp, const ens_jrec_t *r)
         ens_task_restore_answers(m->t, (ens_answers_t)r->answers.answers,
                                  (ens_norm_t)r->answers.normalize);
         return 0;
+    case ENS_JREC_QUERY:
+        m = fmap(rp, r->dict.task);
+        if (!m)
+            return -1;
+        ens_task_restore_query(m->t, r->dict.name, r->dict.len, ens_mono());
+        return 0;
     case ENS_JREC_VERSION:
         m = fmap(rp, r->version.task);
         if (!m)

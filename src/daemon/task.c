@@ -94,6 +94,8 @@ static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t 
         return;
     }
     const ens_task_hooks_t *h = &t->owner->hooks;
+    if (h->query && t->joining)
+        h->query(h->ud, t, t->joining, t->joining_len);
     if (h->joined)
         h->joined(h->ud, t, y, x, nm, ts);
 }
@@ -291,19 +293,28 @@ void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens
         if (preds[i].sym < ENS_MAX_LABELS)
             t->label_seen[preds[i].sym] = mono;
     }
+    t->joining = key;
+    t->joining_len = klen;
     ens_join_predictions(t->join, key, klen, preds, n, mono);
+    t->joining = NULL;
 }
 
 void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, double mono, double ts)
 {
     t->label_seen[y] = mono;
+    t->joining = key;
+    t->joining_len = klen;
     ens_join_label(t->join, key, klen, y, mono, ts);
+    t->joining = NULL;
 }
 
 void ens_task_truth_key(ens_task_t *t, const void *key, size_t klen, uint64_t answer, double mono,
                         double ts)
 {
+    t->joining = key;
+    t->joining_len = klen;
     ens_join_label_key(t->join, key, klen, answer, mono, ts);
+    t->joining = NULL;
 }
 
 void ens_task_sampled_out(ens_task_t *t)
@@ -321,6 +332,11 @@ void ens_task_restore_answers(ens_task_t *t, ens_answers_t answers, ens_norm_t n
     t->conf.answers = answers;
     t->conf.normalize = norm;
     ens_join_set_open(t->join, answers == ENS_ANSWERS_OPEN);
+}
+
+void ens_task_restore_query(ens_task_t *t, const void *key, size_t len, double mono)
+{
+    ens_join_restore_joined(t->join, key, len, mono);
 }
 
 void ens_task_restored(ens_task_t *t, double mono)

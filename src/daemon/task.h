@@ -45,6 +45,8 @@ typedef struct ens_task_s {
     uint64_t labels_freed; /* label slots freed (unused as long, out of the window) */
     int16_t open_label[ENS_MAX_LABELS]; /* open answers: class -> label id (-1: not yet) */
     uint64_t open_lost;                 /* open answers: rows the window could not take */
+    const void *joining;                /* the query key being fed to the join (during the call) */
+    size_t joining_len;
     struct ens_tasks_s *owner;
 } ens_task_t;
 
@@ -55,6 +57,9 @@ typedef struct {
     /* A joined row entered t's window: label y, answers x[0..nx) by model id. */
     void (*joined)(void *ud, ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts);
     void *ud;
+    /* Optional (NULL: none): query key[0..len) of t joined; called just
+     * before `joined` for its row. */
+    void (*query)(void *ud, const ens_task_t *t, const void *key, size_t len);
 } ens_task_hooks_t;
 
 typedef struct ens_tasks_s ens_tasks_t;
@@ -108,6 +113,9 @@ int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, 
  * its rows; window.answers applies to tasks created after the change. */
 void ens_task_restore_answers(ens_task_t *t, ens_answers_t answers, ens_norm_t norm);
 
+/* Restores a query that joined before a restart (a QUERY record): its
+ * tombstone makes what a source delivers again for it late. */
+void ens_task_restore_query(ens_task_t *t, const void *key, size_t len, double mono);
 /* After a restore: models and labels no restored row holds are freed (no query is
  * pending after a restart); the others count as heard from at mono, their
  * newest row is their newest restored one. */

@@ -255,6 +255,38 @@ size_t ens_join_pending(const ens_join_t *j)
     return j->npending;
 }
 
+void ens_join_restore_joined(ens_join_t *j, const void *key, size_t len, double now)
+{
+    entry_t *e = NULL;
+    HASH_FIND(hh, j->table, key, len, e);
+    if (e)
+        return;
+    if (j->ntombs >= j->max_pending)
+        drop(j, j->tombs);
+    e = ens_xcalloc(1, sizeof(*e) + len);
+    memcpy(e->key, key, len);
+    e->keylen = len;
+    e->t = now;
+    e->joined = 1;
+    e->label = NO_LABEL;
+    HASH_ADD(hh, j->table, key, len, e);
+    DL_APPEND(j->tombs, e);
+    j->ntombs++;
+}
+
+void ens_join_each_joined(const ens_join_t *j, ens_join_key_fn fn, void *ud)
+{
+    for (const entry_t *e = j->tombs; e; e = e->next)
+        fn(ud, e->key, e->keylen);
+}
+
+int ens_join_is_pending(const ens_join_t *j, const void *key, size_t len)
+{
+    entry_t *e = NULL;
+    HASH_FIND(hh, j->table, key, len, e);
+    return e && !e->joined;
+}
+
 const ens_join_stats_t *ens_join_stats(const ens_join_t *j)
 {
     return &j->st;

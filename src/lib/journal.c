@@ -72,6 +72,7 @@ int ens_jrec_check(const ens_jrec_t *r)
     case ENS_JREC_VERSION:
         return 0;
     case ENS_JREC_TASK:
+    case ENS_JREC_QUERY:
         return check_name(r->dict.name, r->dict.len);
     case ENS_JREC_MODEL:
         if (r->dict.id >= ENS_MAX_MODELS)
@@ -141,6 +142,7 @@ static uint64_t payload_size(const ens_jrec_t *r)
     case ENS_JREC_HEADER:
         return SZ_HEADER;
     case ENS_JREC_TASK:
+    case ENS_JREC_QUERY:
         return SZ_TASK + r->dict.len;
     case ENS_JREC_MODEL:
     case ENS_JREC_LABEL:
@@ -187,10 +189,11 @@ static uint8_t *put_payload(uint8_t *p, const ens_jrec_t *r)
         p = put(p, r->header.seq, 8);
         return put(p, r->header.journal, 8);
     case ENS_JREC_TASK:
+    case ENS_JREC_QUERY:
     case ENS_JREC_MODEL:
     case ENS_JREC_LABEL:
         p = put(p, r->dict.task, 4);
-        if (r->kind != ENS_JREC_TASK)
+        if (r->kind == ENS_JREC_MODEL || r->kind == ENS_JREC_LABEL)
             p = put(p, r->dict.id, 4);
         p = put(p, r->dict.len, 2);
         return put_bytes(p, r->dict.name, r->dict.len);
@@ -355,6 +358,7 @@ static int parse_payload(const uint8_t *payload, size_t len, ens_jrec_t *r, uint
         r->header.journal = get(&c, 8);
         break;
     case ENS_JREC_TASK:
+    case ENS_JREC_QUERY:
         r->dict.task = (uint32_t)get(&c, 4);
         get_name(&c, r);
         break;

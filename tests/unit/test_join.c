@@ -361,6 +361,42 @@ static void test_join_either_order_emits_once(void **state)
     ens_join_destroy(&j);
 }
 
+/* A source that delivers again (NATS after a crash): the same prediction
+ * and label messages, replayed while the query's tombstone lives, add no
+ * row; is_pending tells a pending query from a joined or unknown one. */
+static void test_join_redelivery_counts_once(void **state)
+{
+    (void)state;
+    sink_t sink = {0};
+    ens_join_t *j = ens_join_new(10, 60, on_emit, &sink);
+    assert_false(ens_join_is_pending(j, "q", 1));
+    ens_join_prediction(j, "q", 1, 1, 0, 1.0);
+    assert_true(ens_join_is_pending(j, "q", 1));
+    assert_false(ens_join_is_pending(j, "r", 1));
+    ens_join_label(j, "q", 1, 0, 2.0, 7.0);
+    assert_false(ens_join_is_pending(j, "q", 1));
+    for (int again = 0; again < 3; again++) {
+        ens_join_prediction(j, "q", 1, 1, 0, 3.0 + again);
+        ens_join_label(j, "q", 1, 0, 3.0 + again, 7.0);
+    }
+    assert_int_equal(sink.nrows, 1);
+    assert_false(ens_join_is_pending(j, "q", 1));
+    /* Redelivered while still pending: the first answer is kept. */
+    ens_join_prediction(j, "p", 1, 2, 1, 10.0);
+    ens_join_prediction(j, "p", 1, 2, 1, 11.0);
+    ens_join_label(j, "p", 1, 1, 12.0, 8.0);
+    ens_join_label(j, "p", 1, 1, 13.0, 8.0);
+    assert_int_equal(sink.nrows, 2);
+    assert_int_equal(sink.rows[1].n, 1);
+    const ens_join_stats_t *s = ens_join_stats(j);
+    assert_int_equal(s->queries, 2);
+    assert_int_equal(s->joined, 2);
+    assert_int_equal(s->late_predictions, 3);
+    assert_int_equal(s->late_labels, 4);
+    assert_int_equal(s->dup_predictions, 1);
+    ens_join_destroy(&j);
+}
+
 /* A query expires strictly after ttl; its tombstone too, after which the
  * same key is a new query. */
 static void test_join_ttl_boundaries(void **state)
@@ -461,6 +497,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_join_new_rejects_bad_limits),
         cmocka_unit_test(test_join_either_order_emits_once),
+        cmocka_unit_test(test_join_redelivery_counts_once),
         cmocka_unit_test(test_join_ttl_boundaries),
         cmocka_unit_test(test_join_max_pending_and_shrink),
         cmocka_unit_test(test_join_random_vs_reference),

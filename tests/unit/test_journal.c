@@ -167,6 +167,13 @@ static void test_journal_dict_bytes(void **state)
     l.dict.len = 1;
     const uint8_t lp[] = {0x04, 0, 0, 0, 1, 253, 0, 0, 0, 1, 0, 0};
     assert_encodes_to(&l, lp, sizeof(lp));
+
+    ens_jrec_t q = {.kind = ENS_JREC_QUERY};
+    q.dict.task = 2;
+    q.dict.name = "sq7";
+    q.dict.len = 3;
+    const uint8_t qp[] = {0x09, 2, 0, 0, 0, 3, 0, 's', 'q', '7'};
+    assert_encodes_to(&q, qp, sizeof(qp));
 }
 
 static void test_journal_row_bytes(void **state)
@@ -251,7 +258,8 @@ static void check_dict_round_trip(ens_jrec_kind_t kind, const char *name, size_t
 {
     ens_jrec_t r = {.kind = kind}, out;
     r.dict.task = 0xFFFFFFFF;
-    r.dict.id = kind == ENS_JREC_TASK ? 0 : kind == ENS_JREC_MODEL ? 1023 : 253;
+    int no_id = kind == ENS_JREC_TASK || kind == ENS_JREC_QUERY;
+    r.dict.id = no_id ? 0 : kind == ENS_JREC_MODEL ? 1023 : 253;
     r.dict.name = name;
     r.dict.len = len;
     ens_jreader_t rd;
@@ -262,7 +270,7 @@ static void check_dict_round_trip(ens_jrec_kind_t kind, const char *name, size_t
     assert_int_equal(out.dict.len, len);
     assert_memory_equal(out.dict.name, name, len);
     /* Borrowed from the image, right after the u16 length. */
-    size_t at = ENS_JREC_HEAD + (kind == ENS_JREC_TASK ? 7 : 11);
+    size_t at = ENS_JREC_HEAD + (no_id ? 7 : 11);
     assert_ptr_equal(out.dict.name, (const char *)img + at);
     free(img);
 }
@@ -273,8 +281,8 @@ static void test_journal_round_trip_names(void **state)
     char *big = malloc(ENS_JREC_MAX_NAME);
     for (size_t i = 0; i < ENS_JREC_MAX_NAME; i++)
         big[i] = (char)(i * 7); /* NUL every 256 bytes */
-    const ens_jrec_kind_t kinds[] = {ENS_JREC_TASK, ENS_JREC_MODEL, ENS_JREC_LABEL};
-    for (size_t k = 0; k < 3; k++) {
+    const ens_jrec_kind_t kinds[] = {ENS_JREC_TASK, ENS_JREC_MODEL, ENS_JREC_LABEL, ENS_JREC_QUERY};
+    for (size_t k = 0; k < 4; k++) {
         check_dict_round_trip(kinds[k], "x", 1);
         check_dict_round_trip(kinds[k], "\0", 1);
         check_dict_round_trip(kinds[k], "a\0b\0", 4);
@@ -514,10 +522,12 @@ static void test_journal_encoder_refuses(void **state)
 
     ens_jrec_t k = {.kind = 0};
     assert_refused(&k, ENS_EINVAL);
-    k.kind = (ens_jrec_kind_t)9;
+    k.kind = (ens_jrec_kind_t)10;
     assert_refused(&k, ENS_EINVAL);
     assert_string_equal(ens_jrec_kind_name(ENS_JREC_BLOCK), "block");
-    assert_string_equal(ens_jrec_kind_name(9), "unknown");
+    assert_string_equal(ens_jrec_kind_name(ENS_JREC_ANSWERS), "answers");
+    assert_string_equal(ens_jrec_kind_name(ENS_JREC_QUERY), "query");
+    assert_string_equal(ens_jrec_kind_name(10), "unknown");
 }
 
 /* ---- what the reader refuses ------------------------------------------ */

@@ -203,6 +203,12 @@ static inline void rig_on_joined(void *ud, ens_task_t *t, uint8_t y, const uint8
     ens_state_row(l->state, t, y, x, nx, ts);
 }
 
+static inline void rig_on_query(void *ud, const ens_task_t *t, const void *key, size_t len)
+{
+    rig_life_t *l = ud;
+    ens_state_query(l->state, t, key, len);
+}
+
 static inline void rig_on_version(void *ud, const ens_task_t *t, uint64_t version)
 {
     rig_life_t *l = ud;
@@ -234,7 +240,9 @@ static inline int rig_open(rig_life_t **lp, const ens_config_t *conf, int discar
     int rc = ens_state_open(&l->loop, &l->conf, l->tasks, &sh, discard, &l->state, l->err,
                             sizeof(l->err));
     if (rc == 0) {
-        ens_task_hooks_t th = {rig_on_added, rig_on_joined, l};
+        /* As the daemon: joined queries are journaled with ingest.nats. */
+        ens_task_hooks_t th = {rig_on_added, rig_on_joined, l,
+                               l->conf.nats_url[0] ? rig_on_query : NULL};
         ens_tasks_set_hooks(l->tasks, &th);
     }
     *lp = l;

@@ -104,6 +104,30 @@ static void test_check_duplicate_keys(void **state)
     expect(fx, 0, "@:3: [task.a] budget: set again (first at line 2)");
 }
 
+/* The NATS keys: a bucket needs the intake's servers, a durable name is
+ * one NATS token, and a build without libnats refuses ingest.nats. */
+static void test_check_nats(void **state)
+{
+    fx_t *fx = *state;
+    write_conf(fx, "[publish]\nnats_kv = ENSEMBLES\n");
+    expect(fx, 0, "@:2: publish.nats_kv: needs ingest.nats (the servers it publishes to)");
+    write_conf(fx, "[ingest]\nnats = nats://127.0.0.1:4222\nnats_durable = a.b\n");
+#ifdef ENS_HAVE_NATS
+    expect(fx, 0, "@:3: ingest.nats_durable 'a.b': a name without '.', '*', '>' or blanks");
+    write_conf(fx, "[ingest]\nnats = nats://127.0.0.1:4222\nnats_durable = d1\n"
+                   "[publish]\nnats_kv = ENSEMBLES\n");
+    expect(fx, 0, "");
+    /* --check-config opens the credentials and CA files. */
+    write_conf(fx, "[ingest]\nnats = nats://127.0.0.1:4222\nnats_tls_ca = /nonexistent/ca.pem\n");
+    expect(fx, 0, "");
+    expect(fx, 1, "@:3: ingest.nats_tls_ca /nonexistent/ca.pem: No such file or directory");
+#else
+    expect(fx, 0,
+           "@:2: ingest.nats: this build of ensembled lacks NATS (libnats)\n"
+           "@:3: ingest.nats_durable 'a.b': a name without '.', '*', '>' or blanks");
+#endif
+}
+
 static void test_check_every_error_at_once_in_line_order(void **state)
 {
     fx_t *fx = *state;
@@ -256,6 +280,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_check_duplicate_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_nats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_every_error_at_once_in_line_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_check_endpoints, setup, teardown),

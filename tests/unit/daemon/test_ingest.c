@@ -43,7 +43,7 @@ static int setup(void **state)
     ens_config_defaults(&fx->conf);
     fx->tasks = ens_tasks_new(&fx->conf);
     fx->in = ens_ingest_new(fx->tasks, &fx->conf);
-    ens_task_hooks_t h = {NULL, on_joined, fx};
+    ens_task_hooks_t h = {NULL, on_joined, fx, NULL};
     ens_tasks_set_hooks(fx->tasks, &h);
     msgpack_sbuffer_init(&fx->sb);
     msgpack_packer_init(&fx->pk, &fx->sb, msgpack_sbuffer_write);
