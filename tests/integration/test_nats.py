@@ -282,6 +282,51 @@ class NatsTest(harness.DaemonTestCase):
         self.assertEqual(st["nats_kv"]["errors"], 0)
         self.assertEqual(reps[1].stop(), 0)
 
+    def test_e_python_package(self):
+        """The Python package's JetStreamProducer feeds the daemon through
+        the stream (a retried publish stored once) and its KVReader reads
+        the published body from the bucket."""
+        sys.path.insert(0, os.path.join(harness.REPO, "python"))
+        import ensembled
+        task, bucket, n = "pyclient", "PYBODIES", 150
+        self.cluster.make_bucket(bucket)
+        o = self.overrides(task)
+        o["publish"] = {"nats_kv": bucket}
+        d = self.daemon(o)
+        header, rows = harness.csv_rows(CSV)
+        prod = ensembled.JetStreamProducer(self.cluster.urls)
+        self.addCleanup(prod.close)
+        sent = 0
+        for i, r in enumerate(rows[:n]):
+            answers = {m: a for m, a in zip(header[2:], r[2:]) if a != ""}
+            if not answers:
+                continue
+            pred = {"kind": "prediction", "task": task, "query": i, "predictions": answers}
+            seq = prod.publish(pred, msg_id="p%d" % i)
+            self.assertEqual(prod.publish(pred, msg_id="p%d" % i), seq, "stored twice")
+            prod.publish({"kind": "label", "task": task, "query": i, "label": r[1]})
+            sent += 1
+        self.assertEqual(self.stream_messages(task), 2 * sent)
+        with self.assertRaises(ValueError):
+            prod.publish({"kind": "label", "task": "t\0x", "query": 1, "label": "A"})
+        self.wait_rows(d, task, sent)
+        d.ctl("recompute", task=task)
+        kv = ensembled.KVReader(self.cluster.urls, bucket)
+        self.addCleanup(kv.close)
+        box = {}
+
+        def published():
+            box["b"] = kv.latest(task)
+            return box["b"] is not None and box["b"]["stream_seq"] == 2 * sent
+
+        harness.wait_for(published, 20, interval=0.1, what="the body at stream_seq %d" % (2 * sent))
+        body = box["b"]
+        self.assertEqual((body["task"], body["window_rows"]), (task, sent))
+        self.assertEqual(body["protocol"], 2)
+        self.assertEqual(body, dict(d.ctl("ensemble", task=task)["ensemble"],
+                                    stream_seq=body["stream_seq"], revision=body["revision"]))
+        self.assertEqual(d.stop(), 0)
+
 
 if __name__ == "__main__":
     harness.main()
