@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -292,6 +293,8 @@ class NatsTest(harness.DaemonTestCase):
         self.cluster.make_bucket(bucket)
         o = self.overrides(task)
         o["publish"] = {"nats_kv": bucket}
+        port = harness.free_ports(1)[0]
+        o["metrics"] = {"bind": "127.0.0.1:%d" % port}
         d = self.daemon(o)
         header, rows = harness.csv_rows(CSV)
         prod = ensembled.JetStreamProducer(self.cluster.urls)
@@ -325,6 +328,26 @@ class NatsTest(harness.DaemonTestCase):
         self.assertEqual(body["protocol"], 2)
         self.assertEqual(body, dict(d.ctl("ensemble", task=task)["ensemble"],
                                     stream_seq=body["stream_seq"], revision=body["revision"]))
+        # The intake's and the bucket's counters on /metrics, as status says
+        # (the endpoint serves a status taken every scrape interval: wait
+        # until both agree, the stream being quiet).
+        def agree():
+            st = d.status()
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+                got = dict(line.rsplit(" ", 1) for line in r.read().decode().splitlines()
+                           if line and not line.startswith("#"))
+            box["want"] = want = {
+                'ensembled_nats_messages_total{stage="fetched"}': st["nats"]["fetched"],
+                'ensembled_nats_messages_total{stage="acked"}': st["nats"]["acked"],
+                "ensembled_nats_stream_position": st["nats"]["position"],
+                'ensembled_nats_kv_puts_total{result="stored"}': st["nats_kv"]["puts"],
+                'ensembled_nats_kv_puts_total{result="error"}': 0}
+            box["got"] = {k: got.get(k) for k in want}
+            return all(got.get(k) is not None and float(got[k]) == v for k, v in want.items())
+
+        harness.wait_for(agree, 20, interval=0.5, what="/metrics to agree with status")
+        self.assertEqual(box["want"]["ensembled_nats_stream_position"], 2 * sent)
+        self.assertGreater(box["want"]['ensembled_nats_kv_puts_total{result="stored"}'], 0)
         self.assertEqual(d.stop(), 0)
 
 
