@@ -95,6 +95,12 @@ static int equal(const ens_jrec_t *a, const ens_jrec_t *b)
     case ENS_JREC_LABEL:
         return a->dict.task == b->dict.task && a->dict.id == b->dict.id &&
                a->dict.len == b->dict.len && same_bytes(a->dict.name, b->dict.name, a->dict.len);
+    case ENS_JREC_QUERY:
+        return a->dict.task == b->dict.task && a->dict.len == b->dict.len &&
+               same_bytes(a->dict.name, b->dict.name, a->dict.len);
+    case ENS_JREC_ANSWERS:
+        return a->answers.task == b->answers.task && a->answers.answers == b->answers.answers &&
+               a->answers.normalize == b->answers.normalize;
     case ENS_JREC_ROW:
         return a->row.seq == b->row.seq && a->row.task == b->row.task &&
                same_bytes(&a->row.ts, &b->row.ts, sizeof(double)) && a->row.y == b->row.y &&
