@@ -13,7 +13,7 @@
 static const char usage[] =
     "usage: ensemblectl replay --csv FILE [--ingest ENDPOINT] [--task T]\n"
     "                          [--rate EVENTS_PER_S] [--label-lag ROWS] [--batch N]\n"
-    "                          [--server-key FILE --client-key FILE]\n"
+    "                          [--timeout MS] [--server-key FILE --client-key FILE]\n"
     "Sends, for each row, one prediction event holding every model's answer\n"
     "(a 'predictions' map, or model and label when one model answered; empty\n"
     "cells are left out, '?' is sent as '?'), and the row's label event after\n"
@@ -21,7 +21,7 @@ static const char usage[] =
     "--rate paces events (default: as fast as the daemon takes them); --batch N\n"
     "packs N events per message. Queries are row-<n>, n the row's number in the\n"
     "file. Default endpoint tcp://127.0.0.1:5557, task default. Exits 1 when no\n"
-    "daemon takes a message within 5 s.\n";
+    "daemon takes a message within --timeout MS (default 5000).\n";
 
 typedef struct {
     void *sock;
@@ -120,7 +120,7 @@ static void query_of(size_t r, char *buf, size_t len)
 typedef struct {
     const char *csv, *endpoint;
     ctl_curve_keys_t keys;
-    size_t lag;
+    size_t lag, timeout;
 } args_t;
 
 /* Parses argv into a and o: 0, 1 when --help was printed, or 2 (usage or
@@ -133,6 +133,7 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
                                          {"rate", required_argument, NULL, 'r'},
                                          {"label-lag", required_argument, NULL, 'l'},
                                          {"batch", required_argument, NULL, 'b'},
+                                         {"timeout", required_argument, NULL, 'T'},
                                          CTL_CURVE_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -150,6 +151,8 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
             rc = ctl_parse_size("--label-lag", optarg, 0, 100000000, &a->lag) < 0 ? 2 : 0;
         else if (c == 'b')
             rc = ctl_parse_size("--batch", optarg, 1, 10000, &o->batch) < 0 ? 2 : 0;
+        else if (c == 'T')
+            rc = ctl_parse_size("--timeout", optarg, 1, 3600000, &a->timeout) < 0 ? 2 : 0;
         else if (c == 'h')
             rc = 1;
         else if (!ctl_curve_option(c, &a->keys))
@@ -184,7 +187,7 @@ static int replay_rows(out_t *o, const ens_data_t *d, size_t lag)
 
 int ctl_replay(int argc, char **argv)
 {
-    args_t a = {.endpoint = "tcp://127.0.0.1:5557", .lag = 100};
+    args_t a = {.endpoint = "tcp://127.0.0.1:5557", .lag = 100, .timeout = 5000};
     out_t o = {.batch = 1, .task = "default"};
     int rc = parse_args(argc, argv, &a, &o);
     if (rc != 0)
@@ -194,7 +197,7 @@ int ctl_replay(int argc, char **argv)
         return 1;
     void *ctx = zmq_ctx_new();
     o.sock = zmq_socket(ctx, ZMQ_PUSH);
-    ctl_push_fail_fast(o.sock, 5000);
+    ctl_push_fail_fast(o.sock, (int)a.timeout);
     ens_mpw_init(&o.w);
     o.pred = ens_xcalloc(d->nmodels + 1, sizeof(ens_pred_t));
     clock_gettime(CLOCK_MONOTONIC, &o.t0);
@@ -204,13 +207,13 @@ int ctl_replay(int argc, char **argv)
     if (rc == 0)
         rc = replay_rows(&o, d, a.lag);
     if (rc == -1)
-        ctl_send_error(a.endpoint, 5000);
+        ctl_send_error(a.endpoint, (int)a.timeout);
     else if (rc == 0)
         fprintf(stderr, "ensemblectl: replayed %zu rows (%zu events) to %s\n", d->nrows, o.sent,
                 a.endpoint);
     ens_mpw_free(&o.w);
     free(o.pred);
-    /* Closing waits (at most 5 s) until every queued message is out. */
+    /* Closing waits (at most --timeout) until every queued message is out. */
     zmq_close(o.sock);
     zmq_ctx_term(ctx);
     ens_data_destroy(&d);
