@@ -15,10 +15,11 @@ static const char usage[] =
     "                         [--server-key F --client-key F]\n"
     "Subscribes to ensembled's publications (default tcp://127.0.0.1:5558) and\n"
     "prints each one: a line per ensemble (the time the daemon published it,\n"
-    "task, version, models, combiner, held-out accuracy, window rows, the error\n"
-    "floor and Fano's lower bound on the error rate, and why this set), or with\n"
-    "--json the whole body as JSON. A new subscriber gets the latest ensemble of\n"
-    "every task at once.\n"
+    "task, version, models, combiner, held-out accuracy, window rows, two error\n"
+    "rates: the copula floor of the pool and Fano's lower bound for these models,\n"
+    "why this set, and the final choice's candidate when not the selection), or\n"
+    "with --json the whole body as JSON. A new subscriber gets the latest\n"
+    "ensemble of every task at once.\n"
     "Exits 1 when no daemon answers on the endpoint within --timeout MS (default\n"
     "3000: the ZeroMQ handshake must complete); when it answers but has published\n"
     "nothing within that time, says so on stderr and keeps waiting. --count\n"
@@ -58,9 +59,17 @@ static void print_line(const ens_body_t *b)
     printf("  [%s] accuracy %s (vote %s, best single %s)  rows %.0f", ens_comb_name(b->comb),
            fig(b->acc_combiner, f[0], sizeof(f[0])), fig(b->acc_vote, f[1], sizeof(f[1])),
            fig(b->acc_single, f[2], sizeof(f[2])), (double)b->window_rows);
-    printf("  error floor %s, Fano error >= %s", fig(b->copula_error_floor, f[0], sizeof(f[0])),
+    printf("  error rate: floor %s, Fano >= %s", fig(b->copula_error_floor, f[0], sizeof(f[0])),
            fig(b->fano_error_lower, f[1], sizeof(f[1])));
-    printf("  (%s)\n", ens_reason_name(b->reason));
+    printf("  (%s", ens_reason_name(b->reason));
+    /* The reason speaks of the information-selected set; when the final
+     * choice published another candidate, say which. */
+    if (b->choice_winner.len &&
+        !(b->choice_winner.len == 9 && memcmp(b->choice_winner.ptr, "selection", 9) == 0)) {
+        printf("; published: ");
+        print_str(b->choice_winner);
+    }
+    printf(")\n");
 }
 
 /* Prints one publication body: the line, or (json) the whole body. */
