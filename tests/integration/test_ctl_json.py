@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -111,6 +112,20 @@ class CtlJsonTest(harness.DaemonTestCase):
         r = harness.run_ctl("select", "--csv", self.csv, "--body", "--task", TASK)
         (doc,) = self.check_json(r, "select --body")
         self.assertEqual(doc["task"], TASK)
+
+    def test_names_outside_utf8_stay_valid_json(self):
+        # The daemon refuses such names on the wire, but a CSV may hold
+        # any bytes: the writer puts U+FFFD for the byte that is not UTF-8.
+        path = os.path.join(self.tmp.name, "latin1.csv")
+        with open(path, "wb") as f:
+            f.write(b"item,label,caf\xe9,ok\nq1,A,A,B\nq2,B,B,B\nq3,A,A,A\nq4,B,A,B\n")
+        for args in (("select", "--csv", path, "--budget", 1, "--splits", 0, "--json"),
+                     ("floor", "--csv", path, "--json")):
+            r = subprocess.run([harness.ENSEMBLECTL] + [str(a) for a in args],
+                               capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            doc = strict_loads(r.stdout.decode("utf-8"))
+            self.assertIn("caf\ufffd", json.dumps(doc, ensure_ascii=False))
 
     def test_daemon_outputs_parse(self):
         d = self.daemon()
