@@ -66,7 +66,13 @@ test: format-check check-structure build build-asan build-tsan build-fuzz
 	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|slow_peers|loop|router_example|valgrind|systemd|deb'
 	ctest --test-dir $(FUZZ_BUILD) $(CTEST_ARGS) -L fuzz
 
-demo: build
+# The demo builds only what it runs, quietly: the compiler's output is shown
+# only when the build fails.
+demo: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@echo "== building ensembled and ensemblectl (quietly; the output is shown if it fails)"
+	@cmake --build $(BUILD) -j $(JOBS) --target ensembled ensemblectl >$(BUILD)/demo-build.log 2>&1 || \
+	    { grep -E -B2 -A8 'error|Error' $(BUILD)/demo-build.log || cat $(BUILD)/demo-build.log; exit 1; }
 	@scripts/demo $(BUILD)
 
 bench: build

@@ -115,14 +115,6 @@ static ens_data_t *restrict_models(const ens_data_t *d, const char *list)
     return n < 0 ? NULL : ens_data_columns(d, cols, (size_t)n);
 }
 
-static void json_num(double v)
-{
-    if (isfinite(v))
-        printf("%.6g", v);
-    else
-        printf("null");
-}
-
 static void print_text(const ens_data_t *d, const args_t *a, const ens_copula_t *c,
                        const ens_copula_summary_t *s, const size_t *cl, size_t ncl, double floor,
                        double floor_alike, const step_t *st, size_t nk)
@@ -169,65 +161,76 @@ static void print_text(const ens_data_t *d, const args_t *a, const ens_copula_t 
     }
 }
 
+static json_t *names_json(const ens_data_t *d, const ens_selection_t *sel)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < sel->n; i++)
+        ctl_json_push(a, ctl_json_cstr(d->model_names[sel->models[i]]));
+    return a;
+}
+
+/* The clusters of two models or more, each an array of names. */
+static json_t *clusters_json(const ens_data_t *d, const ens_copula_t *c, const size_t *cl,
+                             size_t ncl)
+{
+    json_t *all = json_array();
+    for (size_t k = 0; k < ncl; k++) {
+        json_t *one = json_array();
+        for (size_t i = 0; i < c->n; i++)
+            if (cl[i] == k)
+                ctl_json_push(one, ctl_json_cstr(d->model_names[i]));
+        if (json_array_size(one) >= 2)
+            ctl_json_push(all, one);
+        else
+            json_decref(one);
+    }
+    return all;
+}
+
+static json_t *fano_json(const ens_data_t *d, const step_t *st, size_t nk)
+{
+    json_t *fano = json_array();
+    for (size_t k = 0; k < nk; k++) {
+        json_t *o = json_object();
+        ctl_json_set(o, "budget", json_integer((json_int_t)(k + 1)));
+        ctl_json_set(o, "models", names_json(d, &st[k].sel));
+        ctl_json_set(o, "error_lower_bound", ctl_json_real(st[k].fano));
+        ctl_json_set(o, "copula_vote_error", ctl_json_real(st[k].vote));
+        ctl_json_set(o, "copula_bayes_error", ctl_json_real(st[k].bayes));
+        ctl_json_set(o, "copula_floor", ctl_json_real(st[k].floor));
+        ctl_json_set(o, "heldout_error", ctl_json_real(st[k].heldout));
+        ctl_json_push(fano, o);
+    }
+    return fano;
+}
+
 static void print_json(const ens_data_t *d, const args_t *a, const ens_copula_t *c,
                        const ens_copula_summary_t *s, const size_t *cl, size_t ncl, double floor,
                        double floor_alike, const step_t *st, size_t nk)
 {
-    printf("{\"rows\":%zu,\"labels\":%zu,\"models\":[", d->nrows, d->nlabels);
+    json_t *j = json_object(), *models = json_array(), *lc = json_object();
+    ctl_json_set(j, "rows", json_integer((json_int_t)d->nrows));
+    ctl_json_set(j, "labels", json_integer((json_int_t)d->nlabels));
     for (size_t i = 0; i < c->n; i++) {
-        printf("%s{\"name\":", i ? "," : "");
-        ctl_json_string(stdout, d->model_names[i]);
-        printf(",\"accuracy\":%.6g,\"rows\":%zu}", c->accuracy[i], c->asked[i]);
+        json_t *m = json_object();
+        ctl_json_set(m, "name", ctl_json_cstr(d->model_names[i]));
+        ctl_json_set(m, "accuracy", ctl_json_real(c->accuracy[i]));
+        ctl_json_set(m, "rows", json_integer((json_int_t)c->asked[i]));
+        ctl_json_push(models, m);
     }
-    printf("],\"latent_correlation\":{\"mean\":");
-    json_num(s->mean);
-    printf(",\"min\":");
-    json_num(s->min);
-    printf(",\"max\":");
-    json_num(s->max);
-    printf(",\"pairs\":%zu,\"cluster_threshold\":%.6g,\"clusters\":[", s->pairs, a->cluster_rho);
-    int first = 1;
-    for (size_t k = 0; k < ncl; k++) {
-        size_t members = 0;
-        for (size_t i = 0; i < c->n; i++)
-            members += cl[i] == k;
-        if (members < 2)
-            continue;
-        printf("%s[", first ? "" : ",");
-        first = 0;
-        int f2 = 1;
-        for (size_t i = 0; i < c->n; i++)
-            if (cl[i] == k) {
-                printf("%s", f2 ? "" : ",");
-                ctl_json_string(stdout, d->model_names[i]);
-                f2 = 0;
-            }
-        printf("]");
-    }
-    printf("]},\"error_floor\":");
-    json_num(floor);
-    printf(",\"error_floor_alike\":");
-    json_num(floor_alike);
-    printf(",\"fano_z\":%.6g,\"fano\":[", a->fano_z);
-    for (size_t k = 0; k < nk; k++) {
-        printf("%s{\"budget\":%zu,\"models\":[", k ? "," : "", k + 1);
-        for (size_t i = 0; i < st[k].sel.n; i++) {
-            printf("%s", i ? "," : "");
-            ctl_json_string(stdout, d->model_names[st[k].sel.models[i]]);
-        }
-        printf("],\"error_lower_bound\":");
-        json_num(st[k].fano);
-        printf(",\"copula_vote_error\":");
-        json_num(st[k].vote);
-        printf(",\"copula_bayes_error\":");
-        json_num(st[k].bayes);
-        printf(",\"copula_floor\":");
-        json_num(st[k].floor);
-        printf(",\"heldout_error\":");
-        json_num(st[k].heldout);
-        printf("}");
-    }
-    printf("]}\n");
+    ctl_json_set(j, "models", models);
+    ctl_json_set(lc, "mean", ctl_json_real(s->mean));
+    ctl_json_set(lc, "min", ctl_json_real(s->min));
+    ctl_json_set(lc, "max", ctl_json_real(s->max));
+    ctl_json_set(lc, "pairs", json_integer((json_int_t)s->pairs));
+    ctl_json_set(lc, "cluster_threshold", ctl_json_real(a->cluster_rho));
+    ctl_json_set(lc, "clusters", clusters_json(d, c, cl, ncl));
+    ctl_json_set(j, "latent_correlation", lc);
+    ctl_json_set(j, "error_floor", ctl_json_real(floor));
+    ctl_json_set(j, "error_floor_alike", ctl_json_real(floor_alike));
+    ctl_json_set(j, "fano_z", ctl_json_real(a->fano_z));
+    ctl_json_set(j, "fano", fano_json(d, st, nk));
+    ctl_json_print(j);
 }
 
 /* Selects the greedy-mi ensemble of exactly k models (no pruning, no gain

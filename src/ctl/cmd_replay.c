@@ -13,7 +13,7 @@
 static const char usage[] =
     "usage: ensemblectl replay --csv FILE [--ingest ENDPOINT] [--task T]\n"
     "                          [--rate EVENTS_PER_S] [--label-lag ROWS] [--batch N]\n"
-    "                          [--server-key FILE --client-key FILE]\n"
+    "                          [--timeout MS] [--server-key FILE --client-key FILE]\n"
     "                          [--answers choice|open] [--normalize exact|fold|numeric]\n"
     "                          [--nats URL[,URL...] [--subject S]]\n"
     "Sends, for each row, one prediction event holding every model's answer\n"
@@ -23,9 +23,10 @@ static const char usage[] =
     "--rate paces events (default: as fast as the daemon takes them); --batch N\n"
     "packs N events per message. Queries are row-<n>, n the row's number in the\n"
     "file. Default endpoint tcp://127.0.0.1:5557, task default. Exits 1 when no\n"
-    "daemon takes a message within 5 s. With --answers open, each answer is sent as\n"
-    "its row's agreement class (c0, c1, ..., the truth none when no model gave\n"
-    "it): what an open-answer task keeps of the answers, whatever their number.\n"
+    "daemon takes a message within --timeout MS (default 5000). With --answers\n"
+    "open, each answer is sent as its row's agreement class (c0, c1, ..., the truth\n"
+    "none when no model gave it): what an open-answer task keeps of the answers,\n"
+    "whatever their number.\n"
     "--nats publishes the messages to a NATS JetStream stream instead, on\n"
     "subject S (default events.<task>), each one stored by the stream before\n"
     "the next is sent (a retried publish is stored once); exits 1 when the\n"
@@ -131,7 +132,7 @@ typedef struct {
     const char *csv, *endpoint;
     const char *nats, *subject; /* --nats, --subject */
     ctl_curve_keys_t keys;
-    size_t lag;
+    size_t lag, timeout;
 } args_t;
 
 /* Parses argv into a and o: 0, 1 when --help was printed, or 2 (usage or
@@ -146,6 +147,7 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
                                          {"batch", required_argument, NULL, 'b'},
                                          {"nats", required_argument, NULL, 'n'},
                                          {"subject", required_argument, NULL, 's'},
+                                         {"timeout", required_argument, NULL, 'T'},
                                          CTL_CURVE_OPTIONS,
                                          CTL_ANSWER_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
@@ -168,6 +170,8 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
             a->nats = optarg;
         else if (c == 's')
             a->subject = optarg;
+        else if (c == 'T')
+            rc = ctl_parse_size("--timeout", optarg, 1, 3600000, &a->timeout) < 0 ? 2 : 0;
         else if (c == 'h')
             rc = 1;
         else if ((k = ctl_answer_option(c)) != 0)
@@ -206,18 +210,18 @@ static int replay_zmq(const args_t *a, out_t *o, const ens_data_t *d)
 {
     void *ctx = zmq_ctx_new();
     o->sock = zmq_socket(ctx, ZMQ_PUSH);
-    ctl_push_fail_fast(o->sock, 5000);
+    ctl_push_fail_fast(o->sock, (int)a->timeout);
     int rc = ctl_curve_client(o->sock, &a->keys) < 0 ? -2 : 0;
     if (rc == 0)
         rc = zmq_connect(o->sock, a->endpoint);
     if (rc == 0)
         rc = replay_rows(o, d, a->lag);
     if (rc == -1)
-        ctl_send_error(a->endpoint, 5000);
+        ctl_send_error(a->endpoint, (int)a->timeout);
     else if (rc == 0)
         fprintf(stderr, "ensemblectl: replayed %zu rows (%zu events) to %s\n", d->nrows, o->sent,
                 a->endpoint);
-    /* Closing waits (at most 5 s) until every queued message is out. */
+    /* Closing waits (at most --timeout) until every queued message is out. */
     zmq_close(o->sock);
     zmq_ctx_term(ctx);
     return rc;
@@ -243,7 +247,7 @@ static int replay_nats(const args_t *a, out_t *o, const ens_data_t *d)
 
 int ctl_replay(int argc, char **argv)
 {
-    args_t a = {.endpoint = "tcp://127.0.0.1:5557", .lag = 100};
+    args_t a = {.endpoint = "tcp://127.0.0.1:5557", .lag = 100, .timeout = 5000};
     out_t o = {.batch = 1, .task = "default"};
     int rc = parse_args(argc, argv, &a, &o);
     if (rc != 0)

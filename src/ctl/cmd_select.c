@@ -211,59 +211,80 @@ static void print_text(const ens_data_t *d, const args_t *a, const result_t *res
     }
 }
 
-static void print_json(const ens_data_t *d, const args_t *a, const result_t *res, size_t n)
+/* The names of the models of sel, as a JSON array. */
+static json_t *names_json(const ens_data_t *d, const ens_selection_t *sel)
 {
-    printf("{\"rows\":%zu,\"models\":%zu,\"labels\":%zu,\"estimator\":\"%s\",\"budget\":%zu,"
-           "\"splits\":%zu,\"test_frac\":%g,\"selections\":[",
-           d->nrows, d->nmodels, d->nlabels, ens_estimator_name(a->sel.estimator), a->sel.budget,
-           a->splits, a->test_frac);
-    int first = 1;
+    json_t *a = json_array();
+    for (size_t s = 0; s < sel->n; s++)
+        ctl_json_push(a, ctl_json_cstr(d->model_names[sel->models[s]]));
+    return a;
+}
+
+static json_t *selections_json(const ens_data_t *d, const result_t *res, size_t n)
+{
+    json_t *sels = json_array();
     for (size_t i = 0; i < n; i++) {
         const result_t *r = &res[i];
         if (r->rc < 0)
             continue;
-        printf("%s{\"strategy\":\"%s\",\"models\":[", first ? "" : ",",
-               ens_strategy_name(r->strategy));
-        first = 0;
+        json_t *o = json_object(), *mi = json_array(), *rows = json_array();
+        ctl_json_set(o, "strategy", json_string(ens_strategy_name(r->strategy)));
+        ctl_json_set(o, "models", names_json(d, &r->sel));
         for (size_t s = 0; s < r->sel.n; s++) {
-            printf("%s", s ? "," : "");
-            ctl_json_string(stdout, d->model_names[r->sel.models[s]]);
+            ctl_json_push(mi, ctl_json_real(r->sel.mi_bits[s]));
+            ctl_json_push(rows, json_integer((json_int_t)r->sel.rows[s]));
         }
-        printf("],\"mi_bits\":[");
-        for (size_t s = 0; s < r->sel.n; s++)
-            printf("%s%.12g", s ? "," : "", r->sel.mi_bits[s]);
-        printf("],\"rows\":[");
-        for (size_t s = 0; s < r->sel.n; s++)
-            printf("%s%zu", s ? "," : "", r->sel.rows[s]);
-        printf("]}");
+        ctl_json_set(o, "mi_bits", mi);
+        ctl_json_set(o, "rows", rows);
+        ctl_json_push(sels, o);
     }
-    printf("],\"errors\":[");
-    first = 1;
-    for (size_t i = 0; i < n; i++) {
-        if (res[i].rc >= 0)
-            continue;
-        printf("%s{\"strategy\":\"%s\",\"error\":", first ? "" : ",",
-               ens_strategy_name(res[i].strategy));
-        ctl_json_string(stdout, res[i].err);
-        printf("}");
-        first = 0;
-    }
-    printf("],\"evaluation\":[");
-    first = 1;
+    return sels;
+}
+
+static json_t *evaluation_json(const args_t *a, const result_t *res, size_t n)
+{
+    json_t *ev = json_array();
     for (size_t i = 0; i < n && a->splits > 0; i++) {
         const result_t *r = &res[i];
         if (r->rc < 0)
             continue;
         for (size_t k = 0; k <= ENS_COMB_COUNT; k++) {
-            printf("%s{\"strategy\":\"%s\",\"budget\":%zu,\"combiner\":\"%s\","
-                   "\"accuracy_mean\":%.6f,\"accuracy_sd\":%.6f,\"models_mean\":%.3f}",
-                   first ? "" : ",", ens_strategy_name(r->strategy), a->sel.budget,
-                   k == ENS_COMB_COUNT ? "published" : ens_comb_name(k), r->eval.acc[k].mean,
-                   r->eval.acc[k].sd, r->eval.size.mean);
-            first = 0;
+            json_t *o = json_object();
+            ctl_json_set(o, "strategy", json_string(ens_strategy_name(r->strategy)));
+            ctl_json_set(o, "budget", json_integer((json_int_t)a->sel.budget));
+            ctl_json_set(o, "combiner",
+                         json_string(k == ENS_COMB_COUNT ? "published" : ens_comb_name(k)));
+            ctl_json_set(o, "accuracy_mean", ctl_json_real(r->eval.acc[k].mean));
+            ctl_json_set(o, "accuracy_sd", ctl_json_real(r->eval.acc[k].sd));
+            ctl_json_set(o, "models_mean", ctl_json_real(r->eval.size.mean));
+            ctl_json_push(ev, o);
         }
     }
-    printf("]}\n");
+    return ev;
+}
+
+static void print_json(const ens_data_t *d, const args_t *a, const result_t *res, size_t n)
+{
+    json_t *j = json_object(), *errs = json_array();
+    ctl_json_set(j, "rows", json_integer((json_int_t)d->nrows));
+    ctl_json_set(j, "models", json_integer((json_int_t)d->nmodels));
+    ctl_json_set(j, "labels", json_integer((json_int_t)d->nlabels));
+    ctl_json_set(j, "estimator", json_string(ens_estimator_name(a->sel.estimator)));
+    ctl_json_set(j, "budget", json_integer((json_int_t)a->sel.budget));
+    ctl_json_set(j, "splits", json_integer((json_int_t)a->splits));
+    ctl_json_set(j, "test_frac", ctl_json_real(a->test_frac));
+    ctl_json_set(j, "selections", selections_json(d, res, n));
+    for (size_t i = 0; i < n; i++) {
+        if (res[i].rc >= 0)
+            continue;
+        json_t *o = json_object();
+        ctl_json_set(o, "strategy", json_string(ens_strategy_name(res[i].strategy)));
+        ctl_json_set(o, "error", ctl_json_cstr(res[i].err));
+        ctl_json_push(errs, o);
+    }
+    ctl_json_set(j, "errors", errs);
+    ctl_json_set(j, "evaluation", evaluation_json(a, res, n));
+    ctl_json_print(j);
 }
 
 int ctl_select(int argc, char **argv)

@@ -10,11 +10,11 @@ static const char usage[] =
     "usage: ensemblectl send --kind prediction|label --query Q [--task T]\n"
     "                        [--model M --label L | --label L] [--uint-query]\n"
     "                        [--ts SECONDS] [--cost C] [--ingest ENDPOINT]\n"
-    "                        [--server-key FILE --client-key FILE]\n"
+    "                        [--timeout MS] [--server-key FILE --client-key FILE]\n"
     "Sends one event to ensembled's ingest socket (default tcp://127.0.0.1:5557):\n"
     "a prediction (model M answered L; '?' for an abstention) or a label (the\n"
     "truth of query Q is L). --uint-query sends Q as an unsigned integer.\n"
-    "Exits 1 when no daemon takes the event within 5 s.\n";
+    "Exits 1 when no daemon takes the event within --timeout MS (default 5000).\n";
 
 typedef struct {
     const char *kind, *query, *task, *model, *label;
@@ -58,6 +58,7 @@ typedef struct {
     event_t e;
     const char *endpoint;
     ctl_curve_keys_t keys;
+    size_t timeout;
 } args_t;
 
 /* One option of the command into a: 0, 1 when --help was printed, or 2
@@ -90,6 +91,8 @@ static int take_option(int c, args_t *a)
     case 'i':
         a->endpoint = optarg;
         return 0;
+    case 'T':
+        return ctl_parse_size("--timeout", optarg, 1, 3600000, &a->timeout) < 0 ? 2 : 0;
     case 'h':
         fputs(usage, stdout);
         return 1;
@@ -104,13 +107,19 @@ static int take_option(int c, args_t *a)
 /* Parses argv into a: 0, 1 when --help was printed, or 2. */
 static int parse_args(int argc, char **argv, args_t *a)
 {
-    static const struct option opts[] = {
-        {"kind", required_argument, NULL, 'k'},   {"query", required_argument, NULL, 'q'},
-        {"task", required_argument, NULL, 't'},   {"model", required_argument, NULL, 'm'},
-        {"label", required_argument, NULL, 'l'},  {"uint-query", no_argument, NULL, 'u'},
-        {"ts", required_argument, NULL, 's'},     {"cost", required_argument, NULL, 'c'},
-        {"ingest", required_argument, NULL, 'i'}, CTL_CURVE_OPTIONS,
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"kind", required_argument, NULL, 'k'},
+                                         {"query", required_argument, NULL, 'q'},
+                                         {"task", required_argument, NULL, 't'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"label", required_argument, NULL, 'l'},
+                                         {"uint-query", no_argument, NULL, 'u'},
+                                         {"ts", required_argument, NULL, 's'},
+                                         {"cost", required_argument, NULL, 'c'},
+                                         {"ingest", required_argument, NULL, 'i'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         CTL_CURVE_OPTIONS,
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c, rc;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
         if ((rc = take_option(c, a)) != 0)
@@ -127,7 +136,9 @@ static int parse_args(int argc, char **argv, args_t *a)
 
 int ctl_send(int argc, char **argv)
 {
-    args_t a = {.e = {.task = "default", .ts = -1, .cost = -1}, .endpoint = "tcp://127.0.0.1:5557"};
+    args_t a = {.e = {.task = "default", .ts = -1, .cost = -1},
+                .endpoint = "tcp://127.0.0.1:5557",
+                .timeout = 5000};
     int rc = parse_args(argc, argv, &a);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
@@ -135,11 +146,11 @@ int ctl_send(int argc, char **argv)
     ens_mpw_init(&w);
     rc = pack_event(&a.e, &w) < 0 ? 2 : 0;
     void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_PUSH);
-    ctl_push_fail_fast(s, 5000);
+    ctl_push_fail_fast(s, (int)a.timeout);
     if (rc == 0 && ctl_curve_client(s, &a.keys) < 0)
         rc = 2;
     if (rc == 0 && (zmq_connect(s, a.endpoint) < 0 || zmq_send(s, w.data, w.size, 0) < 0)) {
-        ctl_send_error(a.endpoint, 5000);
+        ctl_send_error(a.endpoint, (int)a.timeout);
         rc = 1;
     }
     zmq_close(s);

@@ -2,6 +2,7 @@
 #ifndef ENSEMBLECTL_CTL_H
 #define ENSEMBLECTL_CTL_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -122,14 +123,33 @@ int ctl_parse_models(const ens_data_t *d, const char *list, size_t *out, size_t 
 int ctl_parse_size(const char *opt, const char *s, size_t lo, size_t hi, size_t *out);
 int ctl_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
 
-/* Writes s as a JSON string literal. */
-void ctl_json_string(FILE *f, const char *s);
+/* JSON output (json.c): every document ensemblectl prints is a jansson
+ * tree built with these and written by ctl_json_print(). Strings become
+ * valid UTF-8 (U+FFFD for a bad byte), NaN and infinities null, reals in
+ * the fewest digits that read back as the same double (0.857, never
+ * 0.85699999999999998). Constructors return a new reference; _set and _push
+ * take val's (NULL: null). */
+json_t *ctl_json_real(double v);
+json_t *ctl_json_str(const char *s, size_t len);
+json_t *ctl_json_cstr(const char *s);
+void ctl_json_set(json_t *obj, const char *key, json_t *val);
+void ctl_json_push(json_t *arr, json_t *val);
 
-/* MessagePack helpers (client.c): print as JSON; unpack after the
- * header pre-walk. */
+/* Writes j as one line of compact JSON on stdout and releases it: 0, or -1
+ * when the output failed. */
+int ctl_json_print(json_t *j);
+
+/* status (status_view.c): prints the reply st as a summary line and a
+ * table of the tasks; keeps only task in st's "tasks" (-1: it has none). */
+void ctl_status_print_human(const json_t *st);
+int ctl_status_only_task(json_t *st, const char *task);
+
+/* MessagePack helpers: convert to JSON (nil null, maps with non-string keys
+ * keyed by their text); print as JSON; unpack after the header pre-walk. */
 struct msgpack_object;
 struct msgpack_zone;
-void ctl_json_object(FILE *f, const struct msgpack_object *o);
+json_t *ctl_json_from_msgpack(const struct msgpack_object *o);
+int ctl_json_print_msgpack(const struct msgpack_object *o);
 int ctl_unpack(const void *buf, size_t len, struct msgpack_zone *zone, struct msgpack_object *out);
 
 #endif

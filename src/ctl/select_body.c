@@ -145,10 +145,8 @@ static int print_body(offline_t *o, const char *task)
     msgpack_zone_init(&zone, 1 << 16);
     msgpack_object obj;
     int rc = ctl_unpack(body, size, &zone, &obj);
-    if (rc == 0) {
-        ctl_json_object(stdout, &obj);
-        fputc('\n', stdout);
-    }
+    if (rc == 0)
+        ctl_json_print_msgpack(&obj);
     msgpack_zone_destroy(&zone);
     return rc;
 }

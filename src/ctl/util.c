@@ -126,20 +126,6 @@ int ctl_parse_double(const char *opt, const char *s, double lo, double hi, doubl
     return 0;
 }
 
-void ctl_json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 int ctl_parse_models(const ens_data_t *d, const char *list, size_t *out, size_t max)
 {
     size_t n = 0;
