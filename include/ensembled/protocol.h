@@ -40,7 +40,7 @@
     XX(BAD_NAME, "bad_name", "a task, model or label not valid UTF-8 or holding a NUL byte")       \
     XX(BAD_PROTOCOL, "bad_protocol", "protocol not an integer from 1 to the daemon's version")     \
     XX(BAD_TS, "bad_ts", "ts not a finite non-negative number")                                    \
-    XX(BAD_COST, "bad_cost", "cost not a finite non-negative number")                              \
+    XX(BAD_COST, "bad_cost", "cost not a finite number from 0 to ingest.max_cost")                 \
     XX(TOO_MANY_PREDICTIONS, "too_many_predictions", "more predictions in one event than allowed")
 
 typedef enum {
@@ -103,10 +103,11 @@ typedef struct {
     size_t max_name;          /* bytes of a task, model, label or query */
     size_t max_predictions;   /* answers in one event */
     size_t max_depth;         /* container nesting */
+    double max_cost;          /* largest `cost` of an event */
 } ens_proto_limits_t;
 
 /* Sensible limits: 1 MiB, 10,000 events, 256-byte names, 1024 predictions,
- * depth 4. */
+ * depth 4, cost 1e6. */
 void ens_proto_limits_default(ens_proto_limits_t *lim);
 
 typedef struct ens_decoded_s ens_decoded_t;

@@ -47,6 +47,7 @@ static const key_t_ keys[] = {
     {"ingest", "max_tasks", T_SIZE, 0, 1, G(max_tasks), 1, 4096, "64"},
     {"ingest", "max_models", T_SIZE, 0, 0, G(max_models), 1, 1024, "256"},
     {"ingest", "max_future", T_DURATION, 0, 1, G(max_future), 0, 86400 * 365, "5m"},
+    {"ingest", "max_cost", T_DOUBLE, 0, 1, G(max_cost), 0, 1e300, "1e6"},
     {"ingest", "nats", T_STR, 0, 0, G(nats_url), 0, 0, ""},
     {"ingest", "nats_stream", T_STR, 0, 0, G(nats_stream), 0, 0, "EVENTS"},
     {"ingest", "nats_subject", T_STR, 0, 0, G(nats_subject), 0, 0, "events.>"},

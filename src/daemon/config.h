@@ -54,6 +54,7 @@ typedef struct {
     size_t max_tasks;
     size_t max_models;
     double max_future; /* a label ts further ahead of the clock is taken as now */
+    double max_cost;   /* an event's cost above it is refused (bad_cost) */
     /* NATS JetStream intake (natsin.h): server URLs ("": off), stream,
      * subject filter, durable consumer, credentials and CA files, how long
      * the server waits for an acknowledgement before it redelivers. */

@@ -286,6 +286,7 @@ void ens_ingest_set_config(ens_ingest_t *in, const ens_config_t *conf)
     in->conf = conf;
     ens_proto_limits_default(&in->limits);
     in->limits.max_message_bytes = conf->max_message_bytes;
+    in->limits.max_cost = conf->max_cost;
 }
 
 void ens_ingest_destroy(ens_ingest_t **ip)

@@ -46,6 +46,7 @@ void ens_proto_limits_default(ens_proto_limits_t *lim)
     lim->max_batch = 10000;
     lim->max_name = 256;
     lim->max_predictions = 1024;
+    lim->max_cost = 1e6;
     lim->max_depth = 4;
 }
 
@@ -409,7 +410,11 @@ static int decode_field(ens_decoded_t *m, int bit, const msgpack_object *v,
     case F_PREDS:
         return take_predictions(m, v, lim, e, why);
     case F_COST:
-        return take_number(v, &e->cost) < 0 ? (*why = ENS_REJECT_BAD_COST, -1) : 0;
+        /* One absurd cost would make its model's mean cost absurd for as
+         * long as the answer stays in the window: refused, not averaged. */
+        return take_number(v, &e->cost) < 0 || e->cost > lim->max_cost
+                   ? (*why = ENS_REJECT_BAD_COST, -1)
+                   : 0;
     case F_TS:
         return take_number(v, &e->ts) < 0 ? (*why = ENS_REJECT_BAD_TS, -1) : 0;
     case F_PROTOCOL:

@@ -115,6 +115,7 @@ CASES = [
     ("cost 'x'", pack(pred("cx", cost="x")), "bad_cost"),
     ("cost -1", pack(pred("cm", cost=-1.0)), "bad_cost"),
     ("cost NaN", pack(pred("cn", cost=NAN)), "bad_cost"),
+    ("cost 1e308, above ingest.max_cost", pack(pred("cbig", cost=1e308)), "bad_cost"),
     ("duplicate key", dup_key_map(), "duplicate_key"),
     ("model name 300 bytes", pack(pred("long", model="x" * 300)), "name_too_long"),
     ("task name 300 bytes", pack(pred("long", task="t" * 300)), "name_too_long"),

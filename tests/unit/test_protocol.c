@@ -299,6 +299,8 @@ static const rcase_t reject_cases[] = {
     {ENS_REJECT_BAD_COST, "{4 " KL "s:query s:q s:label s:A s:cost f:-inf", 0, 0, 0},
     {ENS_REJECT_BAD_COST, "{4 " KL "s:query s:q s:label s:A s:cost F:nan", 0, 0, 0},
     {ENS_REJECT_BAD_COST, "{4 " KL "s:query s:q s:label s:A s:cost true", 0, 0, 0},
+    {ENS_REJECT_BAD_COST, "{4 " KL "s:query s:q s:label s:A s:cost f:1e308", 0, 0, 0},
+    {ENS_REJECT_BAD_COST, "{4 " KL "s:query s:q s:label s:A s:cost u:1000001", 0, 0, 0},
     {ENS_REJECT_TOO_MANY_PREDICTIONS,
      "{3 " KP "s:query s:q s:predictions {3 s:a u:1 s:b u:1 s:c u:1", 0, 0, 2},
     {ENS_REJECT_TOO_MANY_PREDICTIONS,
@@ -344,6 +346,7 @@ static void test_protocol_utf8_names_and_version(void **state)
         "{5 " KL "s:task x:a2c3a9 s:query x:a2c0af s:label x:a4f09f9880 s:protocol u:2",
         "{4 " KP "s:query s:q s:model x:a3e282ac s:label x:a4f48fbfbf",
         "{4 " KL "s:query s:q s:label s:A s:protocol u:1",
+        "{4 " KL "s:query s:q s:label s:A s:cost u:1000000", /* ingest.max_cost itself */
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         ens_decoded_t *d = decode_ok(ok[i]);
