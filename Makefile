@@ -78,6 +78,7 @@ demo: deps
 bench: build
 	$(BUILD)/bench/select
 	$(BUILD)/bench/snapshot
+	$(BUILD)/bench/csv
 	ENSEMBLED=$(BUILD)/ensembled python3 bench/status_latency.py
 
 table: build

@@ -23,9 +23,10 @@ typedef struct {
 } cursor_t;
 
 typedef struct {
-    char *buf;  /* unquoted bytes of the current field */
-    size_t len; /* bytes in buf */
-    size_t cap; /* allocated bytes */
+    const char *ptr; /* the field's bytes: into the input, or buf when quoted */
+    size_t len;      /* bytes at ptr */
+    char *buf;       /* unquoted bytes of a quoted field */
+    size_t cap;      /* allocated bytes of buf */
 } field_t;
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -49,7 +50,6 @@ static void field_put(field_t *f, char c)
         f->buf = ens_xreallocarray(f->buf, f->cap, 1);
     }
     f->buf[f->len++] = c;
-    f->buf[f->len] = '\0';
 }
 
 /* Reads one field into f. Returns 1 if a comma follows, 0 at end of line or
@@ -57,8 +57,6 @@ static void field_put(field_t *f, char c)
 static int next_field(cursor_t *c, field_t *f)
 {
     f->len = 0;
-    if (f->buf)
-        f->buf[0] = '\0';
     if (c->p < c->end && *c->p == '"') {
         c->p++;
         for (;;) {
@@ -77,9 +75,15 @@ static int next_field(cursor_t *c, field_t *f)
                 return ENS_EPARSE;
             field_put(f, *c->p++);
         }
+        f->ptr = f->buf ? f->buf : "";
     } else {
-        while (c->p < c->end && *c->p != ',' && *c->p != '\n' && *c->p != '\r')
-            field_put(f, *c->p++);
+        /* Unquoted: the bytes stay where they are. */
+        const char *q = c->p;
+        while (q < c->end && *q != ',' && *q != '\n' && *q != '\r')
+            q++;
+        f->ptr = c->p;
+        f->len = (size_t)(q - c->p);
+        c->p = q;
     }
     if (c->p < c->end && *c->p == ',') {
         c->p++;
@@ -109,8 +113,8 @@ static void skip_blank_lines(cursor_t *c)
 static size_t count_lines(const char *buf, size_t len)
 {
     size_t n = 1;
-    for (size_t i = 0; i < len; i++)
-        n += buf[i] == '\n';
+    for (const char *p = buf, *end = buf + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        n++;
     return n;
 }
 
@@ -132,7 +136,7 @@ static int parse_header(cursor_t *c, field_t *f, char ***names, size_t *m, char 
         }
         if (col >= 2) {
             size_t j = col - 2;
-            int id = ens_dict_intern(seen, f->buf ? f->buf : "", f->len);
+            int id = ens_dict_intern(seen, f->ptr, f->len);
             if (id == ENS_EFULL || id == ENS_ETOOLONG || id == ENS_EINVAL) {
                 rc = fail(err, errlen, id == ENS_EFULL ? ENS_EFULL : ENS_EPARSE,
                           "line %zu: model column %zu: %s", line, j + 1,
@@ -142,15 +146,15 @@ static int parse_header(cursor_t *c, field_t *f, char ***names, size_t *m, char 
                 break;
             }
             if ((size_t)id != j) {
-                rc = fail(err, errlen, ENS_EDUP, "line %zu: duplicate model name '%s'", line,
-                          f->buf);
+                rc = fail(err, errlen, ENS_EDUP, "line %zu: duplicate model name '%.*s'", line,
+                          (int)f->len, f->ptr);
                 break;
             }
             if (j >= cap) {
                 cap = cap ? cap * 2 : 32;
                 *names = ens_xreallocarray(*names, cap, sizeof(char *));
             }
-            (*names)[j] = ens_xstrndup(f->buf, f->len);
+            (*names)[j] = ens_xstrndup(f->ptr, f->len);
             *m = j + 1;
         }
         col++;
@@ -162,14 +166,31 @@ static int parse_header(cursor_t *c, field_t *f, char ***names, size_t *m, char 
     return rc;
 }
 
+/* The label alphabet, with the ids of one-byte labels (the usual A, B, ...)
+ * cached by byte so that most cells skip the dictionary. */
+typedef struct {
+    ens_dict_t *dict;
+    int16_t one[256]; /* -1: not interned yet */
+} labels_t;
+
 /* Interns a cell into the label alphabet; returns its id or an error. */
-static int cell_symbol(ens_dict_t *labels, const field_t *f, int is_truth)
+static int cell_symbol(labels_t *l, const field_t *f, int is_truth)
 {
     if (f->len == 0)
         return is_truth ? ENS_EINVAL : ENS_SYM_MISSING;
-    if (f->len == 1 && f->buf[0] == '?')
-        return is_truth ? ENS_EINVAL : ENS_SYM_ABSTAIN;
-    return ens_dict_intern(labels, f->buf, f->len);
+    if (f->len == 1) {
+        unsigned char b = (unsigned char)f->ptr[0];
+        if (b == '?')
+            return is_truth ? ENS_EINVAL : ENS_SYM_ABSTAIN;
+        if (l->one[b] < 0) {
+            int id = ens_dict_intern(l->dict, f->ptr, 1);
+            if (id < 0)
+                return id;
+            l->one[b] = (int16_t)id;
+        }
+        return l->one[b];
+    }
+    return ens_dict_intern(l->dict, f->ptr, f->len);
 }
 
 static const char *symbol_error(int code, int is_truth)
@@ -192,7 +213,7 @@ typedef struct {
 
 static int open_cell(open_row_t *o, const field_t *f, size_t col)
 {
-    const char *s = f->buf ? f->buf : "";
+    const char *s = f->ptr;
     if (col == 1) {
         if (f->len == 0 || (f->len == 1 && s[0] == '?'))
             return ENS_EINVAL;
@@ -237,11 +258,39 @@ static ens_data_t *open_data(const open_row_t *o, size_t n, size_t m, const uint
     return d;
 }
 
+/* The common answer cell, read in place: empty or one byte whose label id
+ * is cached, then a comma or LF. Returns 1 with the symbol in *sym and
+ * whether a comma followed in *more (the cursor moved past the separator),
+ * or 0 (cursor untouched) for anything else: next_field reads it. */
+static inline int fast_cell(cursor_t *c, const labels_t *l, uint8_t *sym, int *more)
+{
+    if (c->end - c->p < 2)
+        return 0;
+    unsigned char a = (unsigned char)c->p[0], b = (unsigned char)c->p[1];
+    if (a == ',') {
+        *sym = ENS_SYM_MISSING;
+        c->p++;
+        return *more = 1;
+    }
+    if (b != ',' && b != '\n')
+        return 0;
+    if (a == '?')
+        *sym = ENS_SYM_ABSTAIN;
+    else if (l->one[a] >= 0 && a != '"' && a != '\n' && a != '\r')
+        *sym = (uint8_t)l->one[a];
+    else
+        return 0;
+    c->p += 2;
+    *more = b == ',';
+    c->line += b == '\n';
+    return 1;
+}
+
 /* Where the cells of the rows go. */
 typedef struct {
-    open_row_t *o;      /* open answers, or NULL */
-    ens_dict_t *labels; /* choice: the label alphabet */
-    uint8_t *y, *x;     /* choice: truths, and columns of maxrows */
+    open_row_t *o;    /* open answers, or NULL */
+    labels_t *labels; /* choice: the label alphabet */
+    uint8_t *y, *x;   /* choice: truths, and columns of maxrows */
     size_t maxrows;
 } store_t;
 
@@ -254,9 +303,10 @@ static int store_cell(const store_t *s, const field_t *f, size_t col, size_t n, 
         return open_cell(s->o, f, col) < 0 ? ENS_EPARSE : 0;
     }
     int sym = cell_symbol(s->labels, f, col == 1);
-    *why = symbol_error(sym, col == 1);
-    if (sym < 0)
+    if (sym < 0) {
+        *why = symbol_error(sym, col == 1);
         return sym == ENS_EFULL ? ENS_EFULL : ENS_EPARSE;
+    }
     if (col == 1)
         s->y[n] = (uint8_t)sym;
     else
@@ -281,13 +331,15 @@ static int parse(const char *buf, size_t len, open_row_t *o, ens_data_t **out, c
     size_t maxrows = count_lines(buf, len);
     uint8_t *y = ens_xmalloc(maxrows);
     uint8_t *x = rc == 0 ? ens_xmalloc(maxrows * m) : NULL;
-    ens_dict_t *labels = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME);
+    labels_t lab = {.dict = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME)};
+    memset(lab.one, 0xFF, sizeof(lab.one));
+    ens_dict_t *labels = lab.dict;
     if (o && rc == 0) {
         o->key = ens_xcalloc(m, sizeof(uint64_t));
         o->row = ens_xcalloc(m, 1);
     }
 
-    const store_t st = {o, labels, y, x, maxrows};
+    const store_t st = {o, &lab, y, x, maxrows};
     while (rc == 0) {
         skip_blank_lines(&c);
         if (c.p >= c.end)
@@ -295,6 +347,15 @@ static int parse(const char *buf, size_t len, open_row_t *o, ens_data_t **out, c
         size_t line = c.line, col = 0;
         int more;
         do {
+            uint8_t sym;
+            if (!o && col >= 2 && col < 2 + m && fast_cell(&c, &lab, &sym, &more)) {
+                /* The answers of the row, while they take the fast path. */
+                uint8_t *cell = x + (col - 2) * maxrows + n;
+                *cell = sym;
+                for (col++; more == 1 && col < 2 + m && fast_cell(&c, &lab, &sym, &more); col++)
+                    *(cell += maxrows) = sym;
+                continue;
+            }
             more = next_field(&c, &f);
             if (more < 0) {
                 rc = fail(err, errlen, ENS_EPARSE, "line %zu: malformed quoted field", line);
@@ -322,13 +383,29 @@ static int parse(const char *buf, size_t len, open_row_t *o, ens_data_t **out, c
         rc = fail(err, errlen, ENS_EEMPTY, "no data rows");
 
     if (rc == 0) {
-        ens_data_t *d = o ? open_data(o, n, m, y) : ens_data_new(n, m, ens_dict_count(labels));
-        if (!o)
-            memcpy(d->y, y, n);
-        for (size_t j = 0; j < m; j++) {
-            memcpy(d->x + j * n, x + j * maxrows, n);
-            ens_data_set_model_name(d, j, names[j]);
+        ens_data_t *d;
+        if (o) {
+            d = open_data(o, n, m, y);
+        } else {
+            /* The parse buffers become the data's: no second copy of the
+             * cells. y holds maxrows >= n bytes. */
+            d = ens_data_new(0, m, ens_dict_count(labels));
+            d->nrows = n;
+            free(d->y);
+            d->y = y;
+            y = NULL;
         }
+        /* Columns from stride maxrows to stride n, in place (forward: a
+         * column never moves past its old start); x keeps maxrows * m >=
+         * n * m + 1 bytes, as ens_data_new allocates. */
+        for (size_t j = 1; j < m; j++)
+            memmove(x + j * n, x + j * maxrows, n);
+        x[n * m] = 0;
+        free(d->x);
+        d->x = x;
+        x = NULL;
+        for (size_t j = 0; j < m; j++)
+            ens_data_set_model_name(d, j, names[j]);
         for (size_t l = 0; l < d->nlabels && !o; l++)
             ens_data_set_label_name(d, l, ens_dict_name(labels, (int)l));
         *out = d;

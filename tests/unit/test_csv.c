@@ -322,13 +322,91 @@ static void test_csv_real_winogrande(void **state)
     check_real("winogrande_routerbench_11llm.csv", 1267, 11, 2);
 }
 
+/* Random files mixing every cell form the parser reads: one-byte labels
+ * (its fast path), longer and multi-byte ones, quoted ones (with commas
+ * and doubled quotes), "?" and a quoted "?" (both abstain), empty cells,
+ * LF and CRLF lines, a last line with or without its newline. The
+ * reference is what the generator wrote: ids in order of first appearance,
+ * row by row, the truth before the answers. */
+#define RMODELS 7
+#define RROWS 60
+static void test_csv_random_files_match_the_generator(void **state)
+{
+    (void)state;
+    static const char *const forms[] = {
+        "A", "B", "7", "\xc3\xa9", "AB", "long label", "\"a,b\"", "\"q\"\"\"", "?", "", "\"?\""};
+    /* What each form reads as: its label name, or NULL (abstention) or ""
+     * (not asked). */
+    static const char *const names[] = {"A",   "B",   "7",  "\xc3\xa9", "AB", "long label",
+                                        "a,b", "q\"", NULL, "",         NULL};
+    tu_rng_t r;
+    tu_seed(&r, 31);
+    for (int t = 0; t < 200; t++) {
+        char buf[RROWS * RMODELS * 16 + 256];
+        size_t n = (size_t)sprintf(buf, "item,label");
+        for (int j = 0; j < RMODELS; j++)
+            n += (size_t)sprintf(buf + n, ",m%d", j);
+        n += (size_t)sprintf(buf + n, "\n");
+        const char *seen[16];
+        size_t nseen = 0;
+        uint8_t y[RROWS], x[RROWS][RMODELS];
+        for (int i = 0; i < RROWS; i++) {
+            for (int col = 1; col < 2 + RMODELS; col++) {
+                size_t f = tu_below(&r, col == 1 ? 8 : 11); /* truths: labels only */
+                if (col == 1)
+                    n += (size_t)sprintf(buf + n, "q%d", i);
+                n += (size_t)sprintf(buf + n, ",%s", forms[f]);
+                uint8_t sym = ENS_SYM_MISSING;
+                if (!names[f])
+                    sym = ENS_SYM_ABSTAIN;
+                else if (*names[f]) {
+                    size_t id = 0;
+                    while (id < nseen && strcmp(seen[id], names[f]) != 0)
+                        id++;
+                    if (id == nseen)
+                        seen[nseen++] = names[f];
+                    sym = (uint8_t)id;
+                }
+                if (col == 1)
+                    y[i] = sym;
+                else
+                    x[i][col - 2] = sym;
+            }
+            int last = i == RROWS - 1;
+            if (!last || tu_below(&r, 2))
+                n += (size_t)sprintf(buf + n, "%s", tu_below(&r, 4) ? "\n" : "\r\n");
+        }
+        ens_data_t *d = NULL;
+        char err[256] = "";
+        if (ens_csv_parse(buf, n, &d, err, sizeof(err)) != 0)
+            fail_msg("file %d: %s", t, err);
+        assert_int_equal(d->nrows, RROWS);
+        assert_int_equal(d->nlabels, nseen);
+        for (size_t l = 0; l < nseen; l++)
+            assert_string_equal(d->label_names[l], seen[l]);
+        for (int i = 0; i < RROWS; i++) {
+            assert_int_equal(d->y[i], y[i]);
+            for (int j = 0; j < RMODELS; j++)
+                if (X(d, (size_t)i, (size_t)j) != x[i][j])
+                    fail_msg("file %d row %d model %d: %d, want %d", t, i, j,
+                             X(d, (size_t)i, (size_t)j), x[i][j]);
+        }
+        ens_data_destroy(&d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_csv_basic_symbols),        cmocka_unit_test(test_csv_crlf_matches_lf),
-        cmocka_unit_test(test_csv_quoted_fields),        cmocka_unit_test(test_csv_errors),
-        cmocka_unit_test(test_csv_dup_last_column_line), cmocka_unit_test(test_csv_too_many_labels),
-        cmocka_unit_test(test_csv_real_mmlupro),         cmocka_unit_test(test_csv_real_winogrande),
+        cmocka_unit_test(test_csv_random_files_match_the_generator),
+        cmocka_unit_test(test_csv_basic_symbols),
+        cmocka_unit_test(test_csv_crlf_matches_lf),
+        cmocka_unit_test(test_csv_quoted_fields),
+        cmocka_unit_test(test_csv_errors),
+        cmocka_unit_test(test_csv_dup_last_column_line),
+        cmocka_unit_test(test_csv_too_many_labels),
+        cmocka_unit_test(test_csv_real_mmlupro),
+        cmocka_unit_test(test_csv_real_winogrande),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
 }
