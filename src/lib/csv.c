@@ -314,6 +314,74 @@ static int store_cell(const store_t *s, const field_t *f, size_t col, size_t n, 
     return 0;
 }
 
+/* Reads row n (at its first field) into st. Returns 0 or an error code
+ * with the message in err. */
+static int read_row(cursor_t *c, field_t *f, const store_t *st, size_t m, size_t n, char *err,
+                    size_t errlen)
+{
+    size_t line = c->line, col = 0;
+    int more, rc = 0;
+    do {
+        uint8_t sym;
+        if (!st->o && col >= 2 && col < 2 + m && fast_cell(c, st->labels, &sym, &more)) {
+            /* The answers of the row, while they take the fast path. */
+            uint8_t *cell = st->x + (col - 2) * st->maxrows + n;
+            *cell = sym;
+            for (col++; more == 1 && col < 2 + m && fast_cell(c, st->labels, &sym, &more); col++)
+                *(cell += st->maxrows) = sym;
+            continue;
+        }
+        more = next_field(c, f);
+        if (more < 0)
+            return fail(err, errlen, ENS_EPARSE, "line %zu: malformed quoted field", line);
+        if (col >= 2 + m) {
+            col++;
+            continue;
+        }
+        const char *why = NULL;
+        if (col >= 1 && (rc = store_cell(st, f, col, n, &why)) < 0)
+            return fail(err, errlen, rc, "line %zu: column %zu: %s", line, col + 1, why);
+        col++;
+    } while (more == 1);
+    if (col != 2 + m)
+        return fail(err, errlen, ENS_EPARSE, "line %zu: %zu fields, the header has %zu", line, col,
+                    2 + m);
+    if (st->o)
+        open_row_end(st->o, m, st->y, st->x, st->maxrows, n);
+    return 0;
+}
+
+/* The data of n parsed rows. The parse buffers become the data's (no second
+ * copy of the cells): *x and *y are taken (set to NULL) where they are. */
+static ens_data_t *take_data(open_row_t *o, const labels_t *lab, size_t n, size_t m, uint8_t **x,
+                             uint8_t **y, size_t maxrows)
+{
+    ens_data_t *d;
+    if (o) {
+        d = open_data(o, n, m, *y);
+    } else {
+        /* y holds maxrows >= n bytes. */
+        d = ens_data_new(0, m, ens_dict_count(lab->dict));
+        d->nrows = n;
+        free(d->y);
+        d->y = *y;
+        *y = NULL;
+        for (size_t l = 0; l < d->nlabels; l++)
+            ens_data_set_label_name(d, l, ens_dict_name(lab->dict, (int)l));
+    }
+    /* Columns from stride maxrows to stride n, in place (forward: a column
+     * never moves past its old start); x keeps maxrows * m >= n * m + 1
+     * bytes, as ens_data_new allocates. */
+    uint8_t *cells = *x;
+    for (size_t j = 1; j < m; j++)
+        memmove(cells + j * n, cells + j * maxrows, n);
+    cells[n * m] = 0;
+    free(d->x);
+    d->x = cells;
+    *x = NULL;
+    return d;
+}
+
 static int parse(const char *buf, size_t len, open_row_t *o, ens_data_t **out, char *err,
                  size_t errlen)
 {
@@ -333,7 +401,6 @@ static int parse(const char *buf, size_t len, open_row_t *o, ens_data_t **out, c
     uint8_t *x = rc == 0 ? ens_xmalloc(maxrows * m) : NULL;
     labels_t lab = {.dict = ens_dict_new(ENS_MAX_LABELS, ENS_MAX_NAME)};
     memset(lab.one, 0xFF, sizeof(lab.one));
-    ens_dict_t *labels = lab.dict;
     if (o && rc == 0) {
         o->key = ens_xcalloc(m, sizeof(uint64_t));
         o->row = ens_xcalloc(m, 1);
@@ -344,71 +411,15 @@ static int parse(const char *buf, size_t len, open_row_t *o, ens_data_t **out, c
         skip_blank_lines(&c);
         if (c.p >= c.end)
             break;
-        size_t line = c.line, col = 0;
-        int more;
-        do {
-            uint8_t sym;
-            if (!o && col >= 2 && col < 2 + m && fast_cell(&c, &lab, &sym, &more)) {
-                /* The answers of the row, while they take the fast path. */
-                uint8_t *cell = x + (col - 2) * maxrows + n;
-                *cell = sym;
-                for (col++; more == 1 && col < 2 + m && fast_cell(&c, &lab, &sym, &more); col++)
-                    *(cell += maxrows) = sym;
-                continue;
-            }
-            more = next_field(&c, &f);
-            if (more < 0) {
-                rc = fail(err, errlen, ENS_EPARSE, "line %zu: malformed quoted field", line);
-                break;
-            }
-            if (col >= 2 + m) {
-                col++;
-                continue;
-            }
-            const char *why = NULL;
-            if (col >= 1 && (rc = store_cell(&st, &f, col, n, &why)) < 0) {
-                rc = fail(err, errlen, rc, "line %zu: column %zu: %s", line, col + 1, why);
-                break;
-            }
-            col++;
-        } while (more == 1);
-        if (rc == 0 && col != 2 + m)
-            rc = fail(err, errlen, ENS_EPARSE, "line %zu: %zu fields, the header has %zu", line,
-                      col, 2 + m);
-        if (rc == 0 && o)
-            open_row_end(o, m, y, x, maxrows, n);
-        n++;
+        rc = read_row(&c, &f, &st, m, n++, err, errlen);
     }
     if (rc == 0 && n == 0)
         rc = fail(err, errlen, ENS_EEMPTY, "no data rows");
 
     if (rc == 0) {
-        ens_data_t *d;
-        if (o) {
-            d = open_data(o, n, m, y);
-        } else {
-            /* The parse buffers become the data's: no second copy of the
-             * cells. y holds maxrows >= n bytes. */
-            d = ens_data_new(0, m, ens_dict_count(labels));
-            d->nrows = n;
-            free(d->y);
-            d->y = y;
-            y = NULL;
-        }
-        /* Columns from stride maxrows to stride n, in place (forward: a
-         * column never moves past its old start); x keeps maxrows * m >=
-         * n * m + 1 bytes, as ens_data_new allocates. */
-        for (size_t j = 1; j < m; j++)
-            memmove(x + j * n, x + j * maxrows, n);
-        x[n * m] = 0;
-        free(d->x);
-        d->x = x;
-        x = NULL;
+        *out = take_data(o, &lab, n, m, &x, &y, maxrows);
         for (size_t j = 0; j < m; j++)
-            ens_data_set_model_name(d, j, names[j]);
-        for (size_t l = 0; l < d->nlabels && !o; l++)
-            ens_data_set_label_name(d, l, ens_dict_name(labels, (int)l));
-        *out = d;
+            ens_data_set_model_name(*out, j, names[j]);
     }
     if (o) {
         free(o->key);
@@ -420,7 +431,7 @@ static int parse(const char *buf, size_t len, open_row_t *o, ens_data_t **out, c
     free(f.buf);
     free(x);
     free(y);
-    ens_dict_destroy(&labels);
+    ens_dict_destroy(&lab.dict);
     return rc;
 }
 
