@@ -79,6 +79,7 @@ bench: build
 	$(BUILD)/bench/select
 	$(BUILD)/bench/snapshot
 	$(BUILD)/bench/csv
+	$(BUILD)/bench/memory
 	ENSEMBLED=$(BUILD)/ensembled python3 bench/status_latency.py
 
 table: build

@@ -115,9 +115,12 @@ def producer(endpoint, idx, seconds, batch, seed, out):
 def documented_bound(idle_rss, msg_bytes, peers):
     """The RSS bound of docs/overload.md for this test's configuration."""
     tasks, models = len(TASKS), len(MODELS)
-    window = tasks * WINDOW_ROWS * (models + 9)
+    window = tasks * WINDOW_ROWS * (models + 17)
     entry = 256 + 32  # entry, uthash handle and bucket, malloc overhead, key
-    answers = models * 16 + 32  # model, answer and cost per answer
+    cap = 4
+    while cap < models:  # the answer array grows by doubling from 4
+        cap *= 2
+    answers = cap * 24 + 32  # model, answer, cost and open-answer key per answer
     join = tasks * MAX_PENDING * (2 * entry + answers)  # pending + tombstones
     zmq_in = peers * ZMQ_RCVHWM * (msg_bytes + 128)
     selection = tasks * 3 * WINDOW_ROWS * (models + 1) + tasks * 8 * 1024 * 1024
