@@ -455,7 +455,8 @@ static void stop(daemon_t *d)
     sd_notify(0, "STOPPING=1");
     ens_state_stop(d->state);
     ens_recompute_stop(d->recompute);
-    ENS_LOG(NOTICE, "stopping");
+    ENS_LOG(NOTICE, "stopping (%d selections in flight)",
+            d->recompute ? ens_recompute_inflight(d->recompute) : 0);
     ens_control_close(d->control);
     ens_metrics_destroy(&d->metrics);
     ens_publish_close(d->publish);
@@ -586,10 +587,15 @@ int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
     signal(SIGPIPE, SIG_IGN);
     run(d, discard_state);
     uv_run(&d->loop, UV_RUN_DEFAULT);
-    /* Every queued selection and write has returned: persist and free. */
+    /* Every queued selection and write has returned: persist and free.
+     * Each stage says when it is done, so that a stop that hangs says
+     * where. */
+    ENS_LOG(NOTICE, "stopping: the event loop has ended; saving the state");
     free_modules(d);
+    ENS_LOG(NOTICE, "stopping: state saved; closing the ZeroMQ context");
     zmq_ctx_term(d->zctx);
     uv_loop_close(&d->loop);
+    ENS_LOG(NOTICE, "stopped");
     int code = d->exit_code;
     free(d);
     return code;

@@ -1,17 +1,25 @@
 /* join.c - the join of predictions and labels (see join.h).
  *
- * Entries live in a uthash table keyed by the query bytes and on one of two
- * doubly linked lists in arrival order: pending queries (oldest first, for
- * ttl expiry and eviction) and tombstones of joined queries (oldest first,
- * for ttl expiry). Both lists are ordered by their time stamps because
- * entries are appended with a non-decreasing `now`.
+ * Entries are found by the query bytes through an open-addressing index
+ * (linear probing over slots of hash and entry, at most half full, deletion
+ * by backward shift), and live on one of two doubly linked lists in arrival
+ * order: pending queries (oldest first, for ttl expiry and eviction) and
+ * tombstones of joined queries (oldest first, for ttl expiry). Both lists
+ * are ordered by their time stamps because entries are appended with a
+ * non-decreasing `now`.
+ *
+ * The index holds every pending query and tombstone, hundreds of thousands
+ * under load, and every event looks its query up (a new query misses): the
+ * probe reads contiguous slots and compares full 64-bit hashes, so a lookup
+ * costs about one cache miss for the slots and one for the entry, where a
+ * chained table walks a chain of entries, a miss each.
  */
 #include "ensembled/join.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
 #include <utlist.h>
+#include <xxhash.h>
 
 #include "ensembled/data.h"
 #include "ensembled/open.h"
@@ -20,7 +28,7 @@
 #define NO_LABEL 0xFFFF
 
 typedef struct entry_s {
-    UT_hash_handle hh;
+    uint64_t hash;               /* of key: its index slot's */
     struct entry_s *prev, *next; /* on pending or tombs */
     double t;                    /* first seen (pending) or joined (tomb) */
     int joined;                  /* 1: a tombstone */
@@ -33,8 +41,14 @@ typedef struct entry_s {
     unsigned char key[]; /* query bytes */
 } entry_t;
 
+typedef struct {
+    uint64_t hash;
+    entry_t *e; /* NULL: empty */
+} slot_t;
+
 struct ens_join_s {
-    entry_t *table;   /* every entry, by key */
+    slot_t *slots;    /* the index of every entry: cap slots, a power of 2 */
+    size_t cap, used; /* slots, and slots holding an entry (<= cap / 2) */
     entry_t *pending; /* pending entries, oldest first */
     entry_t *tombs;   /* joined entries, oldest first */
     size_t npending;
@@ -52,6 +66,8 @@ ens_join_t *ens_join_new(size_t max_pending, double ttl, ens_join_emit_fn emit, 
     if (max_pending == 0 || !(ttl > 0))
         return NULL;
     ens_join_t *j = ens_xcalloc(1, sizeof(*j));
+    j->cap = 64;
+    j->slots = ens_xcalloc(j->cap, sizeof(slot_t));
     j->max_pending = max_pending;
     j->ttl = ttl;
     j->emit = emit;
@@ -59,9 +75,83 @@ ens_join_t *ens_join_new(size_t max_pending, double ttl, ens_join_emit_fn emit, 
     return j;
 }
 
+static uint64_t key_hash(const void *key, size_t len)
+{
+    return XXH3_64bits(key, len);
+}
+
+/* The entry of key (its hash h), or NULL. */
+static entry_t *find(const ens_join_t *j, const void *key, size_t len, uint64_t h)
+{
+    size_t mask = j->cap - 1;
+    for (size_t i = h & mask; j->slots[i].e; i = (i + 1) & mask) {
+        const entry_t *e = j->slots[i].e;
+        if (j->slots[i].hash == h && e->keylen == len && memcmp(e->key, key, len) == 0)
+            return j->slots[i].e;
+    }
+    return NULL;
+}
+
+static void place(slot_t *slots, size_t cap, entry_t *e)
+{
+    size_t i = e->hash & (cap - 1);
+    while (slots[i].e)
+        i = (i + 1) & (cap - 1);
+    slots[i].hash = e->hash;
+    slots[i].e = e;
+}
+
+/* Adds e (its hash set) to the index, doubling it past half full. */
+static void index_add(ens_join_t *j, entry_t *e)
+{
+    if (2 * (j->used + 1) > j->cap) {
+        size_t cap = 2 * j->cap;
+        slot_t *slots = ens_xcalloc(cap, sizeof(slot_t));
+        for (size_t i = 0; i < j->cap; i++)
+            if (j->slots[i].e)
+                place(slots, cap, j->slots[i].e);
+        free(j->slots);
+        j->slots = slots;
+        j->cap = cap;
+    }
+    place(j->slots, j->cap, e);
+    j->used++;
+}
+
+/* Removes e from the index: the slots after it that probed past its slot
+ * move back, so that every probe still finds its entry without gaps. */
+static void index_del(ens_join_t *j, const entry_t *e)
+{
+    size_t mask = j->cap - 1, i = e->hash & mask;
+    while (j->slots[i].e != e)
+        i = (i + 1) & mask;
+    for (size_t k = (i + 1) & mask; j->slots[k].e; k = (k + 1) & mask) {
+        size_t home = j->slots[k].hash & mask;
+        /* Slot k may fill the hole at i unless its home lies in (i, k]. */
+        if (((k - home) & mask) >= ((k - i) & mask)) {
+            j->slots[i] = j->slots[k];
+            i = k;
+        }
+    }
+    j->slots[i].e = NULL;
+    j->used--;
+}
+
+/* A new entry for key (hash h), not yet indexed nor listed. */
+static entry_t *new_entry(const void *key, size_t len, uint64_t h, double now)
+{
+    entry_t *e = ens_xcalloc(1, sizeof(*e) + len);
+    memcpy(e->key, key, len);
+    e->keylen = len;
+    e->hash = h;
+    e->t = now;
+    e->label = NO_LABEL;
+    return e;
+}
+
 static void drop(ens_join_t *j, entry_t *e)
 {
-    HASH_DEL(j->table, e);
+    index_del(j, e);
     if (e->joined) {
         DL_DELETE(j->tombs, e);
         j->ntombs--;
@@ -78,11 +168,11 @@ void ens_join_destroy(ens_join_t **jp)
     if (!jp || !*jp)
         return;
     ens_join_t *j = *jp;
-    entry_t *e, *tmp;
-    HASH_ITER(hh, j->table, e, tmp)
-    {
-        drop(j, e);
-    }
+    while (j->pending)
+        drop(j, j->pending);
+    while (j->tombs)
+        drop(j, j->tombs);
+    free(j->slots);
     free(j);
     *jp = NULL;
 }
@@ -91,20 +181,16 @@ void ens_join_destroy(ens_join_t **jp)
  * pending query when full) if absent. */
 static entry_t *get(ens_join_t *j, const void *key, size_t len, double now)
 {
-    entry_t *e = NULL;
-    HASH_FIND(hh, j->table, key, len, e);
+    uint64_t h = key_hash(key, len);
+    entry_t *e = find(j, key, len, h);
     if (e)
         return e;
     if (j->npending >= j->max_pending) {
         drop(j, j->pending);
         j->st.evicted++;
     }
-    e = ens_xcalloc(1, sizeof(*e) + len);
-    memcpy(e->key, key, len);
-    e->keylen = len;
-    e->t = now;
-    e->label = NO_LABEL;
-    HASH_ADD(hh, j->table, key, len, e);
+    e = new_entry(key, len, h, now);
+    index_add(j, e);
     DL_APPEND(j->pending, e);
     j->npending++;
     j->st.queries++;
@@ -257,19 +343,14 @@ size_t ens_join_pending(const ens_join_t *j)
 
 void ens_join_restore_joined(ens_join_t *j, const void *key, size_t len, double now)
 {
-    entry_t *e = NULL;
-    HASH_FIND(hh, j->table, key, len, e);
-    if (e)
+    uint64_t h = key_hash(key, len);
+    if (find(j, key, len, h))
         return;
     if (j->ntombs >= j->max_pending)
         drop(j, j->tombs);
-    e = ens_xcalloc(1, sizeof(*e) + len);
-    memcpy(e->key, key, len);
-    e->keylen = len;
-    e->t = now;
+    entry_t *e = new_entry(key, len, h, now);
     e->joined = 1;
-    e->label = NO_LABEL;
-    HASH_ADD(hh, j->table, key, len, e);
+    index_add(j, e);
     DL_APPEND(j->tombs, e);
     j->ntombs++;
 }
@@ -282,8 +363,7 @@ void ens_join_each_joined(const ens_join_t *j, ens_join_key_fn fn, void *ud)
 
 int ens_join_is_pending(const ens_join_t *j, const void *key, size_t len)
 {
-    entry_t *e = NULL;
-    HASH_FIND(hh, j->table, key, len, e);
+    const entry_t *e = find(j, key, len, key_hash(key, len));
     return e && !e->joined;
 }
 

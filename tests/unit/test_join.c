@@ -308,6 +308,77 @@ static void test_join_random_vs_reference(void **state)
             fail_msg("counter %d reached only %llu", i, (unsigned long long)totals[i]);
 }
 
+/* ---- many keys: the index grows, shrinks by deletion, still finds ----- */
+
+#define MANY 40000
+
+/* Key i: "k" and the decimal digits of i mod MANY / 2, then "x" for the
+ * second half: keys that are prefixes of others ("k1", "k12", "k12x")
+ * must stay apart. */
+static size_t many_key(size_t i, unsigned char *out)
+{
+    int n = snprintf((char *)out, 16, "k%zu%s", i % (MANY / 2), i >= MANY / 2 ? "x" : "");
+    return (size_t)n;
+}
+
+static void count_emit(void *ud, uint8_t y, const ens_join_pred_t *p, size_t n, double ts)
+{
+    (void)y, (void)p, (void)n, (void)ts;
+    (*(size_t *)ud)++;
+}
+
+/* 40,000 queries held at once (the index doubles from 64 slots to 131,072),
+ * a third joined (tombstones), then most pending ones evicted (deletions
+ * moving slots back): every later event finds exactly the entry the test
+ * knows it has, counted as a late, duplicate or new query accordingly. */
+static void test_join_index_many_keys(void **state)
+{
+    (void)state;
+    size_t emitted = 0;
+    ens_join_t *j = ens_join_new(MANY, 1e9, count_emit, &emitted);
+    unsigned char key[16];
+    /* Distinct keys: the generator must not repeat one. */
+    for (size_t i = 0; i < MANY; i++) {
+        size_t len = many_key(i, key);
+        ens_join_prediction(j, key, len, 0, 1, 1.0);
+    }
+    const ens_join_stats_t *s = ens_join_stats(j);
+    assert_int_equal(s->queries, MANY);
+    assert_int_equal(ens_join_pending(j), MANY);
+    size_t joined = 0;
+    for (size_t i = 0; i < MANY; i += 3, joined++)
+        ens_join_label(j, key, many_key(i, key), 1, 2.0, 2.0);
+    assert_int_equal(emitted, joined);
+    assert_int_equal(ens_join_pending(j), MANY - joined);
+    /* Again every prediction: late for the joined, duplicate for the rest,
+     * no new query. */
+    for (size_t i = 0; i < MANY; i++)
+        ens_join_prediction(j, key, many_key(i, key), 0, 1, 3.0);
+    assert_int_equal(s->queries, MANY);
+    assert_int_equal(s->late_predictions, joined);
+    assert_int_equal(s->dup_predictions, MANY - joined);
+    /* Keep 1,000 pending: the oldest others are evicted. */
+    ens_join_set_limits(j, 1000, 0, 4.0);
+    size_t evicted = MANY - joined - 1000;
+    assert_int_equal(s->evicted, evicted);
+    /* A label for every key, youngest first: a join for each of the 1,000
+     * still pending (the youngest not joined), whose tombstones push out
+     * the 1,000 oldest (at most 1,000 are kept now: keys 0, 3, ...,
+     * 2,997); late for the other tombstones; a new pending query for each
+     * evicted key and each forgotten tombstone, evicting each other (only
+     * 1,000 may wait). */
+    size_t before = emitted;
+    for (size_t i = MANY; i-- > 0;)
+        ens_join_label(j, key, many_key(i, key), 1, 5.0, 5.0);
+    assert_int_equal(emitted - before, 1000);
+    assert_int_equal(s->late_labels, joined - 1000);
+    assert_int_equal(s->queries, MANY + evicted + 1000);
+    assert_int_equal(s->evicted, 2 * evicted);
+    assert_int_equal(ens_join_pending(j), 1000);
+    assert_int_equal(s->queries, s->joined + ens_join_pending(j) + s->expired + s->evicted);
+    ens_join_destroy(&j);
+}
+
 /* ---- fixed scenarios ---------------------------------------------------- */
 
 static void test_join_new_rejects_bad_limits(void **state)
@@ -501,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_join_ttl_boundaries),
         cmocka_unit_test(test_join_max_pending_and_shrink),
         cmocka_unit_test(test_join_random_vs_reference),
+        cmocka_unit_test(test_join_index_many_keys),
         cmocka_unit_test(test_join_many_models_one_query),
     };
     return cmocka_run_group_tests_name("join", tests, NULL, NULL);
