@@ -60,7 +60,7 @@ control="ipc://$tmp/control"
 
 # status field of the default task (empty if none yet).
 field() {
-    "$ctl" status --control "$control" --timeout 5000 2>/dev/null |
+    "$ctl" status --json --control "$control" --timeout 5000 2>/dev/null |
         python3 -c 'import json,sys
 try:
     t = json.load(sys.stdin)["tasks"].get("default") or {}
