@@ -35,7 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
-import natslite  # noqa: E402
+sys.path.insert(0, os.path.join(harness.REPO, "python"))
+import ensembled  # noqa: E402
 
 EVENTS = int(os.environ.get("ENS_NATS_BENCH_EVENTS", "500000"))
 BATCH = int(os.environ.get("ENS_NATS_BENCH_BATCH", "100"))
@@ -142,12 +143,12 @@ def nats_run(n):
 
 def _stream(port):
     try:
-        c = natslite.NatsLite(port)
+        c = ensembled.NatsConnection("nats://127.0.0.1:%d" % port)
         rep = c.api("STREAM.CREATE.EVENTS", {"name": "EVENTS", "subjects": ["events.>"],
                                              "storage": "file", "num_replicas": 1})
         c.close()
         return "error" not in rep
-    except (OSError, TimeoutError, ValueError):
+    except (OSError, ensembled.NatsError, ValueError):
         return False
 
 

@@ -16,14 +16,14 @@ topics, names) are plain functions in ensembled.protocol and
 ensembled.combine.
 """
 from .combine import Combiner, agreement_key, agreement_pattern, vote
-from .jetstream import JetStreamProducer, KVReader, NatsError
+from .jetstream import Connection as NatsConnection, JetStreamProducer, KVReader, NatsError
 from .producer import Producer
 from .protocol import (PROTOCOL_VERSION, TOPIC_PREFIX, explore_hash, explores, name_valid,
                        query_key, task_of_topic, topic)
 from .router import Router
 from .subscriber import Subscriber
 
-__all__ = ["Combiner", "JetStreamProducer", "KVReader", "NatsError", "Producer", "Router",
+__all__ = ["Combiner", "JetStreamProducer", "KVReader", "NatsConnection", "NatsError", "Producer", "Router",
            "Subscriber", "PROTOCOL_VERSION", "TOPIC_PREFIX", "agreement_key", "agreement_pattern",
            "explore_hash", "explores", "name_valid", "query_key", "task_of_topic", "topic",
            "vote"]

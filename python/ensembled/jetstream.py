@@ -31,7 +31,7 @@ class NatsError(Exception):
     """The server refused, or nothing answered in time."""
 
 
-class _Conn:
+class Connection:
     """One connection to the first server of urls ("nats://h:p,...") that
     answers; requests and replies in the calling thread."""
 
@@ -111,6 +111,13 @@ class _Conn:
                     return hdr, data
         raise NatsError("no reply on %s within %.1f s" % (subject, self.timeout))
 
+    def api(self, subject, body=None):
+        """A JetStream API call ($JS.API.<subject>, a JSON body): the decoded
+        JSON reply ({} when empty)."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        _, data = self.request("$JS.API." + subject, payload)
+        return json.loads(data) if data else {}
+
 
 class JetStreamProducer:
     """Publishes events to a JetStream stream, each one stored before
@@ -120,7 +127,7 @@ class JetStreamProducer:
 
     def __init__(self, urls, subject=None, timeout=5.0, retry_s=30.0):
         self.urls, self.subject, self.timeout, self.retry_s = urls, subject, timeout, retry_s
-        self.conn = _Conn(urls, timeout)
+        self.conn = Connection(urls, timeout)
         self.published = 0
 
     def close(self):
@@ -154,7 +161,7 @@ class JetStreamProducer:
                 time.sleep(0.2)
                 try:
                     self.conn.close()
-                    self.conn = _Conn(self.urls, self.timeout)
+                    self.conn = Connection(self.urls, self.timeout)
                 except NatsError:
                     pass
 
@@ -167,7 +174,7 @@ class KVReader:
 
     def __init__(self, urls, bucket, timeout=5.0):
         self.bucket = bucket
-        self.conn = _Conn(urls, timeout)
+        self.conn = Connection(urls, timeout)
         self.bodies = {}
 
     def close(self):
@@ -176,9 +183,8 @@ class KVReader:
     def get(self, task):
         """The bucket's body for task (with its stream_seq and revision), or
         None."""
-        req = json.dumps({"last_by_subj": "$KV.%s.%s" % (self.bucket, task)}).encode()
-        _, data = self.conn.request("$JS.API.STREAM.MSG.GET.KV_" + self.bucket, req)
-        rep = json.loads(data)
+        rep = self.conn.api("STREAM.MSG.GET.KV_" + self.bucket,
+                            {"last_by_subj": "$KV.%s.%s" % (self.bucket, task)})
         if "message" not in rep:
             return None
         body = msgpack.unpackb(base64.b64decode(rep["message"].get("data", "")), raw=False,

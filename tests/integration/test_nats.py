@@ -34,7 +34,8 @@ import urllib.request
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-import natslite  # noqa: E402
+sys.path.insert(0, os.path.join(harness.REPO, "python"))
+import ensembled  # noqa: E402
 
 NATS_SERVER = shutil.which("nats-server") or (
     "/usr/sbin/nats-server" if os.path.exists("/usr/sbin/nats-server") else None)
@@ -88,7 +89,7 @@ class Cluster:
         harness._LIVE.discard(p)
 
     def api(self, subject, body=None, node=0):
-        c = natslite.NatsLite(self.client[node])
+        c = ensembled.NatsConnection("nats://127.0.0.1:%d" % self.client[node])
         try:
             return c.api(subject, body)
         finally:
@@ -102,7 +103,7 @@ class Cluster:
         def made():
             try:
                 rep = self.api(subject, body)
-            except (OSError, TimeoutError, ValueError) as e:
+            except (OSError, ensembled.NatsError, ValueError) as e:
                 box["last"] = str(e)
                 return False
             box["last"] = rep
@@ -287,8 +288,6 @@ class NatsTest(harness.DaemonTestCase):
         """The Python package's JetStreamProducer feeds the daemon through
         the stream (a retried publish stored once) and its KVReader reads
         the published body from the bucket."""
-        sys.path.insert(0, os.path.join(harness.REPO, "python"))
-        import ensembled
         task, bucket, n = "pyclient", "PYBODIES", 150
         self.cluster.make_bucket(bucket)
         o = self.overrides(task)
