@@ -17,7 +17,8 @@ happened in between.
 (d) two replicas (each its own durable) publishing to the key-value bucket,
     one killed: the bucket's stream_seq never goes backwards.
 
-Skipped, with the reason printed, only when nats-server is not installed.
+Skipped, with the reason printed, only when nats-server is not installed or
+the daemon was built without libnats (ENS_NATS_BUILT=0 from CMake).
 """
 import base64
 import os
@@ -143,6 +144,9 @@ class Cluster:
 
 @unittest.skipIf(NATS_SERVER is None,
                  "nats-server is not installed (Debian package nats-server; "
+                 "scripts/install-deps installs it)")
+@unittest.skipIf(os.environ.get("ENS_NATS_BUILT") == "0",
+                 "ensembled was built without libnats (Debian package libnats-dev; "
                  "scripts/install-deps installs it)")
 class NatsTest(harness.DaemonTestCase):
     def setUp(self):
