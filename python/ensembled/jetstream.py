@@ -2,16 +2,22 @@
 events to a stream, read the published bodies from a key-value bucket.
 
 Debian packages no Python NATS client, so this speaks the NATS text
-protocol itself, over a plain TCP socket: enough for JetStream publishes
-(with a message id, so that a retried publish is stored once) and the
-JetStream API's direct message reads. No TLS and no credentials: for those,
-use a full client library (nats-py) with the same subjects.
+protocol itself: enough for JetStream publishes (with a message id, so that
+a retried publish is stored once) and the JetStream API's direct message
+reads. It speaks TLS (a `tls://` URL, a server that requires it, or a CA
+file given) and authenticates with a user and password (in the URL,
+`nats://user:pass@host:port`, or as arguments) or a token. Credentials
+files (JWT and nkey) are not supported: for those, use a full client
+library (nats-py) with the same subjects.
 """
 import base64
 import itertools
 import json
+import re
 import socket
+import ssl
 import time
+import urllib.parse
 import uuid
 
 import msgpack
@@ -19,12 +25,21 @@ import msgpack
 from .protocol import name_valid
 
 
-def _hostport(url):
+def _parse(url):
+    """(scheme, host, port, user, password) of "[scheme://][user[:pass]@]host[:port]"."""
     url = url.strip()
-    if "://" in url:
-        url = url.split("://", 1)[1]
-    host, _, port = url.rpartition(":")
-    return host or "127.0.0.1", int(port or 4222)
+    if "://" not in url:
+        url = "nats://" + url
+    u = urllib.parse.urlsplit(url)
+    user = urllib.parse.unquote(u.username) if u.username else None
+    password = urllib.parse.unquote(u.password) if u.password else None
+    return u.scheme, u.hostname or "127.0.0.1", u.port or 4222, user, password
+
+
+def _redact(urls):
+    """urls as errors may show them: each password replaced by ***."""
+    return ",".join(re.sub(r"^(\w+://[^:@/]*:)[^@]*@", r"\1***@", u.strip())
+                    for u in urls.split(","))
 
 
 class NatsError(Exception):
@@ -33,28 +48,87 @@ class NatsError(Exception):
 
 class Connection:
     """One connection to the first server of urls ("nats://h:p,...") that
-    answers; requests and replies in the calling thread."""
+    answers; requests and replies in the calling thread.
 
-    def __init__(self, urls, timeout=5.0):
-        last = None
-        for url in urls.split(","):
-            try:
-                self.sock = socket.create_connection(_hostport(url), timeout)
-                break
-            except OSError as e:
-                last = e
-        else:
-            raise NatsError("no NATS server answers at %s: %s" % (urls, last))
-        self.sock.settimeout(timeout)
+    TLS is used when the URL says tls://, when the server requires it, or
+    when tls_ca is given: the server's certificate is checked against
+    tls_ca (else the system's CAs) and its name; tls_cert and tls_key
+    present a client certificate. user and password (or those of the URL),
+    or token, authenticate. A refused TLS handshake or login raises
+    NatsError naming it."""
+
+    def __init__(self, urls, timeout=5.0, tls_ca=None, tls_cert=None, tls_key=None,
+                 user=None, password=None, token=None):
         self.timeout = timeout
         self.buf = b""
         self.inbox = "_INBOX." + uuid.uuid4().hex
         self.ids = itertools.count(1)
-        if not self._line().startswith(b"INFO"):
+        last = None
+        for url in urls.split(","):
+            scheme, host, port, url_user, url_pass = _parse(url)
+            try:
+                self.sock = socket.create_connection((host, port), timeout)
+                break
+            except OSError as e:
+                last = e
+        else:
+            raise NatsError("no NATS server answers at %s: %s" % (_redact(urls), last))
+        auth = {}
+        if user or url_user:
+            auth = {"user": user or url_user, "pass": password or url_pass or ""}
+        elif token:
+            auth = {"auth_token": token}
+        tls = (tls_ca, tls_cert, tls_key) if scheme == "tls" or tls_ca else None
+        try:
+            self._handshake(_redact(urls), host, tls, auth)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _handshake(self, urls, host, tls, auth):
+        """INFO, TLS if tls (ca, cert, key) or the server requires it,
+        CONNECT with auth; urls (redacted) for the errors."""
+        self.sock.settimeout(self.timeout)
+        info = self._info(urls)
+        if tls or info.get("tls_required"):
+            self._start_tls(host, *(tls or (None, None, None)))
+        connect = dict({"verbose": False, "pedantic": False, "headers": True,
+                        "no_responders": True, "lang": "python-ensembled",
+                        "tls_required": isinstance(self.sock, ssl.SSLSocket)}, **auth)
+        # PING after CONNECT: the server answers PONG once it took the
+        # login, or -ERR (an authorization violation) and closes.
+        self.sock.sendall(b"CONNECT %s\r\nPING\r\n" % json.dumps(connect).encode())
+        while True:
+            line = self._line()
+            if line.startswith(b"PONG"):
+                break
+            if line.startswith(b"PING"):
+                self.sock.sendall(b"PONG\r\n")
+            elif not line.startswith((b"INFO", b"+OK")):
+                raise NatsError("%s refused the connection: %s"
+                                % (urls, line.decode(errors="replace")))
+        self.sock.sendall(b"SUB %s.* 1\r\n" % self.inbox.encode())
+
+    def _info(self, urls):
+        try:
+            line = self._line()
+        except (OSError, NatsError) as e:
+            raise NatsError("not a NATS server at %s: %s" % (urls, e))
+        if not line.startswith(b"INFO"):
             raise NatsError("not a NATS server: %s" % urls)
-        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
-                          b'"no_responders":true,"lang":"python-ensembled"}\r\n'
-                          b"SUB %s.* 1\r\n" % self.inbox.encode())
+        try:
+            return json.loads(line[4:])
+        except ValueError:
+            return {}
+
+    def _start_tls(self, host, ca, cert, key):
+        ctx = ssl.create_default_context(cafile=ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+        try:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=host)
+        except (ssl.SSLError, OSError) as e:
+            raise NatsError("TLS with %s failed: %s" % (host, e))
 
     def close(self):
         self.sock.close()
@@ -125,9 +199,11 @@ class JetStreamProducer:
     message id so that the stream keeps one copy. Subjects default to
     events.<task>, the sharding scheme of docs/scale.md."""
 
-    def __init__(self, urls, subject=None, timeout=5.0, retry_s=30.0):
+    def __init__(self, urls, subject=None, timeout=5.0, retry_s=30.0, **auth):
+        """auth: tls_ca, tls_cert, tls_key, user, password, token (Connection)."""
         self.urls, self.subject, self.timeout, self.retry_s = urls, subject, timeout, retry_s
-        self.conn = Connection(urls, timeout)
+        self.auth = auth
+        self.conn = Connection(urls, timeout, **auth)
         self.published = 0
 
     def close(self):
@@ -161,7 +237,7 @@ class JetStreamProducer:
                 time.sleep(0.2)
                 try:
                     self.conn.close()
-                    self.conn = Connection(self.urls, self.timeout)
+                    self.conn = Connection(self.urls, self.timeout, **self.auth)
                 except NatsError:
                     pass
 
@@ -172,9 +248,10 @@ class KVReader:
     the stream position each body reflects, never by version (each replica
     numbers its own versions): a reader never goes backwards."""
 
-    def __init__(self, urls, bucket, timeout=5.0):
+    def __init__(self, urls, bucket, timeout=5.0, **auth):
+        """auth: tls_ca, tls_cert, tls_key, user, password, token (Connection)."""
         self.bucket = bucket
-        self.conn = Connection(urls, timeout)
+        self.conn = Connection(urls, timeout, **auth)
         self.bodies = {}
 
     def close(self):

@@ -276,6 +276,28 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- life ------------------------------------------------------------- */
 
+/* urls as logs may show them: the password of "scheme://user:password@host"
+ * (in each comma-separated server) becomes "***". */
+static void redact_urls(const char *urls, char *out, size_t n)
+{
+    size_t o = 0;
+    const char *p = urls;
+    while (*p && o + 1 < n) {
+        size_t len = strcspn(p, ",");
+        const char *more = p[len] ? "," : "";
+        const char *at = memchr(p, '@', len);
+        const char *sep = strstr(p, "://");
+        const char *user = sep && sep < p + len ? sep + 3 : p;
+        const char *colon = at ? memchr(user, ':', (size_t)(at - user)) : NULL;
+        int w = colon ? snprintf(out + o, n - o, "%.*s***%.*s%s", (int)(colon + 1 - p), p,
+                                 (int)(p + len - at), at, more)
+                      : snprintf(out + o, n - o, "%.*s%s", (int)len, p, more);
+        o += w >= 0 && (size_t)w < n - o ? (size_t)w : n - o - 1;
+        p += len + (p[len] != '\0');
+    }
+    out[o] = '\0';
+}
+
 /* The connection options: servers (comma-separated), reconnection without
  * end, credentials and TLS. Returns NATS_OK or the failing call's status
  * with what it concerned in *what. */
@@ -288,7 +310,7 @@ static natsStatus make_options(const ens_config_t *c, natsOptions **o, const cha
     for (char *save = NULL, *t = strtok_r(urls, ", ", &save); t && ns < ENS_CONF_MAX_CONNECT;
          t = strtok_r(NULL, ", ", &save))
         servers[ns++] = t;
-    *what = c->nats_url;
+    *what = NULL; /* the servers */
     natsStatus s = natsOptions_Create(o);
     if (s == NATS_OK)
         s = natsOptions_SetServers(*o, servers, ns);
@@ -312,15 +334,17 @@ static natsStatus make_options(const ens_config_t *c, natsOptions **o, const cha
 int ens_natsin_connect(const ens_config_t *c, natsConnection **nc, char *err, size_t errlen)
 {
     natsOptions *o = NULL;
-    const char *what = "";
+    const char *what = NULL;
     natsStatus s = make_options(c, &o, &what);
     if (s == NATS_OK) {
-        what = c->nats_url;
+        what = NULL;
         s = natsConnection_Connect(nc, o);
     }
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
-        snprintf(err, errlen, "ingest.nats %s: %s", what, nats_GetLastError(&s));
+        char urls[ENS_CONF_STR];
+        redact_urls(c->nats_url, urls, sizeof(urls));
+        snprintf(err, errlen, "ingest.nats %s: %s", what ? what : urls, nats_GetLastError(&s));
         return -1;
     }
     return 0;
@@ -375,8 +399,10 @@ int ens_natsin_open(uv_loop_t *loop, const ens_config_t *conf, const ens_natsin_
         return -1;
     }
     n->thread_started = 1;
+    char urls[ENS_CONF_STR];
+    redact_urls(conf->nats_url, urls, sizeof(urls));
     ENS_LOG(NOTICE, "nats: consuming %s of stream %s as %s from %s", conf->nats_subject,
-            conf->nats_stream, conf->nats_durable, conf->nats_url);
+            conf->nats_stream, conf->nats_durable, urls);
     return 0;
 }
 
