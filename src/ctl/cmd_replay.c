@@ -15,7 +15,8 @@ static const char usage[] =
     "                          [--rate EVENTS_PER_S] [--label-lag ROWS] [--batch N]\n"
     "                          [--timeout MS] [--server-key FILE --client-key FILE]\n"
     "                          [--answers choice|open] [--normalize exact|fold|numeric]\n"
-    "                          [--nats URL[,URL...] [--subject S]]\n"
+    "                          [--nats URL[,URL...] [--subject S]\n"
+    "                           [--nats-tls-ca FILE] [--nats-creds FILE]]\n"
     "Sends, for each row, one prediction event holding every model's answer\n"
     "(a 'predictions' map, or model and label when one model answered; empty\n"
     "cells are left out, '?' is sent as '?'), and the row's label event after\n"
@@ -30,7 +31,10 @@ static const char usage[] =
     "--nats publishes the messages to a NATS JetStream stream instead, on\n"
     "subject S (default events.<task>), each one stored by the stream before\n"
     "the next is sent (a retried publish is stored once); exits 1 when the\n"
-    "stream stores none for 30 s.\n" CTL_ANSWER_USAGE;
+    "stream stores none for 30 s. --nats-tls-ca checks the servers' TLS\n"
+    "certificates against FILE; --nats-creds logs in with a NATS credentials\n"
+    "file; a user and password may also be given in the URL\n"
+    "(tls://user:password@host:4222).\n" CTL_ANSWER_USAGE;
 
 typedef struct {
     void *sock;
@@ -131,6 +135,7 @@ static void query_of(size_t r, char *buf, size_t len)
 typedef struct {
     const char *csv, *endpoint;
     const char *nats, *subject; /* --nats, --subject */
+    const char *tls_ca, *creds; /* --nats-tls-ca, --nats-creds */
     ctl_curve_keys_t keys;
     size_t lag, timeout;
 } args_t;
@@ -147,6 +152,8 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
                                          {"batch", required_argument, NULL, 'b'},
                                          {"nats", required_argument, NULL, 'n'},
                                          {"subject", required_argument, NULL, 's'},
+                                         {"nats-tls-ca", required_argument, NULL, 'A'},
+                                         {"nats-creds", required_argument, NULL, 'C'},
                                          {"timeout", required_argument, NULL, 'T'},
                                          CTL_CURVE_OPTIONS,
                                          CTL_ANSWER_OPTIONS,
@@ -170,6 +177,10 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
             a->nats = optarg;
         else if (c == 's')
             a->subject = optarg;
+        else if (c == 'A')
+            a->tls_ca = optarg;
+        else if (c == 'C')
+            a->creds = optarg;
         else if (c == 'T')
             rc = ctl_parse_size("--timeout", optarg, 1, 3600000, &a->timeout) < 0 ? 2 : 0;
         else if (c == 'h')
@@ -179,7 +190,8 @@ static int parse_args(int argc, char **argv, args_t *a, out_t *o)
         else if (!ctl_curve_option(c, &a->keys))
             rc = 3;
     }
-    if (rc == 0 && (!a->csv || optind != argc || (a->subject && !a->nats)))
+    if (rc == 0 &&
+        (!a->csv || optind != argc || ((a->subject || a->tls_ca || a->creds) && !a->nats)))
         rc = 3;
     /* 3: the usage on stderr. */
     if (rc == 1 || rc == 3)
@@ -234,7 +246,7 @@ static int replay_nats(const args_t *a, out_t *o, const ens_data_t *d)
         snprintf(subject, sizeof(subject), "%s", a->subject);
     else
         snprintf(subject, sizeof(subject), "events.%s", o->task);
-    o->nats = ctl_nats_open(a->nats, subject);
+    o->nats = ctl_nats_open(a->nats, subject, a->tls_ca, a->creds);
     if (!o->nats)
         return -2;
     int rc = replay_rows(o, d, a->lag);

@@ -76,11 +76,13 @@ void ctl_push_fail_fast(void *sock, int timeout_ms);
 void ctl_send_error(const char *endpoint, int timeout_ms);
 
 /* Publishing to a NATS JetStream stream (nats_pub.c): urls is a
- * comma-separated server list. open: NULL with the error printed (a build
- * without NATS too). send: 0 once the stream has stored the message, -1
- * (error printed) after retrying for 30 s. */
+ * comma-separated server list; tls_ca and creds (NULL: none) as the
+ * daemon's ingest.nats_tls_ca and nats_creds. open: NULL with the error
+ * printed (a build without NATS too). send: 0 once the stream has stored
+ * the message, -1 (error printed) after retrying for 30 s. */
 typedef struct ctl_nats_s ctl_nats_t;
-ctl_nats_t *ctl_nats_open(const char *urls, const char *subject);
+ctl_nats_t *ctl_nats_open(const char *urls, const char *subject, const char *tls_ca,
+                          const char *creds);
 int ctl_nats_send(ctl_nats_t *p, const void *data, size_t len);
 void ctl_nats_close(ctl_nats_t **pp);
 

@@ -21,7 +21,8 @@ struct ctl_nats_s {
     unsigned long long n;
 };
 
-ctl_nats_t *ctl_nats_open(const char *urls, const char *subject)
+ctl_nats_t *ctl_nats_open(const char *urls, const char *subject, const char *tls_ca,
+                          const char *creds)
 {
     ctl_nats_t *p = calloc(1, sizeof(*p));
     natsOptions *o = NULL;
@@ -44,6 +45,12 @@ ctl_nats_t *ctl_nats_open(const char *urls, const char *subject)
         s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectWait(o, 250);
+    if (s == NATS_OK && creds)
+        s = natsOptions_SetUserCredentialsFromFiles(o, creds, NULL);
+    if (s == NATS_OK && tls_ca)
+        s = natsOptions_SetSecure(o, true);
+    if (s == NATS_OK && tls_ca)
+        s = natsOptions_LoadCATrustedCertificates(o, tls_ca);
     if (s == NATS_OK)
         s = natsConnection_Connect(&p->nc, o);
     natsOptions_Destroy(o);
@@ -99,9 +106,10 @@ void ctl_nats_close(ctl_nats_t **pp)
 
 #else
 
-ctl_nats_t *ctl_nats_open(const char *urls, const char *subject)
+ctl_nats_t *ctl_nats_open(const char *urls, const char *subject, const char *tls_ca,
+                          const char *creds)
 {
-    (void)urls, (void)subject;
+    (void)urls, (void)subject, (void)tls_ca, (void)creds;
     ctl_error("--nats: this build of ensemblectl lacks NATS (libnats)");
     return NULL;
 }

@@ -112,8 +112,8 @@ class NatsTlsTest(harness.DaemonTestCase):
         self.assertNotIn("error", rep)
         return rep
 
-    def overrides(self, url, ca):
-        return {"ingest": {"nats": url, "nats_stream": STREAM, "nats_subject": "events." + TASK,
+    def overrides(self, url, ca, task=TASK):
+        return {"ingest": {"nats": url, "nats_stream": STREAM, "nats_subject": "events." + task,
                            "nats_tls_ca": ca, "nats_ack_wait": "2s"},
                 "publish": {"nats_kv": BUCKET}}
 
@@ -143,6 +143,32 @@ class NatsTlsTest(harness.DaemonTestCase):
         body = box["b"]
         self.assertEqual(body, dict(d.ctl("ensemble", task=TASK)["ensemble"],
                                     stream_seq=body["stream_seq"], revision=body["revision"]))
+
+    def test_replay_over_tls(self):
+        """ensemblectl replay --nats with --nats-tls-ca feeds the daemon
+        every row of a CSV; without the CA it exits 1 saying why."""
+        task = "replayed"
+        csv = harness.data_file("winogrande_routerbench_11llm.csv")
+        header, rows = harness.csv_rows(csv)
+        want = sum(1 for r in rows[:200] if any(c != "" for c in r[2:]))
+        part = os.path.join(self.dir, "part.csv")
+        with open(csv) as f, open(part, "w") as out:
+            for i, line in enumerate(f):
+                if i <= 200:
+                    out.write(line)
+        d = self.daemon(self.overrides(self.url, self.ca, task))
+        cmd = [harness.ENSEMBLECTL, "replay", "--csv", part, "--nats", self.url,
+               "--task", task, "--label-lag", "0"]
+        r = subprocess.run(cmd + ["--nats-tls-ca", self.ca], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        harness.wait_for(lambda: (d.task(task) or {}).get("rows") == want, 30, interval=0.2,
+                         what="%d rows replayed over TLS" % want)
+        other = os.path.join(self.dir, "other-ca.pem")
+        r = subprocess.run(cmd + ["--nats-tls-ca", other], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, "(?i)--nats .*certificate")
 
     def test_refusals_name_their_cause(self):
         plain = "nats://%s:%s@127.0.0.1:%d" % (USER, PASSWORD, self.port)
