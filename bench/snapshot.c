@@ -55,7 +55,7 @@ static void fill(ens_tasks_t *tasks)
                 r = r * 6364136223846793005u + 1442695040888963407u;
                 x[m] = (uint8_t)(r >> 62) % 3 == 2 ? ENS_SYM_MISSING : (uint8_t)(r >> 63);
             }
-            ens_task_restore_row(t, (uint8_t)(i & 1), x, MODELS, 1.7e9 + i);
+            ens_task_restore_row(t, (uint8_t)(i & 1), x, MODELS, 1.7e9 + i, i % 20 == 0);
         }
     }
 }

@@ -14,7 +14,19 @@
  * folds, so that per-row differences are paired. Windows of more than
  * ENS_CHOICE_MAX_ROWS rows are scored on that many evenly spaced rows: the
  * standard error there is already about 0.004, and the daemon re-selects
- * every few seconds on windows of up to 100k rows (bench/pipeline).
+ * every few seconds on windows of up to 100k rows (bench/pipeline); with
+ * exploration flags, every row on which no model is missing by design is
+ * kept and the others fill the room left.
+ *
+ * Live windows (data.h's `explored`): on an ordinary query the routers
+ * asked only the ensemble published then, so a candidate holding another
+ * model is judged on an ordinary row only when all its models were asked
+ * there; on explored rows (every row of CSV input) as a router would use
+ * it, its combiner falling back over the models not asked, so that a
+ * rate-limited model's gaps count against it. Paired differences are taken
+ * over the rows where both candidates were judged. Without this, any
+ * candidate outside the published ensemble looks bad and the daemon keeps
+ * what it published (docs/estimators.md, "The final choice").
  *
  * The rule (docs/estimators.md, "The final choice"): B is the alternative
  * with the best cross-validated accuracy (ties to the larger K). The
@@ -43,6 +55,7 @@
 #define ENS_CHOICE_Z 1.645
 #define ENS_CHOICE_MARGIN 0.005
 #define ENS_CHOICE_MAX (ENS_SELECT_MAX + 1)
+#define ENS_CHOICE_MIN_EXPLORED 100
 
 typedef struct {
     char name[32]; /* "selection", "top-1" (the best single model), "top-2", ... */
@@ -57,6 +70,17 @@ typedef struct {
     ens_candidate_t cand[ENS_CHOICE_MAX]; /* in order: selection, top-1, top-2, ... */
     size_t winner;                        /* index into cand */
 } ens_choice_t;
+
+/* ens_select on the rows of d on which no model is missing by design
+ * (ens_data_rows_explored) when d has exploration flags and at least
+ * ENS_CHOICE_MIN_EXPLORED such rows, else on every row. In a live window
+ * the models outside the published ensemble are asked on exploration
+ * queries only: estimated on every row, a set of published models would be
+ * measured on many more rows than any other, and an estimator that
+ * discounts small samples would keep choosing it (docs/estimators.md).
+ * The selection's indices are d's columns either way. */
+int ens_choice_select(const ens_data_t *d, const ens_select_opts_t *o, ens_selection_t *out,
+                      char *err, size_t errlen);
 
 /* Whether the final choice runs for these options. */
 int ens_choice_applies(const ens_select_opts_t *o);

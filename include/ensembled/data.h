@@ -35,6 +35,12 @@ typedef struct ens_data_s {
     double *cost;       /* nmodels costs per query, default 1.0 */
     int open;           /* 1: labels are agreement classes (open.h), so that a
                          * combiner must not tie a decision to a class id */
+    uint8_t *explored;  /* nrows flags, or NULL: every row explored. 1: an
+                         * exploration query (routers asked every model) or
+                         * not known; 0: an ordinary query, on which routers
+                         * asked only the ensemble published then, so that a
+                         * model missing there was left out by design, not
+                         * by its own failing (docs/exploration.md) */
 } ens_data_t;
 
 /* Allocates a matrix with every prediction ENS_SYM_MISSING, every y 0, every
@@ -62,6 +68,21 @@ ens_data_t *ens_data_columns(const ens_data_t *d, const size_t *cols, size_t n);
 /* Returns a new matrix holding the rows of d where every model of
  * models[0..k) was asked (all rows when k is 0), in order. */
 ens_data_t *ens_data_rows_asked(const ens_data_t *d, const size_t *models, size_t k);
+
+/* Whether row r counts as explored (always, when d->explored is NULL). */
+static inline int ens_data_explored(const ens_data_t *d, size_t r)
+{
+    return !d->explored || d->explored[r];
+}
+
+/* Sets row r's flag, allocating d->explored (every row explored) on the
+ * first ordinary row. */
+void ens_data_set_explored(ens_data_t *d, size_t r, int explored);
+
+/* Returns a new matrix holding the rows of d that are explored or on which
+ * every model was asked, in order: the rows on which no model is missing
+ * by design. NULL when d->explored is NULL (every row is such a row). */
+ens_data_t *ens_data_rows_explored(const ens_data_t *d);
 
 /* Looks a model up by name: its index, or ENS_ENOTFOUND. */
 int ens_data_find_model(const ens_data_t *d, const char *name);

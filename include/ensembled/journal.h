@@ -33,9 +33,11 @@
  *   ROW     05  seq u64, task u32, ts f64, y u8, form u8, count u16, then
  *               form 0 (dense): count bytes x[0..count)
  *               form 1 (sparse): count pairs (model u16, symbol u8)
+ *               form | 2: the same, the row's query an ordinary one
  *   VERSION 06  task u32, version u64                             13 bytes
  *   BLOCK   07  task u32, nrows u64, nmodels u32, y[nrows],
- *               ts[nrows] (f64), x[nrows * nmodels] row-major
+ *               ts[nrows] (f64), x[nrows * nmodels] row-major,
+ *               optionally ordinary[nrows] (u8 0 or 1)
  *   ANSWERS 08  task u32, answers u8 (0 choice, 1 open),
  *               normalize u8 (0 exact, 1 fold, 2 numeric)           7 bytes
  *
@@ -49,6 +51,12 @@
  * source that delivers again after a crash (NATS) finds it joined. It is
  * written only by a daemon with such a source, and its fields are TASK's
  * (dict.task, dict.name, dict.len).
+ *
+ * A row's query was an exploration query (routers asked every model) or an
+ * ordinary one (routers asked the published ensemble only; data.h's
+ * `explored`): ROW's form bit 2 and BLOCK's ordinary bytes say "ordinary".
+ * Files written before the flag have neither, and their rows read as
+ * explored (not known), as does a BLOCK without the bytes.
  *
  * ROW answers: x[j] is model j's symbol (a label id, ENS_SYM_ABSTAIN, or
  * ENS_SYM_MISSING when model j was not asked; data.h). A row is stored up to
@@ -125,18 +133,20 @@ typedef struct {
             uint8_t y;        /* true label id (< ENS_MAX_LABELS) */
             const uint8_t *x; /* x[0..nx), may be NULL when nx is 0 */
             size_t nx;        /* <= ENS_MAX_MODELS; decoded: up to the last asked */
+            uint8_t ordinary; /* 1: an ordinary query; 0: explored or not known */
         } row;
         struct {
             uint32_t task;    /* task id */
             uint64_t version; /* the task's last publication version */
         } version;
         struct {
-            uint32_t task;     /* task id */
-            uint64_t nrows;    /* rows, oldest first */
-            uint32_t nmodels;  /* answers per row, <= ENS_MAX_MODELS */
-            const uint8_t *y;  /* y[nrows], label ids */
-            const uint8_t *ts; /* nrows f64, 8 bytes each, little endian */
-            const uint8_t *x;  /* x[nrows * nmodels], row i at x + i * nmodels */
+            uint32_t task;           /* task id */
+            uint64_t nrows;          /* rows, oldest first */
+            uint32_t nmodels;        /* answers per row, <= ENS_MAX_MODELS */
+            const uint8_t *y;        /* y[nrows], label ids */
+            const uint8_t *ts;       /* nrows f64, 8 bytes each, little endian */
+            const uint8_t *x;        /* x[nrows * nmodels], row i at x + i * nmodels */
+            const uint8_t *ordinary; /* ordinary[nrows] (0 or 1), or NULL: none */
         } block;
         struct {
             uint32_t task;     /* task id */

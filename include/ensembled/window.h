@@ -116,6 +116,13 @@ ens_str_t ens_window_label_str(const ens_window_t *w, int id);
 uint8_t ens_window_x(const ens_window_t *w, size_t i, size_t j);
 uint8_t ens_window_y(const ens_window_t *w, size_t i);
 double ens_window_ts(const ens_window_t *w, size_t i);
+/* Whether the i-th oldest row is an exploration query (1, as every row is
+ * when pushed: explored or not known) or an ordinary one (0: the routers
+ * asked only the ensemble published then; data.h's `explored`). The flag
+ * moves and expires with its row. */
+int ens_window_explored(const ens_window_t *w, size_t i);
+/* Sets that flag of the i-th oldest row (nothing when i >= rows). */
+void ens_window_set_explored(ens_window_t *w, size_t i, int explored);
 
 /* The incremental count n_j(x, y); x may be ENS_SYM_ABSTAIN. */
 uint32_t ens_window_count(const ens_window_t *w, size_t j, uint8_t x, uint8_t y);
@@ -131,7 +138,8 @@ double ens_window_cost(const ens_window_t *w, size_t j, uint32_t *n);
  * named models' columns in the order of ens_window_model_ids, the named
  * labels numbered densely in id order; each model's cost is its
  * ens_window_cost, or 1.0 (data.h's default) when no answer of it in the
- * window carried one. */
+ * window carried one; the rows' exploration flags in `explored` (NULL when
+ * every row is explored). */
 ens_data_t *ens_window_snapshot(const ens_window_t *w);
 
 #endif

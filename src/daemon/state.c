@@ -157,6 +157,9 @@ void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t
     r.row.y = y;
     r.row.x = x;
     r.row.nx = nx;
+    /* The row is the window's newest: its flag is there (task.c). */
+    size_t rows = ens_window_rows(t->window);
+    r.row.ordinary = rows > 0 && !ens_window_explored(t->window, rows - 1);
     append(s, &r);
 }
 

@@ -71,6 +71,8 @@ int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks
  * made durable by the fsync timer. */
 void ens_state_added(ens_state_t *s, const ens_task_t *t, ens_name_kind_t kind, uint32_t id,
                      ens_str_t name);
+/* ens_state_row's row is the newest of t's window (the `joined` hook): its
+ * exploration flag is read from there. */
 void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx,
                    double ts);
 void ens_state_version(ens_state_t *s, const ens_task_t *t, uint64_t version);

@@ -114,12 +114,13 @@ static int translate(const fmap_t *m, uint8_t y, const uint8_t *x, size_t nx, ui
     return 0;
 }
 
-static int push(replay_t *rp, const fmap_t *m, uint8_t y, const uint8_t *x, size_t nx, double ts)
+static int push(replay_t *rp, const fmap_t *m, uint8_t y, const uint8_t *x, size_t nx, double ts,
+                int ordinary)
 {
     uint8_t ly, lx[ENS_MAX_MODELS];
     size_t lnx;
     if (translate(m, y, x, nx, &ly, lx, &lnx) < 0 ||
-        ens_task_restore_row(m->t, ly, lx, lnx, ts) < 0)
+        ens_task_restore_row(m->t, ly, lx, lnx, ts, !ordinary) < 0)
         return -1;
     (*rp->rows)++;
     return 0;
@@ -132,7 +133,7 @@ static int on_row(replay_t *rp, const ens_jrec_t *r)
     if (r->row.seq <= rp->skip_upto)
         return 0; /* already in the snapshot */
     const fmap_t *m = fmap(rp, r->row.task);
-    return m ? push(rp, m, r->row.y, r->row.x, r->row.nx, r->row.ts) : -1;
+    return m ? push(rp, m, r->row.y, r->row.x, r->row.nx, r->row.ts, r->row.ordinary) : -1;
 }
 
 static int on_block(replay_t *rp, const ens_jrec_t *r)
@@ -143,7 +144,7 @@ static int on_block(replay_t *rp, const ens_jrec_t *r)
     int rc = 0;
     for (uint64_t i = 0; i < r->block.nrows; i++)
         rc |= push(rp, m, r->block.y[i], r->block.x + i * r->block.nmodels, r->block.nmodels,
-                   ens_jrec_block_ts(r, i));
+                   ens_jrec_block_ts(r, i), r->block.ordinary && r->block.ordinary[i]);
     return rc;
 }
 

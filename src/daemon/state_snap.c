@@ -24,6 +24,11 @@ static void block_of(const ens_task_t *t, size_t from, size_t n, uint32_t nm, en
         for (int b = 0; b < 8; b++)
             ts[8 * i + (size_t)b] = (uint8_t)(bits >> (8 * b));
     }
+    /* The rows' flags go only with a block that has an ordinary row. */
+    uint8_t *ord = ens_xmalloc(n + 1);
+    int any = 0;
+    for (size_t i = 0; i < n; i++)
+        any |= ord[i] = !ens_window_explored(t->window, from + i);
     ens_jrec_t r = {.kind = ENS_JREC_BLOCK};
     r.block.task = t->id;
     r.block.nrows = n;
@@ -31,7 +36,9 @@ static void block_of(const ens_task_t *t, size_t from, size_t n, uint32_t nm, en
     r.block.y = y;
     r.block.ts = ts;
     r.block.x = x;
+    r.block.ordinary = any ? ord : NULL;
     ens__bytes_record(file, &r);
+    free(ord);
     free(y);
     free(x);
     free(ts);

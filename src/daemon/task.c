@@ -7,6 +7,7 @@
 #include <uthash.h>
 
 #include "ensembled/err.h"
+#include "ensembled/router.h"
 #include "ensembled/xalloc.h"
 #include "log.h"
 
@@ -68,7 +69,33 @@ static int open_row(ens_task_t *t, uint8_t *y, uint8_t *x, size_t nm)
     return 0;
 }
 
-/* A joined query becomes a window row. */
+/* Whether the query joining now is an exploration query of t: the
+ * routers' rule (docs/protocol.md) on its join key, which ingest builds as
+ * the rule's key ('u' + 8 big-endian bytes, or 's' + the id's bytes), at
+ * the task's select.explore_rate, the rate its publications carry. 1 when
+ * not known. */
+static int joining_explored(const ens_task_t *t)
+{
+    const unsigned char *k = t->joining;
+    size_t n = t->joining_len;
+    ens_router_query_t q = {0};
+    if (!k || n == 0)
+        return 1;
+    if (k[0] == 'u' && n == 9) {
+        q.is_uint = 1;
+        for (size_t i = 1; i < 9; i++)
+            q.u = q.u << 8 | k[i];
+    } else if (k[0] == 's') {
+        q.s = (const char *)k + 1;
+        q.len = n - 1;
+    } else {
+        return 1;
+    }
+    return ens_router_explore_below(ens_router_explore_hash(t->name, t->len, &q),
+                                    t->conf.explore_rate);
+}
+
+/* A joined query becomes a window row, flagged explored or not. */
 static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t n, double ts)
 {
     ens_task_t *t = ud;
@@ -93,6 +120,7 @@ static void on_joined(void *ud, uint8_t y, const ens_join_pred_t *preds, size_t 
         ENS_LOG(ERR, "task %s: window refused a joined row", t->name);
         return;
     }
+    ens_window_set_explored(t->window, ens_window_rows(t->window) - 1, joining_explored(t));
     const ens_task_hooks_t *h = &t->owner->hooks;
     if (h->query && t->joining)
         h->query(h->ud, t, t->joining, t->joining_len);
@@ -322,9 +350,13 @@ void ens_task_sampled_out(ens_task_t *t)
     t->sampled_out++;
 }
 
-int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts)
+int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts,
+                         int explored)
 {
-    return ens_window_push(t->window, y, x, nx, ts);
+    int rc = ens_window_push(t->window, y, x, nx, ts);
+    if (rc == 0)
+        ens_window_set_explored(t->window, ens_window_rows(t->window) - 1, explored);
+    return rc;
 }
 
 void ens_task_restore_answers(ens_task_t *t, ens_answers_t answers, ens_norm_t norm)

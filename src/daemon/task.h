@@ -105,9 +105,11 @@ void ens_task_truth_key(ens_task_t *t, const void *key, size_t klen, uint64_t an
                         double ts);
 void ens_task_sampled_out(ens_task_t *t);
 
-/* Restores a saved row into the window (no hook is called). Returns 0 or
- * ENS_EINVAL (an unknown symbol). */
-int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts);
+/* Restores a saved row into the window (no hook is called), with its
+ * exploration flag (1: explored or not known, as in files written before
+ * the flag). Returns 0 or ENS_EINVAL (an unknown symbol). */
+int ens_task_restore_row(ens_task_t *t, uint8_t y, const uint8_t *x, size_t nx, double ts,
+                         int explored);
 /* A restore: t's saved rows read as `answers` under `norm` (a journal's
  * ANSWERS record, or choice without one). A restored task keeps the mode of
  * its rows; window.answers applies to tasks created after the change. */

@@ -16,37 +16,60 @@
  * daemon and `ensemblectl select --body` choose alike on the same window. */
 #define CHOICE_SEED UINT64_C(0x63686f696365)
 
+int ens_choice_select(const ens_data_t *d, const ens_select_opts_t *o, ens_selection_t *out,
+                      char *err, size_t errlen)
+{
+    ens_data_t *e = ens_data_rows_explored(d);
+    if (e && e->nrows < ENS_CHOICE_MIN_EXPLORED)
+        ens_data_destroy(&e);
+    int rc = ens_select(e ? e : d, o, out, err, errlen);
+    ens_data_destroy(&e);
+    return rc;
+}
+
 int ens_choice_applies(const ens_select_opts_t *o)
 {
     return o->prune && (o->strategy == ENS_STRAT_GREEDY_MI || o->strategy == ENS_STRAT_EXHAUSTIVE);
 }
 
-/* Adds 1 to hits[rows[r]] for every row r of test that c, fitted over
- * models[0..k), predicts right. */
+/* Scores c, fitted over models[0..k), on the rows of test it is judged on:
+ * adds 1 to judged[rows[r]] for each, and 1 to hits[rows[r]] where c
+ * predicts right. A candidate is judged on every explored row, its combiner
+ * falling back over the models not asked there, as a router's would; on an
+ * ordinary row only when every model of it was asked: there the routers
+ * asked the published ensemble only, and a candidate that was not published
+ * then would have been asked in full (docs/estimators.md). */
 static void score_fold(const ens_combiner_t *c, const size_t *models, size_t k,
-                       const ens_data_t *test, const size_t *rows, uint8_t *hits)
+                       const ens_data_t *test, const size_t *rows, uint8_t *hits, uint8_t *judged)
 {
     uint8_t x[ENS_COMB_MAX_MODELS];
     for (size_t r = 0; r < test->nrows; r++) {
-        for (size_t i = 0; i < k; i++)
+        size_t asked = 0;
+        for (size_t i = 0; i < k; i++) {
             x[i] = ens_data_col(test, models[i])[r];
+            asked += x[i] != ENS_SYM_MISSING;
+        }
+        if (asked < k && !ens_data_explored(test, r))
+            continue;
+        judged[rows[r]]++;
         hits[rows[r]] += ens_combiner_predict(c, x) == test->y[r];
     }
 }
 
-/* One fold: every candidate fitted on train, scored on test. hits holds
- * one row of d->nrows counts per candidate. */
+/* One fold: every candidate fitted on train, scored on test. hits and
+ * judged hold one row of d->nrows counts per candidate. */
 static int run_fold(const ens_data_t *train, const ens_data_t *test, const size_t *rows,
-                    const ens_select_opts_t *o, size_t kmax, size_t nrows, uint8_t *hits)
+                    const ens_select_opts_t *o, size_t kmax, size_t nrows, uint8_t *hits,
+                    uint8_t *judged)
 {
     ens_select_opts_t so = *o;
     so.budget = o->budget < train->nmodels ? o->budget : train->nmodels;
     ens_selection_t s, top;
-    int rc = ens_select(train, &so, &s, NULL, 0);
+    int rc = ens_choice_select(train, &so, &s, NULL, 0);
     if (rc < 0)
         return rc;
     ens_combiner_t *c = ens_combiner_fit_best(train, s.models, s.n);
-    score_fold(c, s.models, s.n, test, rows, hits);
+    score_fold(c, s.models, s.n, test, rows, hits, judged);
     ens_combiner_destroy(&c);
     so.strategy = ENS_STRAT_TOPK;
     so.budget = kmax;
@@ -54,43 +77,64 @@ static int run_fold(const ens_data_t *train, const ens_data_t *test, const size_
         return rc;
     for (size_t k = 1; k <= kmax; k++) {
         c = ens_combiner_fit(train, top.models, k, ENS_COMB_WEIGHTED);
-        score_fold(c, top.models, k, test, rows, hits + k * nrows);
+        score_fold(c, top.models, k, test, rows, hits + k * nrows, judged + k * nrows);
         ens_combiner_destroy(&c);
     }
     return 0;
 }
 
-/* Mean and standard error over n rows of (a[r] - b[r]) / R, or of a[r] / R
- * when b is NULL. */
-static void paired(const uint8_t *a, const uint8_t *b, size_t n, double R, double *mean, double *se)
+/* A candidate's scores: hits and times judged per row. */
+typedef struct {
+    const uint8_t *hits, *judged;
+} scores_t;
+
+/* Mean and standard error of a's accuracy (b.hits NULL) or of the paired
+ * difference a - b, over the rows where both were judged: each row's
+ * accuracy is its hits over its times judged. NaN (both) over no row. */
+static void paired(scores_t a, scores_t b, size_t n, double *mean, double *se)
 {
     double s = 0, ss = 0;
+    size_t m = 0;
     for (size_t r = 0; r < n; r++) {
-        double v = ((double)a[r] - (b ? (double)b[r] : 0)) / R;
+        if (!a.judged[r] || (b.hits && !b.judged[r]))
+            continue;
+        double v = (double)a.hits[r] / (double)a.judged[r];
+        if (b.hits)
+            v -= (double)b.hits[r] / (double)b.judged[r];
         s += v;
         ss += v * v;
+        m++;
     }
-    *mean = s / (double)n;
-    double var = n > 1 ? (ss - s * s / (double)n) / (double)(n - 1) : 0;
-    *se = sqrt(var > 0 ? var : 0) / sqrt((double)n);
+    *mean = m ? s / (double)m : NAN;
+    double var = m > 1 ? (ss - s * s / (double)m) / (double)(m - 1) : 0;
+    *se = m ? sqrt(var > 0 ? var : 0) / sqrt((double)m) : NAN;
 }
 
-/* The rule of choice.h on the scored candidates. */
-static void decide(ens_choice_t *out, const uint8_t *hits, size_t n, double R)
+/* The rule of choice.h on the scored candidates. With no row on which the
+ * selection and the best alternative were both judged, the selection
+ * stays: there is no evidence against it. */
+static void decide(ens_choice_t *out, const uint8_t *hits, const uint8_t *judged, size_t n)
 {
     double m, se;
-    paired(hits, NULL, n, R, &out->cand[0].acc, &out->cand[0].se);
+    scores_t none = {NULL, NULL}, sel = {hits, judged};
+    paired(sel, none, n, &out->cand[0].acc, &out->cand[0].se);
     for (size_t c = 1; c < out->n; c++) {
-        paired(hits + c * n, NULL, n, R, &out->cand[c].acc, &se);
-        paired(hits + c * n, hits, n, R, &m, &out->cand[c].se);
+        scores_t alt = {hits + c * n, judged + c * n};
+        paired(alt, none, n, &out->cand[c].acc, &se);
+        paired(alt, sel, n, &m, &out->cand[c].se);
     }
     /* The alternative with the best accuracy, ties to the larger vote. */
-    size_t best = out->n - 1;
-    for (size_t c = out->n - 1; c-- > 1;)
-        if (out->cand[c].acc > out->cand[best].acc)
+    size_t best = 0;
+    for (size_t c = out->n - 1; c >= 1; c--)
+        if (!isnan(out->cand[c].acc) && (best == 0 || out->cand[c].acc > out->cand[best].acc))
             best = c;
-    paired(hits, hits + best * n, n, R, &m, &se);
-    out->winner = m - ENS_CHOICE_Z * se >= -ENS_CHOICE_MARGIN ? 0 : best;
+    out->winner = 0;
+    if (best == 0)
+        return;
+    scores_t alt = {hits + best * n, judged + best * n};
+    paired(sel, alt, n, &m, &se);
+    if (!isnan(m) && m - ENS_CHOICE_Z * se < -ENS_CHOICE_MARGIN)
+        out->winner = best;
 }
 
 /* Names the candidates and sets their sizes as fitted on every row. */
@@ -109,14 +153,50 @@ static void name_candidates(ens_choice_t *out, size_t kmax)
 /* Scores on at most ENS_CHOICE_MAX_ROWS rows of d, evenly spaced. */
 static int choose_rows(const ens_data_t *d, const ens_select_opts_t *o, ens_choice_t *out);
 
+/* Whether row r of d is explored or holds every model's answer. */
+static int row_complete(const ens_data_t *d, size_t r)
+{
+    if (ens_data_explored(d, r))
+        return 1;
+    for (size_t j = 0; j < d->nmodels; j++)
+        if (ens_data_col(d, j)[r] == ENS_SYM_MISSING)
+            return 0;
+    return 1;
+}
+
 int ens_choose(const ens_data_t *d, const ens_select_opts_t *o, ens_choice_t *out)
 {
     if (d->nrows <= ENS_CHOICE_MAX_ROWS)
         return choose_rows(d, o, out);
-    size_t *rows = ens_xcalloc(ENS_CHOICE_MAX_ROWS, sizeof(size_t));
-    for (size_t i = 0; i < ENS_CHOICE_MAX_ROWS; i++)
-        rows[i] = i * d->nrows / ENS_CHOICE_MAX_ROWS;
-    ens_data_t *sub = ens_data_rows(d, rows, ENS_CHOICE_MAX_ROWS);
+    /* Every row on which no model is missing by design is kept (all rows
+     * are such rows without flags): they are the only ones on which the
+     * candidates outside the published ensemble are judged. The others
+     * are evenly spaced in what room is left. */
+    size_t *rows = ens_xcalloc(d->nrows, sizeof(size_t)), n = 0, keep = 0;
+    uint8_t *full = ens_xcalloc(d->nrows, 1);
+    for (size_t r = 0; r < d->nrows && d->explored; r++)
+        keep += full[r] = (uint8_t)row_complete(d, r);
+    size_t room = keep < ENS_CHOICE_MAX_ROWS ? ENS_CHOICE_MAX_ROWS - keep : 0;
+    size_t others = d->nrows - keep, next = 0;
+    for (size_t r = 0, seen = 0; r < d->nrows; r++) {
+        if (full[r] && keep <= ENS_CHOICE_MAX_ROWS) {
+            rows[n++] = r;
+            continue;
+        }
+        /* The i-th kept among the others is the one at i * others / room;
+         * with more full rows than room, the full rows are spaced alike. */
+        if (!full[r] || keep > ENS_CHOICE_MAX_ROWS) {
+            size_t pool = keep > ENS_CHOICE_MAX_ROWS ? d->nrows : others;
+            size_t want = keep > ENS_CHOICE_MAX_ROWS ? ENS_CHOICE_MAX_ROWS : room;
+            if (next < want && seen == next * pool / want) {
+                rows[n++] = r;
+                next++;
+            }
+            seen++;
+        }
+    }
+    free(full);
+    ens_data_t *sub = ens_data_rows(d, rows, n);
     free(rows);
     int rc = choose_rows(sub, o, out);
     ens_data_destroy(&sub);
@@ -133,7 +213,7 @@ static int choose_rows(const ens_data_t *d, const ens_select_opts_t *o, ens_choi
     /* About ENS_CHOICE_SCORED_ROWS scored rows per candidate. */
     size_t repeats = (ENS_CHOICE_SCORED_ROWS + n - 1) / n;
     repeats = repeats > ENS_CHOICE_MAX_REPEATS ? ENS_CHOICE_MAX_REPEATS : repeats;
-    uint8_t *hits = ens_xcalloc(out->n * n, 1);
+    uint8_t *hits = ens_xcalloc(out->n * n, 1), *judged = ens_xcalloc(out->n * n, 1);
     size_t *perm = ens_xcalloc(n, sizeof(size_t)), *train_rows = ens_xcalloc(n, sizeof(size_t));
     int rc = 0;
     for (size_t rep = 0; rep < repeats && rc == 0; rep++) {
@@ -149,14 +229,15 @@ static int choose_rows(const ens_data_t *d, const ens_select_opts_t *o, ens_choi
                     train_rows[nt++] = perm[i];
             ens_data_t *train = ens_data_rows(d, train_rows, nt);
             ens_data_t *test = ens_data_rows(d, perm + lo, hi - lo);
-            rc = run_fold(train, test, perm + lo, o, kmax, n, hits);
+            rc = run_fold(train, test, perm + lo, o, kmax, n, hits, judged);
             ens_data_destroy(&train);
             ens_data_destroy(&test);
         }
     }
     if (rc == 0)
-        decide(out, hits, n, (double)repeats);
+        decide(out, hits, judged, n);
     free(hits);
+    free(judged);
     free(perm);
     free(train_rows);
     return rc;

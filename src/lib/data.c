@@ -45,6 +45,7 @@ void ens_data_destroy(ens_data_t **dp)
     free(d->model_names);
     free(d->label_names);
     free(d->cost);
+    free(d->explored);
     free(d->x);
     free(d->y);
     free(d);
@@ -69,6 +70,11 @@ ens_data_t *ens_data_rows(const ens_data_t *d, const size_t *rows, size_t n)
     s->open = d->open;
     for (size_t i = 0; i < n; i++)
         s->y[i] = d->y[rows[i]];
+    if (d->explored) {
+        s->explored = ens_xcalloc(n + 1, 1);
+        for (size_t i = 0; i < n; i++)
+            s->explored[i] = d->explored[rows[i]];
+    }
     for (size_t j = 0; j < d->nmodels; j++) {
         const uint8_t *src = ens_data_col(d, j);
         uint8_t *dst = s->x + j * n;
@@ -87,6 +93,10 @@ ens_data_t *ens_data_columns(const ens_data_t *d, const size_t *cols, size_t n)
     ens_data_t *s = ens_data_new(d->nrows, n, d->nlabels);
     s->open = d->open;
     memcpy(s->y, d->y, d->nrows);
+    if (d->explored) {
+        s->explored = ens_xcalloc(d->nrows + 1, 1);
+        memcpy(s->explored, d->explored, d->nrows);
+    }
     for (size_t i = 0; i < n; i++) {
         memcpy(s->x + i * d->nrows, ens_data_col(d, cols[i]), d->nrows);
         ens_data_set_model_name(s, i, d->model_names[cols[i]]);
@@ -105,6 +115,35 @@ ens_data_t *ens_data_rows_asked(const ens_data_t *d, const size_t *models, size_
         while (i < k && ens_data_col(d, models[i])[r] != ENS_SYM_MISSING)
             i++;
         if (i == k)
+            rows[n++] = r;
+    }
+    ens_data_t *s = ens_data_rows(d, rows, n);
+    free(rows);
+    return s;
+}
+
+void ens_data_set_explored(ens_data_t *d, size_t r, int explored)
+{
+    if (!d->explored) {
+        if (explored)
+            return;
+        d->explored = ens_xcalloc(d->nrows + 1, 1);
+        memset(d->explored, 1, d->nrows);
+    }
+    d->explored[r] = explored != 0;
+}
+
+ens_data_t *ens_data_rows_explored(const ens_data_t *d)
+{
+    if (!d->explored)
+        return NULL;
+    size_t *rows = ens_xcalloc(d->nrows + 1, sizeof(size_t)), n = 0;
+    for (size_t r = 0; r < d->nrows; r++) {
+        size_t j = 0;
+        if (!d->explored[r])
+            while (j < d->nmodels && ens_data_col(d, j)[r] != ENS_SYM_MISSING)
+                j++;
+        if (d->explored[r] || j == d->nmodels)
             rows[n++] = r;
     }
     ens_data_t *s = ens_data_rows(d, rows, n);

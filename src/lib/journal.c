@@ -25,6 +25,7 @@
 
 #define FORM_DENSE 0
 #define FORM_SPARSE 1
+#define FORM_ORDINARY 2 /* or'ed in: the row's query was an ordinary one */
 
 const char *ens_jrec_kind_name(int kind)
 {
@@ -53,14 +54,16 @@ static int check_block(const ens_jrec_t *r)
     uint64_t n = r->block.nrows, m = r->block.nmodels;
     if (m > ENS_MAX_MODELS)
         return ENS_ETOOBIG;
-    /* Each row costs its y, its ts and its m answers; the division keeps
-     * n * (9 + m) from overflowing before it is compared. */
-    if (n > (ENS_JREC_MAX_PAYLOAD - SZ_BLOCK) / (9 + m))
+    /* Each row costs its y, its ts, its m answers and its flag when there
+     * are flags; the division keeps n * (9 + m) from overflowing before it
+     * is compared. */
+    uint64_t per_row = 9 + m + (r->block.ordinary ? 1 : 0);
+    if (n > (ENS_JREC_MAX_PAYLOAD - SZ_BLOCK) / per_row)
         return ENS_ETOOBIG;
     if (n > 0 && (!r->block.y || !r->block.ts || (m > 0 && !r->block.x)))
         return ENS_EINVAL;
     for (uint64_t i = 0; i < n; i++)
-        if (r->block.y[i] >= ENS_MAX_LABELS)
+        if (r->block.y[i] >= ENS_MAX_LABELS || (r->block.ordinary && r->block.ordinary[i] > 1))
             return ENS_EINVAL;
     return 0;
 }
@@ -83,7 +86,7 @@ int ens_jrec_check(const ens_jrec_t *r)
             return ENS_EINVAL;
         return check_name(r->dict.name, r->dict.len);
     case ENS_JREC_ROW:
-        if (r->row.y >= ENS_MAX_LABELS || (r->row.nx > 0 && !r->row.x))
+        if (r->row.y >= ENS_MAX_LABELS || (r->row.nx > 0 && !r->row.x) || r->row.ordinary > 1)
             return ENS_EINVAL;
         return r->row.nx > ENS_MAX_MODELS ? ENS_ETOOBIG : 0;
     case ENS_JREC_BLOCK:
@@ -156,7 +159,8 @@ static uint64_t payload_size(const ens_jrec_t *r)
     case ENS_JREC_ANSWERS:
         return SZ_ANSWERS;
     default:
-        return SZ_BLOCK + r->block.nrows * (9 + (uint64_t)r->block.nmodels);
+        return SZ_BLOCK +
+               r->block.nrows * (9 + (uint64_t)r->block.nmodels + (r->block.ordinary ? 1 : 0));
     }
 }
 
@@ -167,7 +171,7 @@ static uint8_t *put_row(uint8_t *p, const ens_jrec_t *r)
     p = put(p, r->row.task, 4);
     p = put(p, f64_bits(r->row.ts), 8);
     p = put(p, r->row.y, 1);
-    p = put(p, s.sparse ? FORM_SPARSE : FORM_DENSE, 1);
+    p = put(p, (s.sparse ? FORM_SPARSE : FORM_DENSE) | (r->row.ordinary ? FORM_ORDINARY : 0), 1);
     p = put(p, s.sparse ? s.asked : s.nx, 2);
     if (!s.sparse)
         return put_bytes(p, r->row.x, s.nx);
@@ -213,7 +217,8 @@ static uint8_t *put_payload(uint8_t *p, const ens_jrec_t *r)
         p = put(p, r->block.nmodels, 4);
         p = put_bytes(p, r->block.y, n);
         p = put_bytes(p, r->block.ts, 8 * n);
-        return put_bytes(p, r->block.x, n * r->block.nmodels);
+        p = put_bytes(p, r->block.x, n * r->block.nmodels);
+        return r->block.ordinary ? put_bytes(p, r->block.ordinary, n) : p;
     }
     }
 }
@@ -315,6 +320,8 @@ static int get_row(cur_t *c, ens_jrec_t *r, uint8_t *scratch)
     size_t count = (size_t)get(c, 2);
     if (c->bad)
         return -1;
+    r->row.ordinary = (form & FORM_ORDINARY) != 0;
+    form &= ~FORM_ORDINARY;
     if (form == FORM_SPARSE) {
         r->row.x = scratch;
         return get_sparse(c, count, scratch, &r->row.nx);
@@ -343,6 +350,9 @@ static void get_block(cur_t *c, ens_jrec_t *r)
     r->block.y = take(c, n);
     r->block.ts = take(c, 8 * n);
     r->block.x = take(c, n * m);
+    /* The rows' flags, when the writer had them: exactly n more bytes. */
+    if (n > 0 && !c->bad && (uint64_t)(c->end - c->p) == n)
+        r->block.ordinary = take(c, n);
 }
 
 /* Parses payload[0..len) into *r: 0, or -1 when it breaks a rule. */

@@ -213,7 +213,7 @@ static int score_half(const ens_pipeline_t *p, const ens_data_t *train, const en
     ens_select_opts_t o = p->o.select;
     o.budget = o.budget > train->nmodels ? train->nmodels : o.budget;
     ens_selection_t s, top, pub;
-    if (ens_select(train, &o, &s, NULL, 0) < 0)
+    if (ens_choice_select(train, &o, &s, NULL, 0) < 0)
         return -1;
     ens_combiner_t *c = published_on_half(p, train, &o, &s, &pub);
     o.strategy = ENS_STRAT_TOPK;
@@ -308,7 +308,7 @@ int ens_pipeline_run(const ens_pipeline_in_t *in, const ens_pipeline_opts_t *o,
     if (p->o.select.budget > p->pool->nmodels)
         p->o.select.budget = p->pool->nmodels;
     ens_selection_t fresh;
-    int rc = ens_select(p->pool, &p->o.select, &fresh, err, errlen);
+    int rc = ens_choice_select(p->pool, &p->o.select, &fresh, err, errlen);
     if (rc < 0) {
         ens_pipeline_destroy(&p);
         return rc;

@@ -41,6 +41,7 @@ struct ens_window_s {
     uint8_t *y;            /* capacity true labels */
     double *ts;            /* capacity row times */
     uint64_t *serial;      /* capacity row serial numbers, increasing from head */
+    uint8_t *explored;     /* capacity row flags: 1 explored or unknown, 0 ordinary */
     uint64_t pushed;       /* rows ever pushed: the last row's serial */
     double ts_low;         /* <= the oldest time of a row present */
     double ts_high;        /* the newest time pushed since the window was empty */
@@ -69,6 +70,7 @@ ens_window_t *ens_window_new(size_t capacity, size_t max_models)
     w->y = ens_xcalloc(capacity, 1);
     w->ts = ens_xcalloc(capacity, sizeof(double));
     w->serial = ens_xcalloc(capacity, sizeof(uint64_t));
+    w->explored = ens_xcalloc(capacity, 1);
     w->cols = ens_xcalloc(max_models, sizeof(uint8_t *));
     w->counts = ens_xcalloc(max_models, sizeof(uint32_t *));
     w->present = ens_xcalloc(max_models, sizeof(uint32_t));
@@ -104,6 +106,7 @@ void ens_window_destroy(ens_window_t **wp)
     free(w->y);
     free(w->ts);
     free(w->serial);
+    free(w->explored);
     ens_dict_destroy(&w->models);
     ens_dict_destroy(&w->labels);
     free(w);
@@ -257,6 +260,7 @@ int ens_window_push_costs(ens_window_t *w, uint8_t y, const uint8_t *x, const do
     w->y[at] = y;
     w->ts[at] = ts;
     w->serial[at] = ++w->pushed;
+    w->explored[at] = 1;
     w->truths[y]++;
     for (size_t j = 0; j < nm; j++) {
         uint8_t v = j < nx ? x[j] : ENS_SYM_MISSING;
@@ -286,6 +290,7 @@ static void move_row(ens_window_t *w, size_t from, size_t to)
     w->y[to] = w->y[from];
     w->ts[to] = w->ts[from];
     w->serial[to] = w->serial[from];
+    w->explored[to] = w->explored[from];
     for (size_t j = 0; j < nm; j++) {
         w->cols[j][to] = w->cols[j][from];
         w->cols[j][from] = ENS_SYM_MISSING;
@@ -513,6 +518,17 @@ double ens_window_ts(const ens_window_t *w, size_t i)
     return w->ts[(w->head + i) % w->capacity];
 }
 
+int ens_window_explored(const ens_window_t *w, size_t i)
+{
+    return w->explored[(w->head + i) % w->capacity];
+}
+
+void ens_window_set_explored(ens_window_t *w, size_t i, int explored)
+{
+    if (i < w->rows)
+        w->explored[(w->head + i) % w->capacity] = explored != 0;
+}
+
 uint32_t ens_window_count(const ens_window_t *w, size_t j, uint8_t x, uint8_t y)
 {
     if (j >= ens_dict_count(w->models) || y >= ens_dict_count(w->labels))
@@ -585,5 +601,11 @@ ens_data_t *ens_window_snapshot(const ens_window_t *w)
             d->cost[j] = mean_cost(w, ids[j]);
     }
     relabel(w, d);
+    uint8_t *flags = ens_xcalloc(w->rows + 1, 1);
+    copy_ring(flags, w->explored, w->capacity, w->head, w->rows);
+    if (memchr(flags, 0, w->rows))
+        d->explored = flags;
+    else
+        free(flags);
     return d;
 }

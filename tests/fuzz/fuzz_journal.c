@@ -70,6 +70,8 @@ static void touch_record(const ens_jrec_t *r)
         touch(r->block.y, r->block.nrows);
         touch(r->block.ts, 8 * r->block.nrows);
         touch(r->block.x, r->block.nrows * r->block.nmodels);
+        if (r->block.ordinary)
+            touch(r->block.ordinary, r->block.nrows);
         break;
     default:
         break;
@@ -104,7 +106,8 @@ static int equal(const ens_jrec_t *a, const ens_jrec_t *b)
     case ENS_JREC_ROW:
         return a->row.seq == b->row.seq && a->row.task == b->row.task &&
                same_bytes(&a->row.ts, &b->row.ts, sizeof(double)) && a->row.y == b->row.y &&
-               a->row.nx == b->row.nx && same_bytes(a->row.x, b->row.x, a->row.nx);
+               a->row.nx == b->row.nx && same_bytes(a->row.x, b->row.x, a->row.nx) &&
+               a->row.ordinary == b->row.ordinary;
     case ENS_JREC_VERSION:
         return a->version.task == b->version.task && a->version.version == b->version.version;
     case ENS_JREC_BLOCK:
@@ -112,7 +115,10 @@ static int equal(const ens_jrec_t *a, const ens_jrec_t *b)
                a->block.nmodels == b->block.nmodels &&
                same_bytes(a->block.y, b->block.y, a->block.nrows) &&
                same_bytes(a->block.ts, b->block.ts, 8 * a->block.nrows) &&
-               same_bytes(a->block.x, b->block.x, a->block.nrows * a->block.nmodels);
+               same_bytes(a->block.x, b->block.x, a->block.nrows * a->block.nmodels) &&
+               !a->block.ordinary == !b->block.ordinary &&
+               (!a->block.ordinary ||
+                same_bytes(a->block.ordinary, b->block.ordinary, a->block.nrows));
     }
     return 0;
 }

@@ -530,6 +530,78 @@ static void test_journal_encoder_refuses(void **state)
     assert_string_equal(ens_jrec_kind_name(10), "unknown");
 }
 
+/* A row's query flag: ROW's form bit 2, BLOCK's trailing bytes; a record
+ * without them reads as explored (ordinary 0, no flags). */
+static void test_journal_ordinary_bytes(void **state)
+{
+    (void)state;
+    const uint8_t x[] = {2, ENS_SYM_MISSING, ENS_SYM_ABSTAIN, 0};
+    ens_jrec_t r = {.kind = ENS_JREC_ROW};
+    r.row.seq = 300;
+    r.row.task = 2;
+    r.row.ts = 1.5;
+    r.row.y = 1;
+    r.row.x = x;
+    r.row.nx = sizeof(x);
+    r.row.ordinary = 1;
+    const uint8_t dp[] = {0x05, 0x2C, 0x01, 0, 0,    0,    0, 0, 0, 2, 0, 0,    0,    0, 0,
+                          0,    0,    0,    0, 0xF8, 0x3F, 1, 2, 4, 0, 2, 0xFF, 0xFE, 0};
+    assert_encodes_to(&r, dp, sizeof(dp));
+    ens_jreader_t rd;
+    ens_jrec_t out;
+    bytes_t img = {0};
+    b_frame(&img, dp, sizeof(dp));
+    uint8_t *e = exact(img.p, img.n);
+    assert_int_equal(read_all(&rd, e, img.n, 1 << 20, &out, 1), 1);
+    assert_int_equal(out.row.ordinary, 1);
+    assert_int_equal(out.row.nx, 4);
+    free(e);
+    free(img.p);
+    r.row.ordinary = 2;
+    assert_refused(&r, ENS_EINVAL);
+
+    const uint8_t y[] = {0, 3}, ord[] = {1, 0};
+    const uint8_t ts[16] = {0};
+    const uint8_t bx[] = {0, 1};
+    ens_jrec_t b = {.kind = ENS_JREC_BLOCK};
+    b.block.task = 5;
+    b.block.nrows = 2;
+    b.block.nmodels = 1;
+    b.block.y = y;
+    b.block.ts = ts;
+    b.block.x = bx;
+    b.block.ordinary = ord;
+    bytes_t p = {0};
+    const uint8_t head[] = {0x07, 5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
+    b_raw(&p, head, sizeof(head));
+    b_raw(&p, y, sizeof(y));
+    b_raw(&p, ts, sizeof(ts));
+    b_raw(&p, bx, sizeof(bx));
+    b_raw(&p, ord, sizeof(ord));
+    assert_encodes_to(&b, p.p, p.n);
+    img = (bytes_t){0};
+    b_frame(&img, p.p, p.n);
+    e = exact(img.p, img.n);
+    assert_int_equal(read_all(&rd, e, img.n, 1 << 20, &out, 1), 1);
+    assert_non_null(out.block.ordinary);
+    assert_int_equal(out.block.ordinary[0], 1);
+    assert_int_equal(out.block.ordinary[1], 0);
+    free(e);
+    free(img.p);
+    /* Without the bytes (a file written before them): no flags. */
+    img = (bytes_t){0};
+    b_frame(&img, p.p, p.n - sizeof(ord));
+    e = exact(img.p, img.n);
+    assert_int_equal(read_all(&rd, e, img.n, 1 << 20, &out, 1), 1);
+    assert_null(out.block.ordinary);
+    free(e);
+    free(img.p);
+    free(p.p);
+    uint8_t two[] = {2, 0};
+    b.block.ordinary = two;
+    assert_refused(&b, ENS_EINVAL);
+}
+
 /* ---- what the reader refuses ------------------------------------------ */
 
 /* A verified frame around a payload that breaks a rule: alone it yields
@@ -585,7 +657,8 @@ static void test_journal_reader_refuses_payloads(void **state)
     REFUSED(4, 1, 0, 0, 0, 254, 0, 0, 0, 1, 0, 'l'); /* label id 254 */
     REFUSED(ROWHEAD, 0xFE, 0, 0, 0);                 /* y abstained */
     REFUSED(ROWHEAD, 0xFF, 0, 0, 0);                 /* y missing */
-    REFUSED(ROWHEAD, 0, 2, 0, 0);                    /* unknown form */
+    REFUSED(ROWHEAD, 0, 4, 0, 0);                    /* unknown form */
+    REFUSED(ROWHEAD, 0, 6, 0, 0);                    /* unknown form, ordinary */
     REFUSED(ROWHEAD, 0, 0, 2, 0, 1, 0xFF);           /* dense, trailing miss */
     REFUSED(ROWHEAD, 0, 0, 3, 0, 1, 2);              /* dense, short */
     REFUSED(ROWHEAD, 0, 0, 1, 0, 1, 2);              /* dense, long */
@@ -601,6 +674,9 @@ static void test_journal_reader_refuses_payloads(void **state)
     REFUSED(7, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFE, 0, 0, 0, 0, 0, 0, 0, 0);
     REFUSED(7, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0); /* short */
     REFUSED(7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9);                      /* long */
+    /* One row, no model: flags of 2 bytes, or a flag that is not 0 or 1. */
+    REFUSED(7, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1);
+    REFUSED(7, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2);
 }
 
 /* ---- damaged images --------------------------------------------------- */
@@ -940,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_journal_dict_bytes),
         cmocka_unit_test(test_journal_row_bytes),
         cmocka_unit_test(test_journal_block_bytes),
+        cmocka_unit_test(test_journal_ordinary_bytes),
         cmocka_unit_test(test_journal_round_trip_names),
         cmocka_unit_test(test_journal_round_trip_header_version),
         cmocka_unit_test(test_journal_round_trip_rows),

@@ -326,6 +326,47 @@ static void test_window_expire_by_age_out_of_order(void **state)
     run_by_age(13, 4000, 6000);
 }
 
+/* The exploration flag moves with its row: through the ring's wrap, an
+ * out-of-order expiry that compacts the rows, and into a snapshot (NULL
+ * there when every row is explored). Reference: a row's flag is a function
+ * of its time, set as it was pushed. */
+static int flag_of(double ts)
+{
+    return ((int)ts % 3) != 0;
+}
+
+static void test_window_explored_flags(void **state)
+{
+    (void)state;
+    ens_window_t *w = ens_window_new(16, 1);
+    assert_int_equal(ens_window_model(w, "a", 1), 0);
+    assert_int_equal(ens_window_label(w, "Y", 1), 0);
+    uint8_t x = 0;
+    for (int i = 0; i < 40; i++) {
+        /* Times out of order: every fifth row is dated late. */
+        double ts = i % 5 == 0 ? 1000 + i : 100 + i;
+        assert_int_equal(ens_window_push(w, 0, &x, 1, ts), 0);
+        assert_int_equal(ens_window_explored(w, ens_window_rows(w) - 1), 1);
+        ens_window_set_explored(w, ens_window_rows(w) - 1, flag_of(ts));
+    }
+    ens_window_set_explored(w, 99, 0); /* past the rows: nothing */
+    assert_int_equal(ens_window_expire_before(w, 130), 5);
+    assert_int_equal(ens_window_rows(w), 11);
+    for (size_t i = 0; i < ens_window_rows(w); i++)
+        assert_int_equal(ens_window_explored(w, i), flag_of(ens_window_ts(w, i)));
+    ens_data_t *d = ens_window_snapshot(w);
+    assert_non_null(d->explored);
+    for (size_t i = 0; i < d->nrows; i++)
+        assert_int_equal(d->explored[i], flag_of(ens_window_ts(w, i)));
+    ens_data_destroy(&d);
+    for (size_t i = 0; i < ens_window_rows(w); i++)
+        ens_window_set_explored(w, i, 1);
+    d = ens_window_snapshot(w);
+    assert_null(d->explored);
+    ens_data_destroy(&d);
+    ens_window_destroy(&w);
+}
+
 /* A row dated 5 minutes ahead at the oldest end does not keep the rows
  * behind it alive past the cut. */
 static void test_window_future_row_at_head(void **state)
@@ -579,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_window_release_slots),
         cmocka_unit_test(test_window_interning),
         cmocka_unit_test(test_window_costs_vs_shadow),
+        cmocka_unit_test(test_window_explored_flags),
     };
     return cmocka_run_group_tests_name("window", tests, NULL, NULL);
 }
