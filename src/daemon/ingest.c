@@ -19,6 +19,7 @@ struct ens_ingest_s {
     ens_ratelimit_t rl_reject[ENS_REJECT_COUNT];
     ens_ratelimit_t rl_drop[ENS_DROP_COUNT];
     ens_ratelimit_t rl_future;
+    ens_decoded_t *msg; /* the message being applied, its storage reused */
 };
 
 static const char *const drop_names[] = {
@@ -227,10 +228,10 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, doub
 
 int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now, double mono)
 {
-    ens_decoded_t *m = NULL;
+    ens_decoded_t *m = in->msg;
     ens_reject_t why;
     in->st.messages++;
-    if (ens_proto_decode(buf, len, &in->limits, &m, &why) < 0) {
+    if (ens_proto_decode_into(m, buf, len, &in->limits, &why) < 0) {
         in->st.rejected[why]++;
         ens_logf_limited(&in->rl_reject[why], ENS_LOG_WARNING,
                          ENS_LOG_FIELDS({"reason", ens_reject_name(why)}),
@@ -245,13 +246,11 @@ int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now
                          ENS_LOG_FIELDS({"reason", ens_drop_name(drop)}),
                          "ingest: dropped a message of %zu events: %s", ens_decoded_count(m),
                          ens_drop_name(drop));
-        ens_decoded_destroy(&m);
         return -1;
     }
     for (size_t i = 0; i < ens_decoded_count(m); i++)
         apply_event(in, ens_decoded_event(m, i), now, mono);
     in->st.events += ens_decoded_count(m);
-    ens_decoded_destroy(&m);
     return 0;
 }
 
@@ -277,6 +276,7 @@ ens_ingest_t *ens_ingest_new(ens_tasks_t *tasks, const ens_config_t *conf)
 {
     ens_ingest_t *in = ens_xcalloc(1, sizeof(*in));
     in->tasks = tasks;
+    in->msg = ens_decoded_new();
     ens_ingest_set_config(in, conf);
     return in;
 }
@@ -291,6 +291,9 @@ void ens_ingest_set_config(ens_ingest_t *in, const ens_config_t *conf)
 
 void ens_ingest_destroy(ens_ingest_t **ip)
 {
+    if (!*ip)
+        return;
+    ens_decoded_destroy(&(*ip)->msg);
     free(*ip);
     *ip = NULL;
 }
