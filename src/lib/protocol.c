@@ -256,6 +256,10 @@ int ens_name_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        if (p[i] - 1u < 0x7fu) { /* ASCII but NUL: the usual name */
+            i++;
+            continue;
+        }
         if (p[i] == 0)
             return 0;
         size_t k = utf8_seq(p + i, len - i);
@@ -383,14 +387,28 @@ enum {
     F_PROTOCOL = 256
 };
 
+/* The bit of a known key, by its length first: every event has several. */
 static int field_bit(const msgpack_object *k)
 {
-    static const char *const names[] = {"kind",        "task", "query", "model",   "label",
-                                        "predictions", "cost", "ts",    "protocol"};
-    for (int i = 0; i < 9; i++)
-        if (key_is(k, names[i]))
-            return 1 << i;
-    return 0; /* unknown keys are ignored: newer producers may add fields */
+    if (k->type != MSGPACK_OBJECT_STR)
+        return 0;
+    const char *p = k->via.str.ptr;
+#define IS(name) (memcmp(p, name, sizeof(name) - 1) == 0)
+    switch (k->via.str.size) {
+    case 2:
+        return IS("ts") ? F_TS : 0;
+    case 4:
+        return IS("kind") ? F_KIND : IS("task") ? F_TASK : IS("cost") ? F_COST : 0;
+    case 5:
+        return IS("query") ? F_QUERY : IS("model") ? F_MODEL : IS("label") ? F_LABEL : 0;
+    case 8:
+        return IS("protocol") ? F_PROTOCOL : 0;
+    case 11:
+        return IS("predictions") ? F_PREDS : 0;
+    default:
+        return 0; /* unknown keys are ignored: newer producers may add fields */
+    }
+#undef IS
 }
 
 static int decode_field(ens_decoded_t *m, int bit, const msgpack_object *v,
