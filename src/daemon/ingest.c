@@ -146,11 +146,35 @@ static void reserve(ens_ingest_t *in, const ens_decoded_t *m)
     }
 }
 
+/* The last event of a kind checked in this message, its task and its ids:
+ * a batch repeats its task and names from one event to the next, and
+ * comparing a few bytes with them costs less than a table lookup. */
+typedef struct {
+    const ens_event_t *e;
+    const ens_task_t *t;
+    const ids_t *ids;
+} last_t;
+
+/* The id that answer p of the last event of the kind gave name (its model
+ * if model, else its label), when it is the same name of the same known
+ * task; else -1. */
+static int as_last(const last_t *l, const ens_task_t *t, size_t p, ens_str_t name, int model)
+{
+    if (!t || !l->e || l->t != t || p >= (l->e->kind == ENS_EVENT_LABEL ? 1 : l->e->npreds))
+        return -1;
+    const ens_event_t *e = l->e;
+    ens_str_t was = model                        ? e->preds[p].model
+                    : e->kind == ENS_EVENT_LABEL ? e->label
+                                                 : e->preds[p].label;
+    int id = model ? l->ids[p].model : l->ids[p].label;
+    return id >= 0 && str_eq(was, name) ? id : -1;
+}
+
 /* Checks the answers (a label event: its label) of event e of known task t
  * (NULL: new), noting their ids in ids. Returns -1 and the drop reason if
  * an addition would not fit. */
-static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t *t, additions_t *a,
-                       ids_t *ids, ens_drop_t *why)
+static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t *t,
+                       const last_t *last, additions_t *a, ids_t *ids, ens_drop_t *why)
 {
     size_t have_models = t ? ens_window_models_held(t->window) : 0;
     size_t have_labels = t ? ens_window_labels_held(t->window) : 0;
@@ -165,7 +189,9 @@ static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t 
         int id = -1;
         ids[p].model = ids[p].label = -1;
         if (!abstain && !open) {
-            id = t ? ens_window_find_label(t->window, label.ptr, label.len) : -1;
+            id = as_last(last, t, p, label, 0);
+            if (id < 0 && t)
+                id = ens_window_find_label(t->window, label.ptr, label.len);
             ids[p].label = (int16_t)(id >= 0 ? id : -1);
             if (id < 0 && first_time(&in->names, 'l', e->task, label) &&
                 have_labels + ++a->labels > ENS_MAX_LABELS)
@@ -174,7 +200,9 @@ static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t 
         if (e->kind == ENS_EVENT_LABEL)
             continue;
         ens_str_t model = e->preds[p].model;
-        id = t ? ens_window_find_model(t->window, model.ptr, model.len) : -1;
+        id = as_last(last, t, p, model, 1);
+        if (id < 0 && t)
+            id = ens_window_find_model(t->window, model.ptr, model.len);
         ids[p].model = (int16_t)(id >= 0 ? id : -1);
         if (id < 0 && first_time(&in->names, 'm', e->task, model) &&
             have_models + ++a->models > in->conf->max_models)
@@ -195,15 +223,21 @@ static int check_capacity(ens_ingest_t *in, const ens_decoded_t *m, ens_drop_t *
     reserve(in, m);
     names_reset(&in->names);
     ids_t *ids = in->ids;
+    last_t last[2] = {{0}}; /* by kind */
     for (size_t i = 0; i < ens_decoded_count(m); i++) {
         const ens_event_t *e = ens_decoded_event(m, i);
-        ens_task_t *t = ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
+        ens_task_t *t =
+            i > 0 && in->task_of[i - 1] && str_eq(ens_decoded_event(m, i - 1)->task, e->task)
+                ? in->task_of[i - 1]
+                : ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
         in->task_of[i] = t;
         if (!t && first_time(&in->names, 't', e->task, none) &&
             ens_tasks_count(in->tasks) + ++a.tasks > in->conf->max_tasks)
             return *why = ENS_DROP_TOO_MANY_TASKS, -1;
-        if (check_names(in, e, t, &a, ids, why) < 0)
+        last_t *l = &last[e->kind == ENS_EVENT_LABEL];
+        if (check_names(in, e, t, l, &a, ids, why) < 0)
             return -1;
+        *l = (last_t){e, t, ids};
         ids += e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
     }
     return 0;
