@@ -48,8 +48,9 @@ static void names_reset(names_t *s)
 {
     s->used = 0;
     if (++s->gen == 0) { /* wrapped: stale stamps could read as current */
-        memset(s->slots, 0, s->cap * sizeof(*s->slots));
-        s->gen = 1;
+        if (s->slots)
+            memset(s->slots, 0, s->cap * sizeof(*s->slots));
+        s->gen = 1; /* 0 marks an empty slot */
     }
 }
 
