@@ -12,6 +12,9 @@
  * pipeline on the copy, as the libuv pool does. No journal (state.dir
  * empty). Times are the best of 3 runs (CLOCK_MONOTONIC).
  *
+ * Ceilings, without sockets: the same messages from memory through
+ * ens_ingest_message, and through the decoder alone.
+ *
  * Last lines: ratio_to_libzmq_unbatched (daemon events/s over bare messages/s,
  * unbatched), events_per_s_batched, ratio_with_selection (batched events/s
  * with selections over without).
@@ -255,6 +258,44 @@ static double best_of(void *ctx, int *port, const stream_t *s, int bare, int wit
     return best;
 }
 
+/* The ceilings without sockets: the messages of s from memory through
+ * ens_ingest_message, or (decode_only) through the decoder alone. Best of
+ * 3, seconds. */
+static double in_memory(const stream_t *s, int decode_only)
+{
+    static ens_config_t c;
+    ens_config_defaults(&c);
+    c.max_message_bytes = 1 << 24;
+    ens_proto_limits_t lim;
+    ens_proto_limits_default(&lim);
+    lim.max_message_bytes = c.max_message_bytes;
+    double best = 1e300;
+    for (int r = 0; r < 3; r++) {
+        ens_tasks_t *tasks = ens_tasks_new(&c);
+        ens_ingest_t *in = ens_ingest_new(tasks, &c);
+        ens_decoded_t *d = ens_decoded_new();
+        size_t events = 0;
+        double t0 = ens_mono();
+        for (size_t i = 0; i < s->n; i++) {
+            ens_reject_t why;
+            if (decode_only && ens_proto_decode_into(d, s->msg[i], s->len[i], &lim, &why) == 0)
+                events += ens_decoded_count(d);
+            else if (!decode_only)
+                ens_ingest_message(in, s->msg[i], s->len[i], ens_now(), ens_mono());
+        }
+        double t = ens_mono() - t0;
+        if (decode_only && events != s->events) {
+            fprintf(stderr, "bench: %zu of %zu events decoded\n", events, s->events);
+            exit(1);
+        }
+        ens_decoded_destroy(&d);
+        ens_ingest_destroy(&in);
+        ens_tasks_destroy(&tasks);
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
 int main(int argc, char **argv)
 {
     size_t queries = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
@@ -270,12 +311,18 @@ int main(int argc, char **argv)
     double bare100 = best_of(ctx, &port, &hundred, 1, 0);
     double daemon100 = best_of(ctx, &port, &hundred, 0, 0);
     double selecting = best_of(ctx, &port, &hundred, 0, 1);
+    double mem1 = in_memory(&one, 0), mem100 = in_memory(&hundred, 0);
+    double dec1 = in_memory(&one, 1), dec100 = in_memory(&hundred, 1);
     double ev = (double)one.events;
     printf("%-34s %12.0f messages/s\n", "bare libzmq PULL, unbatched", (double)one.n / bare);
     printf("%-34s %12.0f events/s\n", "ensembled ingest, unbatched", ev / daemon1);
     printf("%-34s %12.0f events/s\n", "bare libzmq PULL, batches of 100", ev / bare100);
     printf("%-34s %12.0f events/s\n", "ensembled ingest, batches of 100", ev / daemon100);
     printf("%-34s %12.0f events/s\n", "  with a selection every second", ev / selecting);
+    printf("%-34s %12.0f events/s\n", "no socket: ingest, unbatched", ev / mem1);
+    printf("%-34s %12.0f events/s\n", "no socket: ingest, batches of 100", ev / mem100);
+    printf("%-34s %12.0f events/s\n", "no socket: decode only, unbatched", ev / dec1);
+    printf("%-34s %12.0f events/s\n", "no socket: decode only, batches", ev / dec100);
     printf("ratio_to_libzmq_unbatched: %.2f\n", (ev / daemon1) / ((double)one.n / bare));
     printf("events_per_s_batched: %.0f\n", ev / daemon100);
     printf("ratio_with_selection: %.2f\n", daemon100 / selecting);

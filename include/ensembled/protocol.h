@@ -118,6 +118,14 @@ typedef struct ens_decoded_s ens_decoded_t;
 int ens_proto_decode(const char *buf, size_t len, const ens_proto_limits_t *lim,
                      ens_decoded_t **out, ens_reject_t *why);
 
+/* The same into a message kept for reuse: ens_decoded_new() once, then
+ * ens_proto_decode_into for each message, ens_decoded_destroy at the end.
+ * The events of the previous message are gone; after a failure m holds no
+ * event. A stream of messages of similar size allocates nothing. */
+ens_decoded_t *ens_decoded_new(void);
+int ens_proto_decode_into(ens_decoded_t *m, const char *buf, size_t len,
+                          const ens_proto_limits_t *lim, ens_reject_t *why);
+
 size_t ens_decoded_count(const ens_decoded_t *m);
 /* Borrowed, valid until ens_decoded_destroy. */
 const ens_event_t *ens_decoded_event(const ens_decoded_t *m, size_t i);

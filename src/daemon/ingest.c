@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
 #include <xxhash.h>
 
 #include "ensembled/err.h"
@@ -10,16 +9,6 @@
 #include "ensembled/xalloc.h"
 #include "ingest.h"
 #include "log.h"
-
-struct ens_ingest_s {
-    ens_tasks_t *tasks;       /* borrowed */
-    const ens_config_t *conf; /* borrowed */
-    ens_proto_limits_t limits;
-    ens_ingest_stats_t st;
-    ens_ratelimit_t rl_reject[ENS_REJECT_COUNT];
-    ens_ratelimit_t rl_drop[ENS_DROP_COUNT];
-    ens_ratelimit_t rl_future;
-};
 
 static const char *const drop_names[] = {
 #define ENS__DROP_NAME(id, name) name,
@@ -32,48 +21,100 @@ const char *ens_drop_name(ens_drop_t r)
     return (size_t)r < ENS_DROP_COUNT ? drop_names[r] : "?";
 }
 
-/* A name the message would add, to count distinct additions. */
+/* A name the message would add (kind 't', 'm' or 'l'), to count distinct
+ * additions. Its strings point into the message. */
 typedef struct {
-    UT_hash_handle hh;
-    char key[]; /* kind byte, task, NUL, name */
+    uint64_t hash;
+    uint32_t gen; /* the check that added it; older ones are empty */
+    char kind;
+    ens_str_t task, name;
 } name_t;
 
+/* The ids a message's names had when its capacity was checked, so that
+ * applying it looks each name up once: nothing releases an id in between. */
 typedef struct {
-    name_t *set;
+    int16_t model, label; /* -1: not held then (new, or not looked up) */
+} ids_t;
+
+/* The names one check has seen: an open-addressing set, emptied in O(1) by
+ * a new generation, grown (never shrunk) past half full. */
+typedef struct {
+    name_t *slots;
+    size_t cap, used;
+    uint32_t gen;
+} names_t;
+
+static void names_reset(names_t *s)
+{
+    s->used = 0;
+    if (++s->gen == 0) { /* wrapped: stale stamps could read as current */
+        if (s->slots)
+            memset(s->slots, 0, s->cap * sizeof(*s->slots));
+        s->gen = 1; /* 0 marks an empty slot */
+    }
+}
+
+static void names_place(names_t *s, const name_t *n)
+{
+    size_t i = n->hash & (s->cap - 1);
+    while (s->slots[i].gen == s->gen)
+        i = (i + 1) & (s->cap - 1);
+    s->slots[i] = *n;
+}
+
+static void names_grow(names_t *s)
+{
+    names_t old = *s;
+    s->cap = old.cap ? 2 * old.cap : 64;
+    s->slots = ens_xcalloc(s->cap, sizeof(*s->slots));
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i].gen == old.gen)
+            names_place(s, &old.slots[i]);
+    free(old.slots);
+}
+
+static int str_eq(ens_str_t a, ens_str_t b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+/* Returns 1 if (kind, task, name) was not seen in this check before. */
+static int first_time(names_t *s, char kind, ens_str_t task, ens_str_t name)
+{
+    uint64_t h =
+        XXH3_64bits_withSeed(name.ptr, name.len, XXH3_64bits(task.ptr, task.len) ^ (uint64_t)kind);
+    if (2 * (s->used + 1) > s->cap)
+        names_grow(s);
+    size_t i = h & (s->cap - 1);
+    for (; s->slots[i].gen == s->gen; i = (i + 1) & (s->cap - 1)) {
+        const name_t *n = &s->slots[i];
+        if (n->hash == h && n->kind == kind && str_eq(n->task, task) && str_eq(n->name, name))
+            return 0;
+    }
+    s->slots[i] = (name_t){h, s->gen, kind, task, name};
+    s->used++;
+    return 1;
+}
+
+typedef struct {
     size_t tasks;          /* new tasks */
     size_t models, labels; /* new names in the task being checked */
 } additions_t;
 
-/* Returns 1 if (kind, task, name) was not seen in this message before. */
-static int first_time(additions_t *a, char kind, ens_str_t task, ens_str_t name)
-{
-    size_t len = 1 + task.len + 1 + name.len;
-    name_t *n = NULL;
-    char key[1 + 2 * 1024 + 2];
-    if (len > sizeof(key))
-        return 1;
-    key[0] = kind;
-    memcpy(key + 1, task.ptr, task.len);
-    key[1 + task.len] = '\0';
-    memcpy(key + 2 + task.len, name.ptr, name.len);
-    HASH_FIND(hh, a->set, key, len, n);
-    if (n)
-        return 0;
-    n = ens_xmalloc(sizeof(*n) + len);
-    memcpy(n->key, key, len);
-    HASH_ADD(hh, a->set, key, len, n);
-    return 1;
-}
-
-static void additions_free(additions_t *a)
-{
-    name_t *n, *tmp;
-    HASH_ITER(hh, a->set, n, tmp)
-    {
-        HASH_DEL(a->set, n);
-        free(n);
-    }
-}
+struct ens_ingest_s {
+    ens_tasks_t *tasks;       /* borrowed */
+    const ens_config_t *conf; /* borrowed */
+    ens_proto_limits_t limits;
+    ens_ingest_stats_t st;
+    ens_ratelimit_t rl_reject[ENS_REJECT_COUNT];
+    ens_ratelimit_t rl_drop[ENS_DROP_COUNT];
+    ens_ratelimit_t rl_future;
+    ens_decoded_t *msg;   /* the message being applied, its storage reused */
+    names_t names;        /* the names the capacity check has seen */
+    ens_task_t **task_of; /* per event of msg: its task when checked, or NULL */
+    ids_t *ids;           /* per answer (a label event: its label) of msg */
+    size_t events_cap, ids_cap;
+};
 
 /* Whether task t (NULL: the task `name` ingest would create) takes open
  * answers. */
@@ -88,46 +129,119 @@ static int task_open(const ens_ingest_t *in, const ens_task_t *t, ens_str_t name
     return ens_config_task(in->conf, buf)->answers == ENS_ANSWERS_OPEN;
 }
 
+/* Room for the per-event and per-answer records of m. */
+static void reserve(ens_ingest_t *in, const ens_decoded_t *m)
+{
+    size_t n = ens_decoded_count(m), k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += ens_decoded_event(m, i)->kind == ENS_EVENT_LABEL ? 1 : ens_decoded_event(m, i)->npreds;
+    if (n > in->events_cap) {
+        free(in->task_of);
+        in->task_of = ens_xreallocarray(NULL, n, sizeof(*in->task_of));
+        in->events_cap = n;
+    }
+    if (k > in->ids_cap) {
+        free(in->ids);
+        in->ids = ens_xreallocarray(NULL, k, sizeof(*in->ids));
+        in->ids_cap = k;
+    }
+}
+
+/* The last event of a kind checked in this message, its task and its ids:
+ * a batch repeats its task and names from one event to the next, and
+ * comparing a few bytes with them costs less than a table lookup. */
+typedef struct {
+    const ens_event_t *e;
+    const ens_task_t *t;
+    const ids_t *ids;
+} last_t;
+
+/* The id that answer p of the last event of the kind gave name (its model
+ * if model, else its label), when it is the same name of the same known
+ * task; else -1. */
+static int as_last(const last_t *l, const ens_task_t *t, size_t p, ens_str_t name, int model)
+{
+    if (!t || !l->e || l->t != t || p >= (l->e->kind == ENS_EVENT_LABEL ? 1 : l->e->npreds))
+        return -1;
+    const ens_event_t *e = l->e;
+    ens_str_t was = model                        ? e->preds[p].model
+                    : e->kind == ENS_EVENT_LABEL ? e->label
+                                                 : e->preds[p].label;
+    int id = model ? l->ids[p].model : l->ids[p].label;
+    return id >= 0 && str_eq(was, name) ? id : -1;
+}
+
+/* Checks the answers (a label event: its label) of event e of known task t
+ * (NULL: new), noting their ids in ids. Returns -1 and the drop reason if
+ * an addition would not fit. */
+static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t *t,
+                       const last_t *last, additions_t *a, ids_t *ids, ens_drop_t *why)
+{
+    size_t have_models = t ? ens_window_models_held(t->window) : 0;
+    size_t have_labels = t ? ens_window_labels_held(t->window) : 0;
+    /* Open answers add no label: classes are interned as rows join. */
+    int open = task_open(in, t, e->task);
+    size_t n = e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
+    for (size_t p = 0; p < n; p++) {
+        ens_str_t label = e->kind == ENS_EVENT_LABEL ? e->label : e->preds[p].label;
+        /* "?" is an abstention, never a label: a known task finds it,
+         * and a new task must not count it either. */
+        int abstain = label.len == 1 && label.ptr[0] == '?';
+        int id = -1;
+        ids[p].model = ids[p].label = -1;
+        if (!abstain && !open) {
+            id = as_last(last, t, p, label, 0);
+            if (id < 0 && t)
+                id = ens_window_find_label(t->window, label.ptr, label.len);
+            ids[p].label = (int16_t)(id >= 0 ? id : -1);
+            if (id < 0 && first_time(&in->names, 'l', e->task, label) &&
+                have_labels + ++a->labels > ENS_MAX_LABELS)
+                return *why = ENS_DROP_TOO_MANY_LABELS, -1;
+        }
+        if (e->kind == ENS_EVENT_LABEL)
+            continue;
+        ens_str_t model = e->preds[p].model;
+        id = as_last(last, t, p, model, 1);
+        if (id < 0 && t)
+            id = ens_window_find_model(t->window, model.ptr, model.len);
+        ids[p].model = (int16_t)(id >= 0 ? id : -1);
+        if (id < 0 && first_time(&in->names, 'm', e->task, model) &&
+            have_models + ++a->models > in->conf->max_models)
+            return *why = ENS_DROP_TOO_MANY_MODELS, -1;
+    }
+    return 0;
+}
+
 /* Would the message fit? New models and labels are counted over the whole
  * message against each task's room, which is exact for the usual
- * single-task message and errs on the side of refusing otherwise. Returns
- * -1 and the drop reason if not. */
-static int check_capacity(const ens_ingest_t *in, const ens_decoded_t *m, ens_drop_t *why)
+ * single-task message and errs on the side of refusing otherwise. Notes
+ * each event's task and names for apply_event. Returns -1 and the drop
+ * reason if not. */
+static int check_capacity(ens_ingest_t *in, const ens_decoded_t *m, ens_drop_t *why)
 {
     additions_t a = {0};
     static const ens_str_t none = {"", 0};
-    int rc = 0;
-    for (size_t i = 0; i < ens_decoded_count(m) && rc == 0; i++) {
+    reserve(in, m);
+    names_reset(&in->names);
+    ids_t *ids = in->ids;
+    last_t last[2] = {{0}}; /* by kind */
+    for (size_t i = 0; i < ens_decoded_count(m); i++) {
         const ens_event_t *e = ens_decoded_event(m, i);
-        ens_task_t *t = ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
-        size_t have_models = t ? ens_window_models_held(t->window) : 0;
-        /* Open answers add no label: classes are interned as rows join. */
-        int open = task_open(in, t, e->task);
-        size_t have_labels = t ? ens_window_labels_held(t->window) : 0;
-        if (!t && first_time(&a, 't', e->task, none) &&
+        ens_task_t *t =
+            i > 0 && in->task_of[i - 1] && str_eq(ens_decoded_event(m, i - 1)->task, e->task)
+                ? in->task_of[i - 1]
+                : ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
+        in->task_of[i] = t;
+        if (!t && first_time(&in->names, 't', e->task, none) &&
             ens_tasks_count(in->tasks) + ++a.tasks > in->conf->max_tasks)
-            *why = ENS_DROP_TOO_MANY_TASKS, rc = -1;
-        size_t n = e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
-        for (size_t p = 0; p < n && rc == 0; p++) {
-            ens_str_t label = e->kind == ENS_EVENT_LABEL ? e->label : e->preds[p].label;
-            /* "?" is an abstention, never a label: a known task finds it,
-             * and a new task must not count it either. */
-            int abstain = label.len == 1 && label.ptr[0] == '?';
-            if (!abstain && !open &&
-                (!t || ens_window_find_label(t->window, label.ptr, label.len) < 0) &&
-                first_time(&a, 'l', e->task, label) && have_labels + ++a.labels > ENS_MAX_LABELS)
-                *why = ENS_DROP_TOO_MANY_LABELS, rc = -1;
-            if (e->kind == ENS_EVENT_LABEL || rc < 0)
-                continue;
-            ens_str_t model = e->preds[p].model;
-            if ((!t || ens_window_find_model(t->window, model.ptr, model.len) < 0) &&
-                first_time(&a, 'm', e->task, model) &&
-                have_models + ++a.models > in->conf->max_models)
-                *why = ENS_DROP_TOO_MANY_MODELS, rc = -1;
-        }
+            return *why = ENS_DROP_TOO_MANY_TASKS, -1;
+        last_t *l = &last[e->kind == ENS_EVENT_LABEL];
+        if (check_names(in, e, t, l, &a, ids, why) < 0)
+            return -1;
+        *l = (last_t){e, t, ids};
+        ids += e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
     }
-    additions_free(&a);
-    return rc;
+    return 0;
 }
 
 /* The join key of a query: integer and string queries never collide. */
@@ -185,10 +299,13 @@ static double label_time(ens_ingest_t *in, const ens_event_t *e, double now)
 }
 
 /* Applies one event of a message whose capacity was checked: the task,
- * models and labels it adds all fit. */
-static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, double mono)
+ * models and labels it adds all fit. t: its task then (NULL: new); ids:
+ * its names' ids then (-1: look up, or add). */
+static void apply_event(ens_ingest_t *in, const ens_event_t *e, ens_task_t *t, const ids_t *ids,
+                        double now, double mono)
 {
-    ens_task_t *t = ens_tasks_intern(in->tasks, e->task.ptr, e->task.len);
+    if (!t)
+        t = ens_tasks_intern(in->tasks, e->task.ptr, e->task.len);
     unsigned char key[1 + 1024];
     size_t len = query_key(e, key);
     if (!sampled_in(in, e, key, len)) {
@@ -202,14 +319,15 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, doub
         return;
     }
     if (e->kind == ENS_EVENT_LABEL) {
-        int y = ens_task_label(t, e->label.ptr, e->label.len);
+        int y = ids[0].label >= 0 ? ids[0].label : ens_task_label(t, e->label.ptr, e->label.len);
         ens_task_truth(t, key, len, (uint8_t)y, mono, label_time(in, e, now));
         return;
     }
     ens_join_pred_t preds[ENS_MAX_MODELS];
     size_t n = 0;
     for (size_t i = 0; i < e->npreds && n < ENS_MAX_MODELS; i++) {
-        int j = ens_task_model(t, e->preds[i].model.ptr, e->preds[i].model.len);
+        int j = ids[i].model >= 0 ? ids[i].model
+                                  : ens_task_model(t, e->preds[i].model.ptr, e->preds[i].model.len);
         ens_str_t a = e->preds[i].label;
         preds[n].model = (uint16_t)j;
         preds[n].key = 0;
@@ -220,17 +338,18 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, double now, doub
             preds[n++].sym = 0;
             continue;
         }
-        preds[n++].sym = (uint8_t)ens_task_label(t, a.ptr, a.len);
+        preds[n++].sym =
+            (uint8_t)(ids[i].label >= 0 ? ids[i].label : ens_task_label(t, a.ptr, a.len));
     }
     ens_task_predictions(t, key, len, preds, n, mono);
 }
 
 int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now, double mono)
 {
-    ens_decoded_t *m = NULL;
+    ens_decoded_t *m = in->msg;
     ens_reject_t why;
     in->st.messages++;
-    if (ens_proto_decode(buf, len, &in->limits, &m, &why) < 0) {
+    if (ens_proto_decode_into(m, buf, len, &in->limits, &why) < 0) {
         in->st.rejected[why]++;
         ens_logf_limited(&in->rl_reject[why], ENS_LOG_WARNING,
                          ENS_LOG_FIELDS({"reason", ens_reject_name(why)}),
@@ -245,13 +364,15 @@ int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now
                          ENS_LOG_FIELDS({"reason", ens_drop_name(drop)}),
                          "ingest: dropped a message of %zu events: %s", ens_decoded_count(m),
                          ens_drop_name(drop));
-        ens_decoded_destroy(&m);
         return -1;
     }
-    for (size_t i = 0; i < ens_decoded_count(m); i++)
-        apply_event(in, ens_decoded_event(m, i), now, mono);
+    const ids_t *ids = in->ids;
+    for (size_t i = 0; i < ens_decoded_count(m); i++) {
+        const ens_event_t *e = ens_decoded_event(m, i);
+        apply_event(in, e, in->task_of[i], ids, now, mono);
+        ids += e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
+    }
     in->st.events += ens_decoded_count(m);
-    ens_decoded_destroy(&m);
     return 0;
 }
 
@@ -277,6 +398,7 @@ ens_ingest_t *ens_ingest_new(ens_tasks_t *tasks, const ens_config_t *conf)
 {
     ens_ingest_t *in = ens_xcalloc(1, sizeof(*in));
     in->tasks = tasks;
+    in->msg = ens_decoded_new();
     ens_ingest_set_config(in, conf);
     return in;
 }
@@ -291,6 +413,12 @@ void ens_ingest_set_config(ens_ingest_t *in, const ens_config_t *conf)
 
 void ens_ingest_destroy(ens_ingest_t **ip)
 {
+    if (!*ip)
+        return;
+    ens_decoded_destroy(&(*ip)->msg);
+    free((*ip)->names.slots);
+    free((*ip)->task_of);
+    free((*ip)->ids);
     free(*ip);
     *ip = NULL;
 }

@@ -13,6 +13,13 @@
  * probe reads contiguous slots and compares full 64-bit hashes, so a lookup
  * costs about one cache miss for the slots and one for the entry, where a
  * chained table walks a chain of entries, a miss each.
+ *
+ * Nothing is allocated per event once a stream runs: entries whose key fits
+ * KEY_POOLED bytes (integer queries and short strings) and answer arrays of
+ * up to POOL_ANSWERS answers come from free lists that dropped entries and
+ * joined queries give back to; longer keys and answer arrays are allocated
+ * as they come. A free list holds at most POOL_MAX items, so a burst of
+ * expiry hands its memory back.
  */
 #include "ensembled/join.h"
 
@@ -26,6 +33,46 @@
 #include "ensembled/xalloc.h"
 
 #define NO_LABEL 0xFFFF
+#define KEY_POOLED 16
+#define POOL_ANSWERS 8
+#define POOL_MAX 4096
+
+/* A free list of same-sized blocks, linked through their first bytes. */
+typedef struct {
+    void *head;
+    size_t n;
+} pool_t;
+
+static void *pool_take(pool_t *p, size_t size)
+{
+    void *b = p->head;
+    if (!b)
+        return ens_xmalloc(size);
+    memcpy(&p->head, b, sizeof(void *));
+    p->n--;
+    return b;
+}
+
+static void pool_give(pool_t *p, void *b)
+{
+    if (p->n >= POOL_MAX) {
+        free(b);
+        return;
+    }
+    memcpy(b, &p->head, sizeof(void *));
+    p->head = b;
+    p->n++;
+}
+
+static void pool_clear(pool_t *p)
+{
+    while (p->head) {
+        void *b = p->head;
+        memcpy(&p->head, b, sizeof(void *));
+        free(b);
+    }
+    p->n = 0;
+}
 
 typedef struct entry_s {
     uint64_t hash;               /* of key: its index slot's */
@@ -59,6 +106,8 @@ struct ens_join_s {
     void *ud;
     int open; /* answers compared by key (ens_join_set_open) */
     ens_join_stats_t st;
+    pool_t entries; /* free entries of KEY_POOLED key bytes */
+    pool_t answers; /* free arrays of POOL_ANSWERS answers */
 };
 
 ens_join_t *ens_join_new(size_t max_pending, double ttl, ens_join_emit_fn emit, void *ud)
@@ -138,15 +187,28 @@ static void index_del(ens_join_t *j, const entry_t *e)
 }
 
 /* A new entry for key (hash h), not yet indexed nor listed. */
-static entry_t *new_entry(const void *key, size_t len, uint64_t h, double now)
+static entry_t *new_entry(ens_join_t *j, const void *key, size_t len, uint64_t h, double now)
 {
-    entry_t *e = ens_xcalloc(1, sizeof(*e) + len);
+    entry_t *e = len <= KEY_POOLED ? pool_take(&j->entries, sizeof(*e) + KEY_POOLED)
+                                   : ens_xmalloc(sizeof(*e) + len);
+    memset(e, 0, sizeof(*e));
     memcpy(e->key, key, len);
     e->keylen = len;
     e->hash = h;
     e->t = now;
     e->label = NO_LABEL;
     return e;
+}
+
+/* Gives back e's answers. */
+static void free_answers(ens_join_t *j, entry_t *e)
+{
+    if (e->cap == POOL_ANSWERS)
+        pool_give(&j->answers, e->preds);
+    else
+        free(e->preds);
+    e->preds = NULL;
+    e->npreds = e->cap = 0;
 }
 
 static void drop(ens_join_t *j, entry_t *e)
@@ -159,8 +221,11 @@ static void drop(ens_join_t *j, entry_t *e)
         DL_DELETE(j->pending, e);
         j->npending--;
     }
-    free(e->preds);
-    free(e);
+    free_answers(j, e);
+    if (e->keylen <= KEY_POOLED)
+        pool_give(&j->entries, e);
+    else
+        free(e);
 }
 
 void ens_join_destroy(ens_join_t **jp)
@@ -172,6 +237,8 @@ void ens_join_destroy(ens_join_t **jp)
         drop(j, j->pending);
     while (j->tombs)
         drop(j, j->tombs);
+    pool_clear(&j->entries);
+    pool_clear(&j->answers);
     free(j->slots);
     free(j);
     *jp = NULL;
@@ -189,7 +256,7 @@ static entry_t *get(ens_join_t *j, const void *key, size_t len, double now)
         drop(j, j->pending);
         j->st.evicted++;
     }
-    e = new_entry(key, len, h, now);
+    e = new_entry(j, key, len, h, now);
     index_add(j, e);
     DL_APPEND(j->pending, e);
     j->npending++;
@@ -233,9 +300,7 @@ static void complete(ens_join_t *j, entry_t *e, double now)
     j->st.joined++;
     DL_DELETE(j->pending, e);
     j->npending--;
-    free(e->preds);
-    e->preds = NULL;
-    e->npreds = e->cap = 0;
+    free_answers(j, e);
     e->joined = 1;
     e->t = now;
     if (j->ntombs >= j->max_pending)
@@ -254,9 +319,19 @@ static void add_answer(ens_join_t *j, entry_t *e, ens_join_pred_t p)
             return;
         }
     }
-    if (e->npreds == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 4;
-        e->preds = ens_xreallocarray(e->preds, e->cap, sizeof(*e->preds));
+    if (e->cap == 0) {
+        e->preds = pool_take(&j->answers, POOL_ANSWERS * sizeof(*e->preds));
+        e->cap = POOL_ANSWERS;
+    } else if (e->npreds == e->cap) {
+        /* Past the pooled size: a heap array, the pooled one given back. */
+        ens_join_pred_t *more = ens_xreallocarray(NULL, 2 * e->cap, sizeof(*more));
+        memcpy(more, e->preds, e->npreds * sizeof(*more));
+        if (e->cap == POOL_ANSWERS)
+            pool_give(&j->answers, e->preds);
+        else
+            free(e->preds);
+        e->preds = more;
+        e->cap *= 2;
     }
     e->preds[e->npreds++] = p;
 }
@@ -348,7 +423,7 @@ void ens_join_restore_joined(ens_join_t *j, const void *key, size_t len, double 
         return;
     if (j->ntombs >= j->max_pending)
         drop(j, j->tombs);
-    entry_t *e = new_entry(key, len, h, now);
+    entry_t *e = new_entry(j, key, len, h, now);
     e->joined = 1;
     index_add(j, e);
     DL_APPEND(j->tombs, e);

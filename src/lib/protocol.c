@@ -183,15 +183,23 @@ static int prewalk(const char *buf, size_t len, size_t max_depth)
 
 /* ---- decoding --------------------------------------------------------- */
 
+/* A decoded message. Its zone and arrays are kept from one decode to the
+ * next (ens_proto_decode_into), so that a stream of messages allocates
+ * nothing once they have grown to the usual size. */
 struct ens_decoded_s {
     msgpack_zone *zone;  /* owns the unpacked objects */
     ens_event_t *events; /* count events */
-    size_t count;
+    size_t count, events_cap;
     ens_pred_t *preds; /* storage of every event's answers */
     size_t npreds;     /* used */
     char (*nums)[24];  /* decimal text of integer labels */
     size_t nnums;      /* used */
+    size_t slots_cap;  /* preds and nums allocated */
 };
+
+/* Arrays grown past this many elements are given back when a message needs
+ * far fewer: one huge batch does not pin its memory for good. */
+#define KEEP_ELEMS 4096
 
 /* Storage needed for one event map: answers and integer labels. */
 static size_t event_slots(const msgpack_object *o)
@@ -248,6 +256,10 @@ int ens_name_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        if (p[i] - 1u < 0x7fu) { /* ASCII but NUL: the usual name */
+            i++;
+            continue;
+        }
         if (p[i] == 0)
             return 0;
         size_t k = utf8_seq(p + i, len - i);
@@ -375,14 +387,28 @@ enum {
     F_PROTOCOL = 256
 };
 
+/* The bit of a known key, by its length first: every event has several. */
 static int field_bit(const msgpack_object *k)
 {
-    static const char *const names[] = {"kind",        "task", "query", "model",   "label",
-                                        "predictions", "cost", "ts",    "protocol"};
-    for (int i = 0; i < 9; i++)
-        if (key_is(k, names[i]))
-            return 1 << i;
-    return 0; /* unknown keys are ignored: newer producers may add fields */
+    if (k->type != MSGPACK_OBJECT_STR)
+        return 0;
+    const char *p = k->via.str.ptr;
+#define IS(name) (memcmp(p, name, sizeof(name) - 1) == 0)
+    switch (k->via.str.size) {
+    case 2:
+        return IS("ts") ? F_TS : 0;
+    case 4:
+        return IS("kind") ? F_KIND : IS("task") ? F_TASK : IS("cost") ? F_COST : 0;
+    case 5:
+        return IS("query") ? F_QUERY : IS("model") ? F_MODEL : IS("label") ? F_LABEL : 0;
+    case 8:
+        return IS("protocol") ? F_PROTOCOL : 0;
+    case 11:
+        return IS("predictions") ? F_PREDS : 0;
+    default:
+        return 0; /* unknown keys are ignored: newer producers may add fields */
+    }
+#undef IS
 }
 
 static int decode_field(ens_decoded_t *m, int bit, const msgpack_object *v,
@@ -486,6 +512,23 @@ void ens_decoded_destroy(ens_decoded_t **mp)
     *mp = NULL;
 }
 
+/* Room for n events and slots answers or integer labels. */
+static void reserve(ens_decoded_t *m, size_t n, size_t slots)
+{
+    if (n > m->events_cap || (m->events_cap > KEEP_ELEMS && n <= KEEP_ELEMS / 4)) {
+        free(m->events);
+        m->events = ens_xreallocarray(NULL, n, sizeof(ens_event_t));
+        m->events_cap = n;
+    }
+    if (slots > m->slots_cap || (m->slots_cap > KEEP_ELEMS && slots <= KEEP_ELEMS / 4)) {
+        free(m->preds);
+        free(m->nums);
+        m->preds = ens_xreallocarray(NULL, slots, sizeof(ens_pred_t));
+        m->nums = ens_xreallocarray(NULL, slots, sizeof(*m->nums));
+        m->slots_cap = slots;
+    }
+}
+
 /* Validates the unpacked root and fills m's events. */
 static int decode_root(ens_decoded_t *m, const msgpack_object *root, const ens_proto_limits_t *lim,
                        ens_reject_t *why)
@@ -505,9 +548,7 @@ static int decode_root(ens_decoded_t *m, const msgpack_object *root, const ens_p
     size_t slots = 0;
     for (size_t i = 0; i < n; i++)
         slots += event_slots(&items[i]);
-    m->events = ens_xcalloc(n, sizeof(ens_event_t));
-    m->preds = ens_xcalloc(slots, sizeof(ens_pred_t));
-    m->nums = ens_xcalloc(slots, sizeof(*m->nums));
+    reserve(m, n, slots);
     for (size_t i = 0; i < n; i++)
         if (decode_event(m, &items[i], lim, &m->events[i], why) < 0)
             return -1;
@@ -525,21 +566,27 @@ int ens_proto_prewalk(const char *buf, size_t len, size_t max_depth, ens_reject_
     return ENS_EPARSE;
 }
 
-int ens_proto_decode(const char *buf, size_t len, const ens_proto_limits_t *lim,
-                     ens_decoded_t **out, ens_reject_t *why)
+ens_decoded_t *ens_decoded_new(void)
 {
-    *out = NULL;
-    if (len > lim->max_message_bytes)
-        return *why = ENS_REJECT_TOO_BIG, ENS_EPARSE;
-    if (ens_proto_prewalk(buf, len, lim->max_depth, why) < 0)
-        return ENS_EPARSE;
-
     ens_decoded_t *m = ens_xcalloc(1, sizeof(*m));
     m->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
     if (!m->zone) {
         fputs("ensembled: out of memory (msgpack zone)\n", stderr);
         abort();
     }
+    return m;
+}
+
+int ens_proto_decode_into(ens_decoded_t *m, const char *buf, size_t len,
+                          const ens_proto_limits_t *lim, ens_reject_t *why)
+{
+    m->count = m->npreds = m->nnums = 0;
+    if (len > lim->max_message_bytes)
+        return *why = ENS_REJECT_TOO_BIG, ENS_EPARSE;
+    if (ens_proto_prewalk(buf, len, lim->max_depth, why) < 0)
+        return ENS_EPARSE;
+    /* The objects of the last message go; the zone's first chunk stays. */
+    msgpack_zone_clear(m->zone);
     msgpack_object root;
     size_t off = 0;
     int rc = msgpack_unpack(buf, len, &off, m->zone, &root);
@@ -547,10 +594,21 @@ int ens_proto_decode(const char *buf, size_t len, const ens_proto_limits_t *lim,
         *why = rc == MSGPACK_UNPACK_EXTRA_BYTES || (rc == MSGPACK_UNPACK_SUCCESS && off != len)
                    ? ENS_REJECT_TRAILING
                    : ENS_REJECT_MALFORMED;
-        ens_decoded_destroy(&m);
         return ENS_EPARSE;
     }
     if (decode_root(m, &root, lim, why) < 0) {
+        m->count = 0;
+        return ENS_EPARSE;
+    }
+    return 0;
+}
+
+int ens_proto_decode(const char *buf, size_t len, const ens_proto_limits_t *lim,
+                     ens_decoded_t **out, ens_reject_t *why)
+{
+    ens_decoded_t *m = ens_decoded_new();
+    *out = NULL;
+    if (ens_proto_decode_into(m, buf, len, lim, why) < 0) {
         ens_decoded_destroy(&m);
         return ENS_EPARSE;
     }

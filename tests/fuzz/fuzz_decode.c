@@ -71,6 +71,27 @@ static void check_msgpack_agrees(const uint8_t *data, size_t size)
     msgpack_zone_free(z);
 }
 
+static int same_str(ens_str_t a, ens_str_t b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+static int same_event(const ens_event_t *a, const ens_event_t *b)
+{
+    if (a->kind != b->kind || !same_str(a->task, b->task) || a->query_is_uint != b->query_is_uint ||
+        a->npreds != b->npreds || a->cost != b->cost || a->ts != b->ts)
+        return 0;
+    if (a->query_is_uint ? a->query_uint != b->query_uint : !same_str(a->query_str, b->query_str))
+        return 0;
+    if (a->kind == ENS_EVENT_LABEL && !same_str(a->label, b->label))
+        return 0;
+    for (size_t i = 0; i < a->npreds; i++)
+        if (!same_str(a->preds[i].model, b->preds[i].model) ||
+            !same_str(a->preds[i].label, b->preds[i].label))
+            return 0;
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ens_proto_limits_t lim;
@@ -87,6 +108,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ens_decoded_t *m = (ens_decoded_t *)&lim; /* must be overwritten */
     ens_reject_t why = ENS_REJECT_COUNT;
     int rc = ens_proto_decode(buf, size, &lim, &m, &why);
+    /* One decoder reused across every input (as ingest does) gives what a
+     * fresh one gives. */
+    static ens_decoded_t *reused;
+    if (!reused)
+        reused = ens_decoded_new();
+    ens_reject_t why2 = ENS_REJECT_COUNT;
+    int rc2 = ens_proto_decode_into(reused, buf, size, &lim, &why2);
+    CHECK(rc2 == rc);
+    CHECK(rc == 0 ? ens_decoded_count(reused) == ens_decoded_count(m)
+                  : why2 == why && ens_decoded_count(reused) == 0);
+    for (size_t i = 0; rc == 0 && i < ens_decoded_count(m); i++)
+        CHECK(same_event(ens_decoded_event(reused, i), ens_decoded_event(m, i)));
     if (rc != 0) {
         CHECK(rc == ENS_EPARSE);
         CHECK(m == NULL);

@@ -26,8 +26,8 @@
 #include "ensembled/join.h"
 #include "testutil.h"
 
-#define NKEYS 24  /* key space: collisions, late and duplicate events happen */
-#define NMODELS 6 /* model ids 0..5 */
+#define NKEYS 24   /* key space: collisions, late and duplicate events happen */
+#define NMODELS 12 /* model ids 0..11: rows past the join's pooled 8 answers */
 #define MAXROW 64
 
 /* ---- what the join emitted --------------------------------------------- */
@@ -193,17 +193,20 @@ static void ref_set_limits(ref_t *r, size_t max_pending, double ttl, double now)
 
 /* ---- comparing --------------------------------------------------------- */
 
-/* Key index k as bytes: 1 byte below NKEYS/2, else 2 bytes whose first is
- * a 1-byte key's, so that keys differing only in length must stay apart. */
-static size_t key_bytes(size_t k, unsigned char out[2])
+#define LONG_KEY 20 /* past the join's pooled key size */
+
+/* Key index k as bytes: 1 byte below NKEYS/2, else LONG_KEY bytes whose
+ * first is a 1-byte key's, so that keys differing only in length must stay
+ * apart, and both the join's pooled and its allocated entries are used. */
+static size_t key_bytes(size_t k, unsigned char out[LONG_KEY])
 {
     if (k < NKEYS / 2) {
         out[0] = (unsigned char)k;
         return 1;
     }
+    memset(out, 0, LONG_KEY);
     out[0] = (unsigned char)(k - NKEYS / 2);
-    out[1] = 0;
-    return 2;
+    return LONG_KEY;
 }
 
 static int pred_cmp(const void *a, const void *b)
@@ -246,7 +249,7 @@ static void assert_same_stats(const ens_join_t *j, const ref_t *r)
 /* One random operation on both; returns nothing, checks everything. */
 static void random_step(tu_rng_t *g, ens_join_t *j, sink_t *sink, ref_t *r, double *now)
 {
-    unsigned char key[2];
+    unsigned char key[LONG_KEY];
     size_t k = tu_below(g, NKEYS), len = key_bytes(k, key), op = tu_below(g, 100);
     sink->nrows = 0;
     r->emitted = 0;

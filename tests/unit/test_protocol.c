@@ -1049,6 +1049,10 @@ static void assert_event_equal(const ens_event_t *got, const ens_event_t *want)
     }
 }
 
+/* When set, roundtrip() also decodes into it: one decoder reused across
+ * messages of every size must give what a fresh one gives. */
+static ens_decoded_t *reused;
+
 /* Encodes n events (as a batch when batch is set), decodes, compares. */
 static void roundtrip(const ens_event_t *ev, size_t n, int batch)
 {
@@ -1068,6 +1072,14 @@ static void roundtrip(const ens_event_t *ev, size_t n, int batch)
     for (size_t i = 0; i < n; i++)
         assert_event_equal(ens_decoded_event(d, i), &ev[i]);
     ens_decoded_destroy(&d);
+    if (reused) {
+        ens_proto_limits_t lim;
+        ens_proto_limits_default(&lim);
+        assert_int_equal(ens_proto_decode_into(reused, w.data, w.size, &lim, &why), 0);
+        assert_int_equal(ens_decoded_count(reused), n);
+        for (size_t i = 0; i < n; i++)
+            assert_event_equal(ens_decoded_event(reused, i), &ev[i]);
+    }
     ens_mpw_free(&w);
 }
 
@@ -1159,6 +1171,7 @@ static void test_protocol_encode_roundtrip_random(void **state)
     ens_pred_t preds[MAXEV][MAXP];
     tu_rng_t r;
     tu_seed(&r, 7);
+    reused = ens_decoded_new();
     for (int t = 0; t < 300; t++) {
         size_t n = 1 + tu_below(&r, MAXEV);
         for (size_t i = 0; i < n; i++) {
@@ -1184,6 +1197,56 @@ static void test_protocol_encode_roundtrip_random(void **state)
         }
         roundtrip(ev, n, n > 1 || tu_below(&r, 2));
     }
+    ens_decoded_destroy(&reused);
+}
+
+/* A reused decoder: a huge batch, rejected messages (each leaves no event
+ * and the reason a fresh decode gives), small messages, the huge one
+ * again: every accepted message decodes to its events. */
+static void test_protocol_decode_into_reuse(void **state)
+{
+    (void)state;
+    enum { BIG = 6000 };
+    static ens_event_t ev[BIG];
+    ens_pred_t one = {S("model"), S("A")};
+    for (size_t i = 0; i < BIG; i++)
+        ev[i] = (ens_event_t){.kind = i % 2 ? ENS_EVENT_LABEL : ENS_EVENT_PREDICTION,
+                              .task = S("t"),
+                              .query_is_uint = 1,
+                              .query_uint = i,
+                              .label = S("B"),
+                              .preds = &one,
+                              .npreds = i % 2 ? 0 : 1,
+                              .ts = -1,
+                              .cost = (double)i};
+    reused = ens_decoded_new();
+    static const char *const bad[] = {"{2 " KP "s:query u:1",
+                                      "[2 {4 " KP "s:query u:1 s:model s:m s:label s:A {1 s:x s:y",
+                                      "{2 s:kind s:nope s:query u:1"};
+    ens_proto_limits_t lim;
+    ens_proto_limits_default(&lim);
+    for (int round = 0; round < 3; round++) {
+        roundtrip(ev, BIG, 1);
+        roundtrip(ev + 7, 1, 0);
+        for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+            mp_t m;
+            mp_init(&m);
+            mp_spec(&m, bad[b]);
+            ens_reject_t want, got;
+            assert_int_not_equal(decode(m.sb.data, m.sb.size, NULL, NULL, &want), 0);
+            assert_int_equal(ens_proto_decode_into(reused, m.sb.data, m.sb.size, &lim, &got),
+                             ENS_EPARSE);
+            assert_int_equal(got, want);
+            assert_int_equal(ens_decoded_count(reused), 0);
+            assert_null(ens_decoded_event(reused, 0));
+            mp_free(&m);
+        }
+        roundtrip(ev + 100, 3, 1);
+        assert_int_equal(ens_proto_decode_into(reused, "\xc1", 1, &lim, &(ens_reject_t){0}),
+                         ENS_EPARSE);
+    }
+    ens_decoded_destroy(&reused);
+    assert_null(reused);
 }
 
 int main(void)
@@ -1208,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_protocol_encode_matches_producers),
         cmocka_unit_test(test_protocol_encode_roundtrip),
         cmocka_unit_test(test_protocol_encode_roundtrip_random),
+        cmocka_unit_test(test_protocol_decode_into_reuse),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }

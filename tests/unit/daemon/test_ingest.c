@@ -519,9 +519,51 @@ static void test_ingest_counters_by_reason(void **state)
     check_status(fx);
 }
 
+/* In one batch, answers at the same position under other names, a new
+ * label, another task between two events of the first: each answer lands
+ * under its own model and label (the ids noted for a name are never another
+ * name's). */
+static void test_ingest_batch_names_by_position(void **state)
+{
+    fx_t *fx = *state;
+    static const char *const rows[3][3] = {{"a", "X", "Y"}, {"b", "X", "Y"}, {"a", "Y", "Z"}};
+    /* q: models (first, second) with answers; the truth. */
+    static const char *const truth[3] = {"X", "Y", "Z"};
+    msgpack_pack_array(&fx->pk, 8);
+    for (uint64_t q = 0; q < 3; q++) {
+        const char *first = rows[q][0], *second = first[0] == 'a' ? "b" : "a";
+        ens_str_t m[2] = {{first, 1}, {second, 1}}, a[2] = {{rows[q][1], 1}, {rows[q][2], 1}};
+        rig_pack_prediction(&fx->pk, (ens_str_t){"t", 1}, q, m, a, 2);
+    }
+    pred(fx, "u", 0, "a", "Q");
+    for (uint64_t q = 0; q < 3; q++)
+        label(fx, "t", q, truth[q]);
+    label(fx, "u", 0, "Q");
+    assert_int_equal(send_msg(fx), 0);
+    const ens_task_t *t = ens_tasks_find(fx->tasks, "t", 1);
+    assert_non_null(t);
+    assert_int_equal(ens_window_rows(t->window), 3);
+    for (size_t q = 0; q < 3; q++) {
+        const char *first = rows[q][0], *second = first[0] == 'a' ? "b" : "a";
+        int m1 = ens_window_find_model(t->window, first, 1);
+        int m2 = ens_window_find_model(t->window, second, 1);
+        assert_true(m1 >= 0 && m2 >= 0 && m1 != m2);
+        assert_int_equal(ens_window_x(t->window, q, (size_t)m1),
+                         ens_window_find_label(t->window, rows[q][1], 1));
+        assert_int_equal(ens_window_x(t->window, q, (size_t)m2),
+                         ens_window_find_label(t->window, rows[q][2], 1));
+        assert_int_equal(ens_window_y(t->window, q), ens_window_find_label(t->window, truth[q], 1));
+    }
+    assert_int_equal(ens_window_labels(t->window), 3);
+    const ens_task_t *u = ens_tasks_find(fx->tasks, "u", 1);
+    assert_non_null(u);
+    assert_int_equal(ens_window_rows(u->window), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ingest_batch_names_by_position, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_batch_over_max_tasks_dropped_whole, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingest_batch_over_max_models_dropped_whole, setup,
