@@ -34,8 +34,10 @@ typedef struct {
 
 /* key[i] = st[i] + stride * symbol(col[i]) over one block; shift takes the
  * abstention and missing bytes (0xFE, 0xFF) to symbols L and L + 1. */
-static void keys16_first(uint16_t *restrict key, const uint16_t *restrict st,
-                         const uint8_t *restrict col, uint16_t stride, uint8_t shift)
+__attribute__((noinline)) static void keys16_first(uint16_t *restrict key,
+                                                   const uint16_t *restrict st,
+                                                   const uint8_t *restrict col, uint16_t stride,
+                                                   uint8_t shift)
 {
     for (size_t i = 0; i < BLOCK; i++) {
         uint8_t x = col[i];
@@ -45,8 +47,8 @@ static void keys16_first(uint16_t *restrict key, const uint16_t *restrict st,
 }
 
 /* key[i] += stride * symbol(col[i]) over one block (see keys16_first). */
-static void keys16_more(uint16_t *restrict key, const uint8_t *restrict col, uint16_t stride,
-                        uint8_t shift)
+__attribute__((noinline)) static void
+keys16_more(uint16_t *restrict key, const uint8_t *restrict col, uint16_t stride, uint8_t shift)
 {
     for (size_t i = 0; i < BLOCK; i++) {
         uint8_t x = col[i];
