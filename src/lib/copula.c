@@ -18,9 +18,14 @@
 
 #define TWO_PI 6.283185307179586476925286766559
 
+/* Bits set in v. Written out: without -mpopcnt (the portable build)
+ * __builtin_popcountll is a call into libgcc, once per 64 rows and pair. */
 static inline size_t popcount64(uint64_t v)
 {
-    return (size_t)__builtin_popcountll(v);
+    v -= (v >> 1) & UINT64_C(0x5555555555555555);
+    v = (v & UINT64_C(0x3333333333333333)) + ((v >> 2) & UINT64_C(0x3333333333333333));
+    v = (v + (v >> 4)) & UINT64_C(0x0F0F0F0F0F0F0F0F);
+    return (size_t)((v * UINT64_C(0x0101010101010101)) >> 56);
 }
 
 static size_t and_count(const uint64_t *a, const uint64_t *b, size_t words)
@@ -80,16 +85,18 @@ static size_t pack(const ens_data_t *d, size_t j, uint64_t *correct, uint64_t *a
 {
     const uint8_t *col = ens_data_col(d, j);
     size_t words = (d->nrows + 63) / 64, n = 0;
-    memset(correct, 0, words * sizeof(uint64_t));
-    memset(asked, 0, words * sizeof(uint64_t));
-    for (size_t r = 0; r < d->nrows; r++) {
-        uint64_t bit = UINT64_C(1) << (r % 64);
-        if (col[r] != ENS_SYM_MISSING) {
-            asked[r / 64] |= bit;
-            n++;
-            if (col[r] == d->y[r])
-                correct[r / 64] |= bit;
+    for (size_t w = 0; w < words; w++) {
+        /* A word at a time, without branches: rows of a column are random. */
+        size_t r0 = w * 64, end = d->nrows - r0 < 64 ? d->nrows - r0 : 64;
+        uint64_t a = 0, c = 0;
+        for (size_t b = 0; b < end; b++) {
+            uint8_t x = col[r0 + b];
+            a |= (uint64_t)(x != ENS_SYM_MISSING) << b;
+            c |= (uint64_t)(x == d->y[r0 + b]) << b;
         }
+        asked[w] = a;
+        correct[w] = c & a;
+        n += popcount64(a);
     }
     return n;
 }
