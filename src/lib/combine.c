@@ -174,11 +174,25 @@ static uint64_t key_hash(const uint8_t *key, size_t k)
     return h;
 }
 
+/* Whether the first k bytes of two zero-padded keys are equal, a word at a
+ * time (a memcmp call per probe showed in profiles). */
+static int key_equal(const uint8_t *a, const uint8_t *b, size_t k)
+{
+    for (size_t i = 0; i < k; i += 8) {
+        uint64_t u, v;
+        memcpy(&u, a + i, 8);
+        memcpy(&v, b + i, 8);
+        if (u != v)
+            return 0;
+    }
+    return 1;
+}
+
 /* The index slot of key: its entry's, or the empty one where it would go. */
 static size_t find_slot(const ens_combiner_t *c, const uint8_t *key)
 {
     size_t s = (size_t)key_hash(key, c->k) & c->mask;
-    while (c->slot[s] && memcmp(c->ents[c->slot[s] - 1].key, key, c->k) != 0)
+    while (c->slot[s] && !key_equal(c->ents[c->slot[s] - 1].key, key, c->k))
         s = (s + 1) & c->mask;
     return s;
 }
