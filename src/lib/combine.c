@@ -238,14 +238,8 @@ static size_t find_or_add(ens_combiner_t *c, const uint8_t *key)
     return i;
 }
 
-/* Decision of a table entry, leaving out one training row of outcome `skip`
- * (or none with skip == SIZE_MAX): the outcome with the most rows, ties to the
- * fallback's outcome, then the smallest. For patterns only answer classes
- * are candidates. Returns SIZE_MAX when no candidate has a row. */
-static size_t decide(const ens_combiner_t *c, const uint32_t *counts, size_t ncls, size_t skip,
-                     size_t fallback)
+size_t ens__comb_decide(const uint32_t *counts, size_t n, size_t skip, size_t fallback)
 {
-    size_t n = c->kind == ENS_COMB_TABLE ? c->L : ncls;
     size_t best = SIZE_MAX;
     uint32_t bestn = 0;
     for (size_t o = 0; o < n; o++) {
@@ -256,6 +250,14 @@ static size_t decide(const ens_combiner_t *c, const uint32_t *counts, size_t ncl
         }
     }
     return best;
+}
+
+/* Decision of a table entry (ens__comb_decide): for patterns only answer
+ * classes are candidates. */
+static size_t decide(const ens_combiner_t *c, const uint32_t *counts, size_t ncls, size_t skip,
+                     size_t fallback)
+{
+    return ens__comb_decide(counts, c->kind == ENS_COMB_TABLE ? c->L : ncls, skip, fallback);
 }
 
 /* Predicts with entry ei of the table (SIZE_MAX: the key was not seen) for
