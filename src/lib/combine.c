@@ -238,20 +238,6 @@ static size_t find_or_add(ens_combiner_t *c, const uint8_t *key)
     return i;
 }
 
-size_t ens__comb_decide(const uint32_t *counts, size_t n, size_t skip, size_t fallback)
-{
-    size_t best = SIZE_MAX;
-    uint32_t bestn = 0;
-    for (size_t o = 0; o < n; o++) {
-        uint32_t cnt = counts[o] - (o == skip);
-        if (cnt > bestn || (cnt == bestn && cnt > 0 && o == fallback)) {
-            best = o;
-            bestn = cnt;
-        }
-    }
-    return best;
-}
-
 /* Decision of a table entry (ens__comb_decide): for patterns only answer
  * classes are candidates. */
 static size_t decide(const ens_combiner_t *c, const uint32_t *counts, size_t ncls, size_t skip,

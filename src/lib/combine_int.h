@@ -14,11 +14,25 @@
 ens_combiner_t *ens__combiner_fit_best_loo(const ens_data_t *train, const size_t *models, size_t k,
                                            uint8_t *pred);
 
-/* Decision of a table entry with counts[0..n) per candidate outcome,
+/* Decision of a table entry with counts[0..n) per candidate outcome (inline:
+ * it runs once per row and fitted table),
  * leaving out one row of outcome `skip` (SIZE_MAX: none): the outcome with
  * the most rows, ties to `fallback`, then the smallest; SIZE_MAX when no
  * candidate has a row. */
-size_t ens__comb_decide(const uint32_t *counts, size_t n, size_t skip, size_t fallback);
+static inline size_t ens__comb_decide(const uint32_t *counts, size_t n, size_t skip,
+                                      size_t fallback)
+{
+    size_t best = SIZE_MAX;
+    uint32_t bestn = 0;
+    for (size_t o = 0; o < n; o++) {
+        uint32_t cnt = counts[o] - (o == skip);
+        if (cnt > bestn || (cnt == bestn && cnt > 0 && o == fallback)) {
+            best = o;
+            bestn = cnt;
+        }
+    }
+    return best;
+}
 
 /* ---- prefixes (combine_prefix.c) -------------------------------------- */
 

@@ -20,21 +20,23 @@
 
 enum { K_WEIGHTED, K_VOTE, K_PATTERN, K_TABLE, K_COUNT };
 
-/* Dense ids of 64-bit keys: (entry of the prefix so far, code of the new
- * answer) to the entry of the longer prefix. */
+/* Dense ids of (entry of the prefix so far, code of the new answer) for the
+ * entries of the longer prefix. A code is a label or class index below L, or
+ * L and L + 1 for abstention and missing: the table is entries * (L + 2)
+ * wide, and only the rows of the entries in use are cleared and touched
+ * (tuples of 10 binary answers have at most 3^10 entries, mostly far fewer). */
 typedef struct {
-    uint64_t *key; /* UINT64_MAX: empty */
-    uint32_t *id;
-    size_t mask;
-    size_t next; /* ids given */
+    uint32_t *id; /* UINT32_MAX: not seen */
+    size_t width; /* L + 2 */
+    size_t next;  /* ids given */
 } idmap_t;
-
 struct ens__prefix_s {
     const ens_data_t *d;
     size_t n, L, k;                     /* rows, labels, models so far */
     size_t models[ENS_COMB_MAX_MODELS]; /* the prefix */
     double w[ENS_COMB_MAX_MODELS];      /* as combine.c's fit_weights */
     size_t order[ENS_COMB_MAX_MODELS];
+    const uint8_t *ocol[ENS_COMB_MAX_MODELS]; /* the columns in that order */
     uint8_t prior;
     double *wsc;            /* n * L: weighted vote totals per row and label */
     uint8_t *vsc;           /* n * L: votes per row and label */
@@ -51,32 +53,33 @@ static int is_vote(uint8_t x)
     return x != ENS_SYM_ABSTAIN && x != ENS_SYM_MISSING;
 }
 
-static void idmap_init(idmap_t *m, size_t n)
+static void idmap_init(idmap_t *m, size_t n, size_t L)
 {
-    size_t slots = 64;
-    while (slots < 2 * n)
-        slots *= 2;
-    m->key = ens_xmalloc(slots * sizeof(uint64_t));
-    m->id = ens_xmalloc(slots * sizeof(uint32_t));
-    m->mask = slots - 1;
+    m->width = L + 2;
+    m->id = ens_xmalloc(n * m->width * sizeof(uint32_t));
+    m->next = 1; /* every row starts in entry 0 */
 }
 
+/* Readies m for a refinement of the m->next entries of the last one. */
 static void idmap_clear(idmap_t *m)
 {
-    memset(m->key, 0xff, (m->mask + 1) * sizeof(uint64_t));
+    memset(m->id, 0xff, m->next * m->width * sizeof(uint32_t));
     m->next = 0;
 }
 
-static uint32_t idmap_get(idmap_t *m, uint64_t key)
+static uint32_t idmap_get(idmap_t *m, uint32_t entry, size_t code)
 {
-    size_t s = (size_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> 17) & m->mask;
-    while (m->key[s] != UINT64_MAX && m->key[s] != key)
-        s = (s + 1) & m->mask;
-    if (m->key[s] == UINT64_MAX) {
-        m->key[s] = key;
-        m->id[s] = (uint32_t)m->next++;
-    }
-    return m->id[s];
+    uint32_t *id = &m->id[(size_t)entry * m->width + code];
+    if (*id == UINT32_MAX)
+        *id = (uint32_t)m->next++;
+    return *id;
+}
+
+/* The code of answer byte x in the tables: itself below L, else L for an
+ * abstention and L + 1 for a missing answer. */
+static size_t sym_code(uint8_t x, size_t L)
+{
+    return x == ENS_SYM_ABSTAIN ? L : x == ENS_SYM_MISSING ? L + 1 : x;
 }
 
 int ens__prefix_applies(const ens_data_t *d)
@@ -107,8 +110,8 @@ ens__prefix_t *ens__prefix_new(const ens_data_t *d)
     p->pcnt = ens_xcalloc(n1 * (L + 1), sizeof(uint32_t));
     p->ttot = ens_xcalloc(n1, sizeof(uint32_t));
     p->ptot = ens_xcalloc(n1, sizeof(uint32_t));
-    idmap_init(&p->tmap, n1);
-    idmap_init(&p->pmap, n1);
+    idmap_init(&p->tmap, n1, L);
+    idmap_init(&p->pmap, n1, L);
     for (size_t i = 0; i < K_COUNT; i++)
         p->pred[i] = ens_xmalloc(n1);
     return p;
@@ -129,9 +132,7 @@ void ens__prefix_destroy(ens__prefix_t **pp)
     free(p->pcnt);
     free(p->ttot);
     free(p->ptot);
-    free(p->tmap.key);
     free(p->tmap.id);
-    free(p->pmap.key);
     free(p->pmap.id);
     for (size_t i = 0; i < K_COUNT; i++)
         free(p->pred[i]);
@@ -154,14 +155,16 @@ static void add_weight(ens__prefix_t *p, size_t j)
     }
     p->order[h] = k;
     p->k = k + 1;
+    for (size_t o = 0; o <= k; o++)
+        p->ocol[o] = ens_data_col(p->d, p->models[p->order[o]]);
 }
 
-/* The class of answer x in row r (a new one if x is new), or x itself for
- * an abstention or a missing answer: the pattern's code of x. */
-static uint8_t class_code(ens__prefix_t *p, size_t r, uint8_t x)
+/* The class of answer x in row r (a new one if x is new), or L and L + 1 for
+ * an abstention and a missing answer: the pattern's code of x. */
+static size_t class_code(ens__prefix_t *p, size_t r, uint8_t x)
 {
     if (!is_vote(x))
-        return x;
+        return sym_code(x, p->L);
     uint8_t *reps = p->reps + r * p->L, c = 0;
     while (c < p->ncls[r] && reps[c] != x)
         c++;
@@ -184,8 +187,8 @@ static void refine(ens__prefix_t *p, const uint8_t *col, double w)
             p->wsc[r * L + x] += w;
             p->vsc[r * L + x]++;
         }
-        p->tid[r] = idmap_get(&p->tmap, (uint64_t)p->tid[r] << 8 | x);
-        p->pid[r] = idmap_get(&p->pmap, (uint64_t)p->pid[r] << 8 | class_code(p, r, x));
+        p->tid[r] = idmap_get(&p->tmap, p->tid[r], sym_code(x, L));
+        p->pid[r] = idmap_get(&p->pmap, p->pid[r], class_code(p, r, x));
     }
     memset(p->tcnt, 0, p->tmap.next * L * sizeof(uint32_t));
     memset(p->ttot, 0, p->tmap.next * sizeof(uint32_t));
@@ -203,34 +206,34 @@ static void refine(ens__prefix_t *p, const uint8_t *col, double w)
     }
 }
 
-/* The vote of row r from its totals sc[0..L) (combine.c's vote): the label
- * with the largest total, ties to the most accurate voter's label; the
- * prior when nobody voted. */
-static uint8_t row_vote(const ens__prefix_t *p, size_t r, const double *sc)
-{
-    double best = 0;
-    for (size_t l = 0; l < p->L; l++)
-        if (sc[l] > best)
-            best = sc[l];
-    for (size_t o = 0; o < p->k; o++) {
-        uint8_t v = ens_data_col(p->d, p->models[p->order[o]])[r];
-        if (is_vote(v) && sc[v] >= best - 1e-12)
-            return v;
+/* The votes of row r (combine.c's vote): the label with the largest total
+ * in sc[0..L), ties to the most accurate voter's label; the prior when
+ * nobody voted. Written for both total types, weighted and plain. */
+#define ROW_VOTE(name, type)                                                                       \
+    static uint8_t name(const ens__prefix_t *p, size_t r, const type *sc)                          \
+    {                                                                                              \
+        type best = 0;                                                                             \
+        for (size_t l = 0; l < p->L; l++)                                                          \
+            if (sc[l] > best)                                                                      \
+                best = sc[l];                                                                      \
+        for (size_t o = 0; o < p->k; o++) {                                                        \
+            uint8_t v = p->ocol[o][r];                                                             \
+            if (is_vote(v) && (double)sc[v] >= (double)best - 1e-12)                               \
+                return v;                                                                          \
+        }                                                                                          \
+        return p->prior;                                                                           \
     }
-    return p->prior;
-}
+ROW_VOTE(row_vote_weighted, double)
+ROW_VOTE(row_vote_plain, uint8_t)
 
 /* The leave-one-out predictions of the four kinds for row r. */
 static void predict_row(ens__prefix_t *p, size_t r, uint8_t out[K_COUNT])
 {
     const size_t L = p->L;
     const uint8_t y = p->d->y[r];
-    double vs[256];
-    for (size_t l = 0; l < L; l++)
-        vs[l] = p->vsc[r * L + l];
-    uint8_t fb = row_vote(p, r, p->wsc + r * L);
+    uint8_t fb = row_vote_weighted(p, r, p->wsc + r * L);
     out[K_WEIGHTED] = fb;
-    out[K_VOTE] = row_vote(p, r, vs);
+    out[K_VOTE] = row_vote_plain(p, r, p->vsc + r * L);
     /* The table: entry tid, outcome y. */
     size_t o = SIZE_MAX;
     if (p->ttot[p->tid[r]] - 1 != 0)
