@@ -8,8 +8,8 @@
  * models. Here each row keeps what the prefix so far made of it: its
  * (weighted) vote totals per label, its answer classes, and the entries of
  * its tuple and of its pattern, so that adding model n costs one answer per
- * row: a vote added, a class looked up, two entries refined through a hash
- * of (entry, code). The rules are combine.c's, and so are the results: the
+ * row: a vote added, a class looked up, two entries refined through a
+ * table of (entry, code). The rules are combine.c's, and so are the results: the
  * same weights, order, tie-breaks and decisions (ens__comb_decide).
  */
 #include <stdlib.h>
@@ -24,12 +24,13 @@ enum { K_WEIGHTED, K_VOTE, K_PATTERN, K_TABLE, K_COUNT };
  * entries of the longer prefix. A code is a label or class index below L, or
  * L and L + 1 for abstention and missing: the table is entries * (L + 2)
  * wide, and only the rows of the entries in use are cleared and touched
- * (tuples of 10 binary answers have at most 3^10 entries, mostly far fewer). */
+ * (tuples of 10 binary answers have at most 2^10 entries). */
 typedef struct {
     uint32_t *id; /* UINT32_MAX: not seen */
     size_t width; /* L + 2 */
     size_t next;  /* ids given */
 } idmap_t;
+
 struct ens__prefix_s {
     const ens_data_t *d;
     size_t n, L, k;                     /* rows, labels, models so far */
