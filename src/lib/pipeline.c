@@ -34,9 +34,13 @@ static void make_pool(ens_pipeline_t *p)
     p->coverage = ens_xcalloc(d->nmodels + 1, sizeof(size_t));
     p->excluded = ens_xcalloc(d->nmodels + 1, sizeof(ens_excl_t));
     for (size_t m = 0; m < d->nmodels; m++) {
+        /* A local count: stores through size_t * may alias the column
+         * bytes, which kept the loop from being vectorized. */
         const uint8_t *col = ens_data_col(d, m);
+        size_t asked = 0;
         for (size_t r = 0; r < d->nrows; r++)
-            p->coverage[m] += col[r] != ENS_SYM_MISSING;
+            asked += col[r] != ENS_SYM_MISSING;
+        p->coverage[m] = asked;
         double seen = p->in.seen_age ? p->in.seen_age[m] : 0;
         if (p->o.retire_after > 0 && seen > p->o.retire_after)
             p->excluded[m] = ENS_EXCL_RETIRED;
