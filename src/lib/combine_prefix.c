@@ -162,7 +162,7 @@ static void add_weight(ens__prefix_t *p, size_t j)
 
 /* The class of answer x in row r (a new one if x is new), or L and L + 1 for
  * an abstention and a missing answer: the pattern's code of x. */
-static size_t class_code(ens__prefix_t *p, size_t r, uint8_t x)
+static size_t class_code(const ens__prefix_t *p, size_t r, uint8_t x)
 {
     if (!is_vote(x))
         return sym_code(x, p->L);
@@ -178,33 +178,39 @@ static size_t class_code(ens__prefix_t *p, size_t r, uint8_t x)
  * rows in the entries of the longer prefix. */
 static void refine(ens__prefix_t *p, const uint8_t *col, double w)
 {
-    const size_t L = p->L;
-    const uint8_t *y = p->d->y;
-    idmap_clear(&p->tmap);
-    idmap_clear(&p->pmap);
-    for (size_t r = 0; r < p->n; r++) {
+    /* The loops work on a local copy of *p: stores through the uint8_t
+     * arrays may alias anything else in memory, and would make the compiler
+     * reload every field of *p after each of them. */
+    ens__prefix_t q = *p;
+    const size_t L = q.L;
+    const uint8_t *y = q.d->y;
+    idmap_clear(&q.tmap);
+    idmap_clear(&q.pmap);
+    for (size_t r = 0; r < q.n; r++) {
         uint8_t x = col[r];
         if (is_vote(x)) {
-            p->wsc[r * L + x] += w;
-            p->vsc[r * L + x]++;
+            q.wsc[r * L + x] += w;
+            q.vsc[r * L + x]++;
         }
-        p->tid[r] = idmap_get(&p->tmap, p->tid[r], sym_code(x, L));
-        p->pid[r] = idmap_get(&p->pmap, p->pid[r], class_code(p, r, x));
+        q.tid[r] = idmap_get(&q.tmap, q.tid[r], sym_code(x, L));
+        q.pid[r] = idmap_get(&q.pmap, q.pid[r], class_code(&q, r, x));
     }
-    memset(p->tcnt, 0, p->tmap.next * L * sizeof(uint32_t));
-    memset(p->ttot, 0, p->tmap.next * sizeof(uint32_t));
-    memset(p->pcnt, 0, p->pmap.next * (L + 1) * sizeof(uint32_t));
-    memset(p->ptot, 0, p->pmap.next * sizeof(uint32_t));
-    for (size_t r = 0; r < p->n; r++) {
-        p->tcnt[(size_t)p->tid[r] * L + y[r]]++;
-        p->ttot[p->tid[r]]++;
-        const uint8_t *reps = p->reps + r * L;
+    memset(q.tcnt, 0, q.tmap.next * L * sizeof(uint32_t));
+    memset(q.ttot, 0, q.tmap.next * sizeof(uint32_t));
+    memset(q.pcnt, 0, q.pmap.next * (L + 1) * sizeof(uint32_t));
+    memset(q.ptot, 0, q.pmap.next * sizeof(uint32_t));
+    for (size_t r = 0; r < q.n; r++) {
+        q.tcnt[(size_t)q.tid[r] * L + y[r]]++;
+        q.ttot[q.tid[r]]++;
+        const uint8_t *reps = q.reps + r * L;
         size_t z = 0;
-        while (z < p->ncls[r] && reps[z] != y[r])
+        while (z < q.ncls[r] && reps[z] != y[r])
             z++;
-        p->pcnt[(size_t)p->pid[r] * (L + 1) + (z < p->ncls[r] ? z : L)]++;
-        p->ptot[p->pid[r]]++;
+        q.pcnt[(size_t)q.pid[r] * (L + 1) + (z < q.ncls[r] ? z : L)]++;
+        q.ptot[q.pid[r]]++;
     }
+    p->tmap = q.tmap;
+    p->pmap = q.pmap;
 }
 
 /* The votes of row r (combine.c's vote): the label with the largest total
@@ -228,7 +234,7 @@ ROW_VOTE(row_vote_weighted, double)
 ROW_VOTE(row_vote_plain, uint8_t)
 
 /* The leave-one-out predictions of the four kinds for row r. */
-static void predict_row(ens__prefix_t *p, size_t r, uint8_t out[K_COUNT])
+static void predict_row(const ens__prefix_t *p, size_t r, uint8_t out[K_COUNT])
 {
     const size_t L = p->L;
     const uint8_t y = p->d->y[r];
@@ -259,13 +265,16 @@ void ens__prefix_add(ens__prefix_t *p, size_t j, uint8_t *pred)
 {
     add_weight(p, j);
     refine(p, ens_data_col(p->d, j), p->w[p->k - 1]);
+    /* A local copy, as in refine. */
+    const ens__prefix_t q = *p;
+    const uint8_t *y = q.d->y;
     size_t right[K_COUNT] = {0};
-    for (size_t r = 0; r < p->n; r++) {
+    for (size_t r = 0; r < q.n; r++) {
         uint8_t out[K_COUNT];
-        predict_row(p, r, out);
+        predict_row(&q, r, out);
         for (size_t i = 0; i < K_COUNT; i++) {
-            p->pred[i][r] = out[i];
-            right[i] += out[i] == p->d->y[r];
+            q.pred[i][r] = out[i];
+            right[i] += out[i] == y[r];
         }
     }
     /* ens_combiner_fit_best: the first kind in order of preference with
