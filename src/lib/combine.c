@@ -54,6 +54,9 @@ typedef struct {
     uint32_t *eid; /* entry of each row in the table being fitted */
     uint8_t *outc; /* outcome of each row in that table */
     uint8_t *pred; /* leave-one-out prediction of each row (NULL: not kept) */
+    uint8_t *reps; /* pattern: the answer classes of each row, rcap apart */
+    uint8_t *ncls; /* pattern: how many classes each row has */
+    size_t rcap;   /* classes a row can have: min(k, L) */
 } fit_ctx_t;
 
 static const char *const comb_names[] = {
@@ -332,6 +335,12 @@ static void fit_table(ens_combiner_t *c, const ens_data_t *train, fit_ctx_t *ctx
 {
     uint8_t x[ENS_COMB_MAX_MODELS], key[ENS_COMB_MAX_MODELS], reps[ENS_COMB_MAX_MODELS];
     c->noutcomes = c->kind == ENS_COMB_TABLE ? c->L : c->k + 1;
+    int keep = c->kind == ENS_COMB_PATTERN;
+    if (keep && !ctx->reps) {
+        ctx->rcap = c->k < c->L ? c->k : c->L;
+        ctx->reps = ens_xmalloc((train->nrows + 1) * (ctx->rcap ? ctx->rcap : 1));
+        ctx->ncls = ens_xmalloc(train->nrows + 1);
+    }
     for (size_t r = 0; r < train->nrows; r++) {
         row_answers(train, c->models, c->k, r, x);
         size_t ncls;
@@ -341,6 +350,11 @@ static void fit_table(ens_combiner_t *c, const ens_data_t *train, fit_ctx_t *ctx
         c->cnt[e * c->noutcomes + o]++;
         ctx->eid[r] = (uint32_t)e;
         ctx->outc[r] = (uint8_t)o;
+        if (keep) {
+            /* For the leave-one-out pass: no second pattern_of per row. */
+            memcpy(ctx->reps + r * ctx->rcap, reps, ncls);
+            ctx->ncls[r] = (uint8_t)ncls;
+        }
     }
 }
 
@@ -384,17 +398,22 @@ static uint8_t fitted_predict(const ens_combiner_t *c, const uint8_t *x, size_t 
     }
     if (c->kind == ENS_COMB_WEIGHTED)
         return fb;
-    uint8_t key[ENS_COMB_MAX_MODELS], reps[ENS_COMB_MAX_MODELS];
-    size_t ncls = c->kind == ENS_COMB_PATTERN ? pattern_of(x, c->k, key, reps) : 0;
-    return entry_predict(c, ctx->eid[r], reps, ncls, ctx->outc[r], fb);
+    if (c->kind == ENS_COMB_PATTERN)
+        return entry_predict(c, ctx->eid[r], ctx->reps + r * ctx->rcap, ctx->ncls[r], ctx->outc[r],
+                             fb);
+    return entry_predict(c, ctx->eid[r], NULL, 0, ctx->outc[r], fb);
 }
 
 static double train_accuracy(const ens_combiner_t *c, const ens_data_t *train, fit_ctx_t *ctx)
 {
     uint8_t x[ENS_COMB_MAX_MODELS];
     size_t right = 0;
+    /* The tables read only what the fit recorded once the weighted votes
+     * are known: no answers to gather then. */
+    int gather = c->kind == ENS_COMB_VOTE || !ctx->have_fb;
     for (size_t r = 0; r < train->nrows; r++) {
-        row_answers(train, c->models, c->k, r, x);
+        if (gather)
+            row_answers(train, c->models, c->k, r, x);
         uint8_t p = fitted_predict(c, x, r, ctx);
         if (ctx->pred)
             ctx->pred[r] = p;
@@ -437,6 +456,8 @@ static void ctx_init(fit_ctx_t *ctx, const ens_data_t *train, int share, uint8_t
     ctx->eid = ens_xmalloc(n * sizeof(uint32_t));
     ctx->outc = ens_xmalloc(n);
     ctx->pred = pred;
+    ctx->reps = ctx->ncls = NULL;
+    ctx->rcap = 0;
 }
 
 static void ctx_free(fit_ctx_t *ctx)
@@ -444,6 +465,8 @@ static void ctx_free(fit_ctx_t *ctx)
     free(ctx->fb);
     free(ctx->eid);
     free(ctx->outc);
+    free(ctx->reps);
+    free(ctx->ncls);
 }
 
 ens_combiner_t *ens_combiner_fit(const ens_data_t *train, const size_t *models, size_t k,
