@@ -21,8 +21,16 @@
  * Then it times the library for W in 25k..200k and M in 25..200, printing
  * the time per K * M * W so that linearity shows.
  *
- * The last two lines are `ratio_to_floor: R` (plug-in selection over the
- * floor) and `speedup_vs_naive: S` (naive over plug-in selection).
+ * It also times the whole pipeline the daemon runs on a window
+ * (ens_pipeline_run: pool, selection with pruning, hysteresis, final choice,
+ * honest accuracy, bounds) with the daemon's defaults but budget K, on the
+ * same data, and within it the final choice (ens_choose) and the bounds
+ * (ens_pipeline_bounds) called alone; `pipeline_ratio_to_kernel` is its time
+ * over the held-out kernel's (the estimator the pipeline selects with).
+ *
+ * The last lines are `pipeline_ratio_to_kernel: R`, `ratio_to_floor: R`
+ * (plug-in selection over the floor) and `speedup_vs_naive: S` (naive over
+ * plug-in selection). bench/select-release runs it built both ways.
  */
 #include <math.h>
 #include <stdint.h>
@@ -33,9 +41,11 @@
 
 #include <uthash.h>
 
+#include "ensembled/choice.h"
 #include "ensembled/data.h"
 #include "ensembled/err.h"
 #include "ensembled/mi.h"
+#include "ensembled/pipeline.h"
 #include "ensembled/sample.h"
 #include "ensembled/select.h"
 #include "ensembled/xalloc.h"
@@ -172,6 +182,47 @@ static double time_prune(const ens_data_t *d)
         }
     }
     return median(t, RUNS);
+}
+
+/* ---- the pipeline ----------------------------------------------------- */
+
+/* What the pipeline's stages cost, medians of RUNS runs: the whole of
+ * ens_pipeline_run, and the final choice and the bounds called alone on the
+ * same window (the pool is the whole window here), the bounds of set[0..K). */
+typedef struct {
+    double whole, choice, bounds;
+} pipe_times_t;
+
+static void time_pipeline(const ens_data_t *d, const size_t *set, pipe_times_t *out)
+{
+    ens_pipeline_opts_t o;
+    ens_pipeline_opts_default(&o);
+    o.select.budget = K;
+    ens_pipeline_in_t in = {.snap = d};
+    double tw[RUNS], tc[RUNS], tb[RUNS];
+    for (size_t i = 0; i < RUNS; i++) {
+        char err[256];
+        ens_pipeline_t *p = NULL;
+        double t0 = now_s();
+        int rc = ens_pipeline_run(&in, &o, &p, err, sizeof(err));
+        tw[i] = now_s() - t0;
+        if (rc < 0) {
+            fprintf(stderr, "bench/select: ens_pipeline_run: %s (%s)\n", err, ens_strerror(rc));
+            exit(1);
+        }
+        ens_pipeline_destroy(&p);
+        ens_choice_t ch;
+        t0 = now_s();
+        ens_choose(d, &o.select, &ch);
+        tc[i] = now_s() - t0;
+        ens_bounds_t bo;
+        t0 = now_s();
+        ens_pipeline_bounds(d, set, K, 2.0, &bo);
+        tb[i] = now_s() - t0;
+    }
+    out->whole = median(tw, RUNS);
+    out->choice = median(tc, RUNS);
+    out->bounds = median(tb, RUNS);
 }
 
 /* ---- the floor -------------------------------------------------------- */
@@ -412,10 +463,15 @@ int main(void)
     double t_prune = time_prune(d);
     double t_floor = time_floor(d, &checksum);
     double t_naive = time_naive(d, naive);
+    pipe_times_t tp;
+    time_pipeline(d, held.models, &tp);
 
     printf("library plugin:  %8.4f s   I(Y; X_S) = %.4f bits\n", t_plug, plug.mi_bits[K - 1]);
     printf("library heldout: %8.4f s   I(Y; X_S) = %.4f bits\n", t_held, held.mi_bits[K - 1]);
     printf("default (heldout + prune, not the kernel): %8.4f s\n", t_prune);
+    printf("pipeline (ens_pipeline_run, defaults, budget %d): %8.4f s   of which final choice "
+           "%.4f s, bounds %.4f s\n",
+           K, tp.whole, tp.choice, tp.bounds);
     printf("floor (sum of K*M*W = %.0f bytes): %8.4f s   checksum %llu\n",
            (double)K * BASE_M * BASE_W, t_floor, (unsigned long long)checksum);
     printf("naive (uthash over (x_S, x_j) tuples, plug-in): %8.4f s\n", t_naive);
@@ -437,6 +493,7 @@ int main(void)
         series_line(master, BASE_W, ms[i]);
 
     printf("heldout_ratio_to_floor: %.2f\n", t_held / t_floor);
+    printf("pipeline_ratio_to_kernel: %.2f\n", tp.whole / t_held);
     printf("ratio_to_floor: %.2f\n", t_plug / t_floor);
     printf("speedup_vs_naive: %.2f\n", t_naive / t_plug);
     ens_data_destroy(&d);

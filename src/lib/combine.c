@@ -1,26 +1,33 @@
 /* combine.c - vote, weighted vote and decision-table combiners (combine.h).
  *
- * The tables are uthash maps keyed by k bytes: the raw answer tuple for
- * `table`, the agreement pattern for `pattern`. Each entry counts, per
+ * A table is an array of entries in order of first appearance, keyed by k
+ * bytes (the raw answer tuple for `table`, the agreement pattern for
+ * `pattern`) through an open-addressing index. Each entry counts, per
  * outcome, the training rows that reached it: labels for `table`; for
  * `pattern`, the answer class holding the truth (0..k-1) or none (k).
+ *
+ * Fitting records each training row's entry and outcome, so that the
+ * leave-one-out accuracy that follows looks nothing up again; and
+ * ens_combiner_fit_best computes the weights and each row's weighted vote
+ * once for the four kinds, since the tables fall back to that vote. Those
+ * fits run for every prefix of every selection the daemon makes (pruning,
+ * the final choice, the honest accuracy), so they are its hot path after
+ * the information kernel (bench/select).
  */
 #include "ensembled/combine.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
 
+#include "combine_int.h"
 #include "ensembled/err.h"
 #include "ensembled/xalloc.h"
 
 #define NO_LABEL 0xFFFF
 
-typedef struct entry_s {
-    uint8_t key[ENS_COMB_MAX_MODELS]; /* tuple or pattern, k bytes used */
+typedef struct {
+    uint8_t key[ENS_COMB_MAX_MODELS]; /* tuple or pattern, k bytes used, the rest 0 */
     uint32_t total;                   /* rows with this key */
-    uint32_t *counts;                 /* per outcome */
-    UT_hash_handle hh;
 } entry_t;
 
 struct ens_combiner_s {
@@ -33,8 +40,24 @@ struct ens_combiner_s {
     size_t order[ENS_COMB_MAX_MODELS];  /* model positions by decreasing accuracy */
     uint8_t prior;                      /* most frequent training label */
     double train_acc;                   /* leave-one-out accuracy on train */
-    entry_t *table;                     /* uthash head (table, pattern) */
+    entry_t *ents;                      /* table entries in order of first appearance */
+    uint32_t *cnt;                      /* noutcomes counts per entry */
+    size_t nent, ent_cap;               /* entries used / allocated */
+    uint32_t *slot;                     /* index: entry + 1, or 0 for empty */
+    size_t mask;                        /* slots - 1 (a power of two), 0 before the first */
 };
+
+/* What the fits of one ens_combiner_fit_best share, per training row. */
+typedef struct {
+    uint8_t *fb;   /* the weighted vote (or prior) of each row */
+    int have_fb;   /* fb is filled */
+    uint32_t *eid; /* entry of each row in the table being fitted */
+    uint8_t *outc; /* outcome of each row in that table */
+    uint8_t *pred; /* leave-one-out prediction of each row (NULL: not kept) */
+    uint8_t *reps; /* pattern: the answer classes of each row, rcap apart */
+    uint8_t *ncls; /* pattern: how many classes each row has */
+    size_t rcap;   /* classes a row can have: min(k, L) */
+} fit_ctx_t;
 
 static const char *const comb_names[] = {
     [ENS_COMB_VOTE] = "vote",
@@ -127,8 +150,10 @@ static size_t outcome_of(const ens_combiner_t *c, const uint8_t *reps, size_t nc
     return c->k;
 }
 
-static entry_t *lookup(const ens_combiner_t *c, const uint8_t *x, uint8_t *key, uint8_t *reps,
-                       size_t *ncls)
+/* The key of answers x in *key (zero past k): the tuple for `table`, else
+ * the pattern, whose classes go to reps and *ncls. */
+static void key_of(const ens_combiner_t *c, const uint8_t *x, uint8_t *key, uint8_t *reps,
+                   size_t *ncls)
 {
     memset(key, 0, ENS_COMB_MAX_MODELS);
     if (c->kind == ENS_COMB_TABLE) {
@@ -137,39 +162,100 @@ static entry_t *lookup(const ens_combiner_t *c, const uint8_t *x, uint8_t *key, 
     } else {
         *ncls = pattern_of(x, c->k, key, reps);
     }
-    entry_t *e = NULL;
-    HASH_FIND(hh, c->table, key, c->k, e);
-    return e;
 }
 
-/* Decision of a table entry, leaving out one training row of outcome `skip`
- * (or none with skip == SIZE_MAX): the outcome with the most rows, ties to the
- * fallback's outcome, then the smallest. For patterns only answer classes
- * are candidates. Returns SIZE_MAX when no candidate has a row. */
-static size_t decide(const ens_combiner_t *c, const entry_t *e, size_t ncls, size_t skip,
+/* A hash of the first k bytes of key (zero-padded to whole words). */
+static uint64_t key_hash(const uint8_t *key, size_t k)
+{
+    uint64_t h = k;
+    for (size_t i = 0; i < k; i += 8) {
+        uint64_t w;
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * UINT64_C(0x9E3779B97F4A7C15);
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+/* Whether the first k bytes of two zero-padded keys are equal, a word at a
+ * time (a memcmp call per probe showed in profiles). */
+static int key_equal(const uint8_t *a, const uint8_t *b, size_t k)
+{
+    for (size_t i = 0; i < k; i += 8) {
+        uint64_t u, v;
+        memcpy(&u, a + i, 8);
+        memcpy(&v, b + i, 8);
+        if (u != v)
+            return 0;
+    }
+    return 1;
+}
+
+/* The index slot of key: its entry's, or the empty one where it would go. */
+static size_t find_slot(const ens_combiner_t *c, const uint8_t *key)
+{
+    size_t s = (size_t)key_hash(key, c->k) & c->mask;
+    while (c->slot[s] && !key_equal(c->ents[c->slot[s] - 1].key, key, c->k))
+        s = (s + 1) & c->mask;
+    return s;
+}
+
+/* The entry of key, or SIZE_MAX. */
+static size_t find(const ens_combiner_t *c, const uint8_t *key)
+{
+    if (!c->mask)
+        return SIZE_MAX;
+    size_t s = find_slot(c, key);
+    return c->slot[s] ? c->slot[s] - 1 : SIZE_MAX;
+}
+
+/* Doubles the index (at least 64 slots) and places every entry again. */
+static void grow_index(ens_combiner_t *c)
+{
+    size_t slots = c->mask ? 2 * (c->mask + 1) : 64;
+    free(c->slot);
+    c->slot = ens_xcalloc(slots, sizeof(uint32_t));
+    c->mask = slots - 1;
+    for (size_t i = 0; i < c->nent; i++)
+        c->slot[find_slot(c, c->ents[i].key)] = (uint32_t)(i + 1);
+}
+
+/* The entry of key, added with zero counts if it is new. */
+static size_t find_or_add(ens_combiner_t *c, const uint8_t *key)
+{
+    if (2 * (c->nent + 1) > c->mask + 1)
+        grow_index(c);
+    size_t s = find_slot(c, key);
+    if (c->slot[s])
+        return c->slot[s] - 1;
+    if (c->nent == c->ent_cap) {
+        c->ent_cap = c->ent_cap ? 2 * c->ent_cap : 64;
+        c->ents = ens_xreallocarray(c->ents, c->ent_cap, sizeof(entry_t));
+        c->cnt = ens_xreallocarray(c->cnt, c->ent_cap * c->noutcomes, sizeof(uint32_t));
+    }
+    size_t i = c->nent++;
+    memcpy(c->ents[i].key, key, ENS_COMB_MAX_MODELS);
+    c->ents[i].total = 0;
+    memset(c->cnt + i * c->noutcomes, 0, c->noutcomes * sizeof(uint32_t));
+    c->slot[s] = (uint32_t)(i + 1);
+    return i;
+}
+
+/* Decision of a table entry (ens__comb_decide): for patterns only answer
+ * classes are candidates. */
+static size_t decide(const ens_combiner_t *c, const uint32_t *counts, size_t ncls, size_t skip,
                      size_t fallback)
 {
-    size_t n = c->kind == ENS_COMB_TABLE ? c->L : ncls;
-    size_t best = SIZE_MAX;
-    uint32_t bestn = 0;
-    for (size_t o = 0; o < n; o++) {
-        uint32_t cnt = e->counts[o] - (o == skip);
-        if (cnt > bestn || (cnt == bestn && cnt > 0 && o == fallback)) {
-            best = o;
-            bestn = cnt;
-        }
-    }
-    return best;
+    return ens__comb_decide(counts, c->kind == ENS_COMB_TABLE ? c->L : ncls, skip, fallback);
 }
 
-/* Predicts with the table; `skip` leaves out one row of that outcome. */
-static uint8_t table_predict(const ens_combiner_t *c, const uint8_t *x, size_t skip)
+/* Predicts with entry ei of the table (SIZE_MAX: the key was not seen) for
+ * a row whose pattern classes are reps[0..ncls) and whose weighted vote is
+ * fb; `skip` leaves out one row of that outcome. */
+static uint8_t entry_predict(const ens_combiner_t *c, size_t ei, const uint8_t *reps, size_t ncls,
+                             size_t skip, uint8_t fb)
 {
-    uint8_t key[ENS_COMB_MAX_MODELS], reps[ENS_COMB_MAX_MODELS];
-    size_t ncls;
-    uint8_t fb = weighted_or_prior(c, x);
-    const entry_t *e = lookup(c, x, key, reps, &ncls);
-    if (!e || e->total - (skip != SIZE_MAX) == 0)
+    if (ei == SIZE_MAX || c->ents[ei].total - (skip != SIZE_MAX) == 0)
         return fb;
     size_t fallback = fb;
     if (c->kind == ENS_COMB_PATTERN) {
@@ -178,10 +264,20 @@ static uint8_t table_predict(const ens_combiner_t *c, const uint8_t *x, size_t s
             if (reps[z] == fb)
                 fallback = z;
     }
-    size_t o = decide(c, e, ncls, skip, fallback);
+    size_t o = decide(c, c->cnt + ei * c->noutcomes, ncls, skip, fallback);
     if (o == SIZE_MAX)
         return fb;
     return c->kind == ENS_COMB_TABLE ? (uint8_t)o : reps[o];
+}
+
+/* Predicts with the table; `skip` leaves out one row of that outcome. */
+static uint8_t table_predict(const ens_combiner_t *c, const uint8_t *x, size_t skip)
+{
+    uint8_t key[ENS_COMB_MAX_MODELS], reps[ENS_COMB_MAX_MODELS];
+    size_t ncls;
+    uint8_t fb = weighted_or_prior(c, x);
+    key_of(c, x, key, reps, &ncls);
+    return entry_predict(c, find(c, key), reps, ncls, skip, fb);
 }
 
 uint8_t ens_combiner_predict(const ens_combiner_t *c, const uint8_t *x)
@@ -233,22 +329,32 @@ static void fit_weights(ens_combiner_t *c, const ens_data_t *train, const size_t
     }
 }
 
-static void fit_table(ens_combiner_t *c, const ens_data_t *train, const size_t *models)
+/* Counts every training row in its entry; records each row's entry and
+ * outcome in ctx. */
+static void fit_table(ens_combiner_t *c, const ens_data_t *train, fit_ctx_t *ctx)
 {
     uint8_t x[ENS_COMB_MAX_MODELS], key[ENS_COMB_MAX_MODELS], reps[ENS_COMB_MAX_MODELS];
     c->noutcomes = c->kind == ENS_COMB_TABLE ? c->L : c->k + 1;
+    int keep = c->kind == ENS_COMB_PATTERN;
+    if (keep && !ctx->reps) {
+        ctx->rcap = c->k < c->L ? c->k : c->L;
+        ctx->reps = ens_xmalloc((train->nrows + 1) * (ctx->rcap ? ctx->rcap : 1));
+        ctx->ncls = ens_xmalloc(train->nrows + 1);
+    }
     for (size_t r = 0; r < train->nrows; r++) {
-        row_answers(train, models, c->k, r, x);
+        row_answers(train, c->models, c->k, r, x);
         size_t ncls;
-        entry_t *e = lookup(c, x, key, reps, &ncls);
-        if (!e) {
-            e = ens_xcalloc(1, sizeof(*e));
-            memcpy(e->key, key, sizeof(key));
-            e->counts = ens_xcalloc(c->noutcomes, sizeof(uint32_t));
-            HASH_ADD(hh, c->table, key, c->k, e);
+        key_of(c, x, key, reps, &ncls);
+        size_t e = find_or_add(c, key), o = outcome_of(c, reps, ncls, train->y[r]);
+        c->ents[e].total++;
+        c->cnt[e * c->noutcomes + o]++;
+        ctx->eid[r] = (uint32_t)e;
+        ctx->outc[r] = (uint8_t)o;
+        if (keep) {
+            /* For the leave-one-out pass: no second pattern_of per row. */
+            memcpy(ctx->reps + r * ctx->rcap, reps, ncls);
+            ctx->ncls[r] = (uint8_t)ncls;
         }
-        e->total++;
-        e->counts[outcome_of(c, reps, ncls, train->y[r])]++;
     }
 }
 
@@ -260,8 +366,9 @@ static uint8_t loo_predict(const ens_combiner_t *c, const uint8_t *x, uint8_t y)
         return ens_combiner_predict(c, x);
     uint8_t key[ENS_COMB_MAX_MODELS], reps[ENS_COMB_MAX_MODELS];
     size_t ncls;
-    lookup(c, x, key, reps, &ncls);
-    return table_predict(c, x, outcome_of(c, reps, ncls, y));
+    uint8_t fb = weighted_or_prior(c, x);
+    key_of(c, x, key, reps, &ncls);
+    return entry_predict(c, find(c, key), reps, ncls, outcome_of(c, reps, ncls, y), fb);
 }
 
 void ens_combiner_loo_predict(const ens_combiner_t *c, const ens_data_t *train, uint8_t *pred)
@@ -273,15 +380,93 @@ void ens_combiner_loo_predict(const ens_combiner_t *c, const ens_data_t *train, 
     }
 }
 
-static double train_accuracy(const ens_combiner_t *c, const ens_data_t *train)
+/* The leave-one-out prediction of training row r with answers x, from what
+ * the fit recorded in ctx: no table lookup, and the weighted vote of the
+ * row computed once per ens_combiner_fit_best. Fills ctx->fb on the way
+ * when the weighted vote is computed here. */
+static uint8_t fitted_predict(const ens_combiner_t *c, const uint8_t *x, size_t r, fit_ctx_t *ctx)
+{
+    if (c->kind == ENS_COMB_VOTE)
+        return ens_combiner_predict(c, x);
+    uint8_t fb;
+    if (ctx->have_fb) {
+        fb = ctx->fb[r];
+    } else {
+        fb = weighted_or_prior(c, x);
+        if (ctx->fb)
+            ctx->fb[r] = fb;
+    }
+    if (c->kind == ENS_COMB_WEIGHTED)
+        return fb;
+    if (c->kind == ENS_COMB_PATTERN)
+        return entry_predict(c, ctx->eid[r], ctx->reps + r * ctx->rcap, ctx->ncls[r], ctx->outc[r],
+                             fb);
+    return entry_predict(c, ctx->eid[r], NULL, 0, ctx->outc[r], fb);
+}
+
+static double train_accuracy(const ens_combiner_t *c, const ens_data_t *train, fit_ctx_t *ctx)
 {
     uint8_t x[ENS_COMB_MAX_MODELS];
     size_t right = 0;
+    /* The tables read only what the fit recorded once the weighted votes
+     * are known: no answers to gather then. */
+    int gather = c->kind == ENS_COMB_VOTE || !ctx->have_fb;
     for (size_t r = 0; r < train->nrows; r++) {
-        row_answers(train, c->models, c->k, r, x);
-        right += loo_predict(c, x, train->y[r]) == train->y[r];
+        if (gather)
+            row_answers(train, c->models, c->k, r, x);
+        uint8_t p = fitted_predict(c, x, r, ctx);
+        if (ctx->pred)
+            ctx->pred[r] = p;
+        right += p == train->y[r];
     }
+    if (c->kind == ENS_COMB_WEIGHTED && ctx->fb)
+        ctx->have_fb = 1;
     return train->nrows ? (double)right / (double)train->nrows : 0.0;
+}
+
+/* Fits `kind`; w, when not NULL, is a combiner fitted on the same rows and
+ * models whose weights, order and prior are taken instead of computed. */
+static ens_combiner_t *fit_kind(const ens_data_t *train, const size_t *models, size_t k,
+                                ens_comb_kind_t kind, const ens_combiner_t *w, fit_ctx_t *ctx)
+{
+    ens_combiner_t *c = ens_xcalloc(1, sizeof(*c));
+    c->kind = kind;
+    c->k = k;
+    c->L = train->nlabels;
+    memcpy(c->models, models, k * sizeof(size_t));
+    if (w) {
+        memcpy(c->w, w->w, sizeof(c->w));
+        memcpy(c->order, w->order, sizeof(c->order));
+        c->prior = w->prior;
+    } else {
+        fit_weights(c, train, models);
+    }
+    if (kind == ENS_COMB_TABLE || kind == ENS_COMB_PATTERN)
+        fit_table(c, train, ctx);
+    c->train_acc = train_accuracy(c, train, ctx);
+    return c;
+}
+
+/* The per-row arrays of ctx for train (fb only when share is set). */
+static void ctx_init(fit_ctx_t *ctx, const ens_data_t *train, int share, uint8_t *pred)
+{
+    size_t n = train->nrows + 1;
+    ctx->fb = share ? ens_xmalloc(n) : NULL;
+    ctx->have_fb = 0;
+    ctx->eid = ens_xmalloc(n * sizeof(uint32_t));
+    ctx->outc = ens_xmalloc(n);
+    ctx->pred = pred;
+    ctx->reps = ctx->ncls = NULL;
+    ctx->rcap = 0;
+}
+
+static void ctx_free(fit_ctx_t *ctx)
+{
+    free(ctx->fb);
+    free(ctx->eid);
+    free(ctx->outc);
+    free(ctx->reps);
+    free(ctx->ncls);
 }
 
 ens_combiner_t *ens_combiner_fit(const ens_data_t *train, const size_t *models, size_t k,
@@ -289,39 +474,47 @@ ens_combiner_t *ens_combiner_fit(const ens_data_t *train, const size_t *models, 
 {
     if (k == 0 || k > ENS_COMB_MAX_MODELS || (size_t)kind >= ENS_COMB_COUNT)
         return NULL;
-    ens_combiner_t *c = ens_xcalloc(1, sizeof(*c));
-    c->kind = kind;
-    c->k = k;
-    c->L = train->nlabels;
-    memcpy(c->models, models, k * sizeof(size_t));
-    fit_weights(c, train, models);
-    if (kind == ENS_COMB_TABLE || kind == ENS_COMB_PATTERN)
-        fit_table(c, train, models);
-    c->train_acc = train_accuracy(c, train);
+    fit_ctx_t ctx;
+    ctx_init(&ctx, train, 0, NULL);
+    ens_combiner_t *c = fit_kind(train, models, k, kind, NULL, &ctx);
+    ctx_free(&ctx);
     return c;
 }
 
-ens_combiner_t *ens_combiner_fit_best(const ens_data_t *train, const size_t *models, size_t k)
+ens_combiner_t *ens__combiner_fit_best_loo(const ens_data_t *train, const size_t *models, size_t k,
+                                           uint8_t *pred)
 {
     static const ens_comb_kind_t preference[] = {ENS_COMB_WEIGHTED, ENS_COMB_VOTE, ENS_COMB_PATTERN,
                                                  ENS_COMB_TABLE};
+    if (k == 0 || k > ENS_COMB_MAX_MODELS)
+        return NULL;
+    uint8_t *cur = pred ? ens_xmalloc(train->nrows + 1) : NULL;
+    fit_ctx_t ctx;
+    ctx_init(&ctx, train, 1, cur);
     ens_combiner_t *best = NULL;
     for (size_t i = 0; i < sizeof(preference) / sizeof(preference[0]); i++) {
         /* Open answers: a table keyed by class ids means nothing to a
          * router, which sees the answers of the ensemble alone. */
         if (train->open && preference[i] == ENS_COMB_TABLE)
             continue;
-        ens_combiner_t *c = ens_combiner_fit(train, models, k, preference[i]);
-        if (!c)
-            return NULL;
+        ens_combiner_t *c = fit_kind(train, models, k, preference[i], best, &ctx);
         if (!best || c->train_acc > best->train_acc) {
             ens_combiner_destroy(&best);
             best = c;
+            if (pred)
+                memcpy(pred, cur, train->nrows);
         } else {
             ens_combiner_destroy(&c);
         }
     }
+    ctx_free(&ctx);
+    free(cur);
     return best;
+}
+
+ens_combiner_t *ens_combiner_fit_best(const ens_data_t *train, const size_t *models, size_t k)
+{
+    return ens__combiner_fit_best_loo(train, models, k, NULL);
 }
 
 void ens_combiner_destroy(ens_combiner_t **cp)
@@ -329,13 +522,9 @@ void ens_combiner_destroy(ens_combiner_t **cp)
     if (!cp || !*cp)
         return;
     ens_combiner_t *c = *cp;
-    entry_t *e, *tmp;
-    HASH_ITER(hh, c->table, e, tmp)
-    {
-        HASH_DEL(c->table, e);
-        free(e->counts);
-        free(e);
-    }
+    free(c->ents);
+    free(c->cnt);
+    free(c->slot);
     free(c);
     *cp = NULL;
 }
@@ -384,9 +573,8 @@ static size_t pattern_vote(const ens_combiner_t *c, const uint8_t *key, size_t n
 
 void ens_combiner_foreach(const ens_combiner_t *c, ens_combiner_entry_fn fn, void *ud)
 {
-    const entry_t *e, *tmp;
-    HASH_ITER(hh, c->table, e, tmp)
-    {
+    for (size_t ei = 0; ei < c->nent; ei++) {
+        const entry_t *e = &c->ents[ei];
         size_t ncls = 0, fallback;
         if (c->kind == ENS_COMB_PATTERN) {
             for (size_t i = 0; i < c->k; i++)
@@ -397,7 +585,7 @@ void ens_combiner_foreach(const ens_combiner_t *c, ens_combiner_entry_fn fn, voi
             unsigned v = vote(c, e->key, 1);
             fallback = v == NO_LABEL ? c->prior : v;
         }
-        size_t o = decide(c, e, ncls, SIZE_MAX, fallback);
+        size_t o = decide(c, c->cnt + ei * c->noutcomes, ncls, SIZE_MAX, fallback);
         if (o != SIZE_MAX)
             fn(ud, e->key, c->k, (unsigned)o);
     }

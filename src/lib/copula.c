@@ -18,9 +18,14 @@
 
 #define TWO_PI 6.283185307179586476925286766559
 
+/* Bits set in v. Written out: without -mpopcnt (the portable build)
+ * __builtin_popcountll is a call into libgcc, once per 64 rows and pair. */
 static inline size_t popcount64(uint64_t v)
 {
-    return (size_t)__builtin_popcountll(v);
+    v -= (v >> 1) & UINT64_C(0x5555555555555555);
+    v = (v & UINT64_C(0x3333333333333333)) + ((v >> 2) & UINT64_C(0x3333333333333333));
+    v = (v + (v >> 4)) & UINT64_C(0x0F0F0F0F0F0F0F0F);
+    return (size_t)((v * UINT64_C(0x0101010101010101)) >> 56);
 }
 
 static size_t and_count(const uint64_t *a, const uint64_t *b, size_t words)
@@ -76,20 +81,51 @@ double ens_copula_tetrachoric(double pa, double pb, double p11)
 
 /* Packs column j: bit r of correct is set iff the model answered the truth on
  * row r, bit r of asked iff it was asked. Returns the number asked. */
+/* 0x80 in each byte of v that is not zero, 0 in the others. */
+static inline uint64_t nonzero_bytes(uint64_t v)
+{
+    const uint64_t lo7 = UINT64_C(0x7F7F7F7F7F7F7F7F);
+    return (((v & lo7) + lo7) | v) & ~lo7;
+}
+
+/* The top bits of the 8 bytes of m (0x80 or 0 each), as bits 0..7. */
+static inline uint64_t top_bits(uint64_t m)
+{
+    return (m * UINT64_C(0x0002040810204081)) >> 56;
+}
+
+/* Rows r0..r0+end of column col as (asked, correct) bits 0..end. */
+static void pack_word(const uint8_t *col, const uint8_t *y, size_t end, uint64_t *asked,
+                      uint64_t *correct)
+{
+    uint64_t a = 0, c = 0;
+    size_t b = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Eight rows per step: bytes compared in a word, their top bits gathered. */
+    for (; b + 8 <= end; b += 8) {
+        uint64_t x, t;
+        memcpy(&x, col + b, 8);
+        memcpy(&t, y + b, 8);
+        a |= top_bits(nonzero_bytes(~x)) << b;
+        c |= top_bits(~nonzero_bytes(x ^ t) & UINT64_C(0x8080808080808080)) << b;
+    }
+#endif
+    for (; b < end; b++) {
+        a |= (uint64_t)(col[b] != ENS_SYM_MISSING) << b;
+        c |= (uint64_t)(col[b] == y[b]) << b;
+    }
+    *asked = a;
+    *correct = c & a;
+}
+
 static size_t pack(const ens_data_t *d, size_t j, uint64_t *correct, uint64_t *asked)
 {
     const uint8_t *col = ens_data_col(d, j);
     size_t words = (d->nrows + 63) / 64, n = 0;
-    memset(correct, 0, words * sizeof(uint64_t));
-    memset(asked, 0, words * sizeof(uint64_t));
-    for (size_t r = 0; r < d->nrows; r++) {
-        uint64_t bit = UINT64_C(1) << (r % 64);
-        if (col[r] != ENS_SYM_MISSING) {
-            asked[r / 64] |= bit;
-            n++;
-            if (col[r] == d->y[r])
-                correct[r / 64] |= bit;
-        }
+    for (size_t w = 0; w < words; w++) {
+        size_t r0 = w * 64, end = d->nrows - r0 < 64 ? d->nrows - r0 : 64;
+        pack_word(col + r0, d->y + r0, end, &asked[w], &correct[w]);
+        n += popcount64(asked[w]);
     }
     return n;
 }

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ensembled/copula.h"
 #include "ensembled/err.h"
@@ -228,24 +229,32 @@ double ens_fano_error_lower(double h_cond_bits, size_t nlabels)
     return hi;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Numbers the distinct keys[0..n) densely in order of first appearance:
+ * ids[r] gets the id of keys[r]; returns the number of distinct keys. Open
+ * addressing over 2n..4n slots: one probe per row, where sorting the keys
+ * made the Fano bound cost more than a selection. */
+static size_t dense_ids(const uint64_t *keys, size_t n, uint32_t *ids)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Sorts keys[0..n) (key << 32 | row) and gives each row the dense id of its
- * key in ids[row]; returns the number of distinct keys. */
-static size_t dense_ids(uint64_t *keys, size_t n, uint32_t *ids)
-{
-    qsort(keys, n, sizeof(uint64_t), cmp_u64);
-    size_t next = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && keys[i] >> 32 != keys[i - 1] >> 32)
-            next++;
-        ids[keys[i] & 0xffffffffu] = (uint32_t)next;
+    size_t slots = 64;
+    while (slots < 2 * n)
+        slots *= 2;
+    uint64_t *key = ens_xmalloc(slots * sizeof(uint64_t));
+    uint32_t *id = ens_xmalloc(slots * sizeof(uint32_t));
+    memset(key, 0xff, slots * sizeof(uint64_t));
+    size_t next = 0, mask = slots - 1;
+    for (size_t r = 0; r < n; r++) {
+        size_t s = (size_t)((keys[r] * UINT64_C(0x9E3779B97F4A7C15)) >> 17) & mask;
+        while (key[s] != UINT64_MAX && key[s] != keys[r])
+            s = (s + 1) & mask;
+        if (key[s] == UINT64_MAX) {
+            key[s] = keys[r];
+            id[s] = (uint32_t)next++;
+        }
+        ids[r] = id[s];
     }
-    return n ? next + 1 : 0;
+    free(key);
+    free(id);
+    return next;
 }
 
 int ens_fano_bound(const ens_data_t *d, const size_t *set, size_t k, double z, double *pe)
@@ -255,8 +264,7 @@ int ens_fano_bound(const ens_data_t *d, const size_t *set, size_t k, double z, d
             return ENS_EINVAL;
     if (d->nlabels < 2 || !(z >= 0))
         return ENS_EINVAL;
-    /* A cell id times 256 plus a symbol must fit in the 32 high bits of a
-     * sort key. */
+    /* The documented limit (copula.h): cell ids are 32-bit. */
     if (d->nrows > ((size_t)1 << 24))
         return ENS_ETOOBIG;
     /* The rows where every model of S was asked. */
@@ -280,11 +288,11 @@ int ens_fano_bound(const ens_data_t *d, const size_t *set, size_t k, double z, d
     for (size_t i = 0; i < k; i++) {
         const uint8_t *col = ens_data_col(d, set[i]);
         for (size_t r = 0; r < n; r++)
-            keys[r] = ((uint64_t)cell[r] * 256 + col[live[r]]) << 32 | r;
+            keys[r] = (uint64_t)cell[r] * 256 + col[live[r]];
         dense_ids(keys, n, cell);
     }
     for (size_t r = 0; r < n; r++)
-        keys[r] = ((uint64_t)cell[r] * 256 + d->y[live[r]]) << 32 | r;
+        keys[r] = (uint64_t)cell[r] * 256 + d->y[live[r]];
     size_t ncell = 0, njoint = dense_ids(keys, n, joint);
     for (size_t r = 0; r < n; r++)
         ncell = cell[r] + 1 > ncell ? cell[r] + 1 : ncell;

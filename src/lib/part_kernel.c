@@ -34,8 +34,10 @@ typedef struct {
 
 /* key[i] = st[i] + stride * symbol(col[i]) over one block; shift takes the
  * abstention and missing bytes (0xFE, 0xFF) to symbols L and L + 1. */
-static void keys16_first(uint16_t *restrict key, const uint16_t *restrict st,
-                         const uint8_t *restrict col, uint16_t stride, uint8_t shift)
+__attribute__((noinline)) static void keys16_first(uint16_t *restrict key,
+                                                   const uint16_t *restrict st,
+                                                   const uint8_t *restrict col, uint16_t stride,
+                                                   uint8_t shift)
 {
     for (size_t i = 0; i < BLOCK; i++) {
         uint8_t x = col[i];
@@ -45,8 +47,8 @@ static void keys16_first(uint16_t *restrict key, const uint16_t *restrict st,
 }
 
 /* key[i] += stride * symbol(col[i]) over one block (see keys16_first). */
-static void keys16_more(uint16_t *restrict key, const uint8_t *restrict col, uint16_t stride,
-                        uint8_t shift)
+__attribute__((noinline)) static void
+keys16_more(uint16_t *restrict key, const uint8_t *restrict col, uint16_t stride, uint8_t shift)
 {
     for (size_t i = 0; i < BLOCK; i++) {
         uint8_t x = col[i];
@@ -164,11 +166,22 @@ static unsigned col_syms(ens_part_t *p, size_t j)
     return p->colsym[j];
 }
 
+/* The largest joint of a group: PART_JOINT_SMALL, and at most an eighth of
+ * the rows (64 bins at least). Each pass scans and clears its joint after
+ * counting the rows; on the few thousand rows of a cross-validation fold a
+ * joint of 4096 bins cost more to scan than the rows did to count. */
+static size_t joint_cap(const ens_part_t *p)
+{
+    size_t cap = p->n / 8 > 64 ? p->n / 8 : 64;
+    return cap < PART_JOINT_SMALL ? cap : PART_JOINT_SMALL;
+}
+
 /* The group of the first candidates of js[0..left): the most whose joint
  * stays small, at least one. */
 static void group_make(ens_part_t *p, const size_t *js, size_t left, group_t *g)
 {
     unsigned syms = col_syms(p, js[0]);
+    const size_t cap = joint_cap(p);
     g->nc = 1;
     for (;;) {
         g->abstain = (syms & 2) != 0;
@@ -180,7 +193,7 @@ static void group_make(ens_part_t *p, const size_t *js, size_t left, group_t *g)
         size_t R = p->L + ((more & 2) != 0) + ((more & 4) != 0), jn = p->nst;
         for (size_t i = 0; i <= g->nc; i++)
             jn *= R;
-        if (jn > PART_JOINT_SMALL)
+        if (jn > cap)
             break;
         syms = more;
         g->nc++;
@@ -200,7 +213,9 @@ static void score_group(ens_part_t *p, const size_t *js, const group_t *g, doubl
         strides[i] = (uint16_t)jn;
         jn *= R;
     }
-    size_t ncopy = jn <= PART_JOINT_SMALL ? PART_NCOPY : 1, stride = ncopy > 1 ? jn + 1 : 0;
+    /* Copies pay off where runs of one bin are long: rows many next to bins. */
+    size_t ncopy = jn <= PART_JOINT_SMALL && p->n >= 8 * jn ? PART_NCOPY : 1;
+    size_t stride = ncopy > 1 ? jn + 1 : 0;
     uint32_t *h = p->hist;
     count_joint(p, cols, strides, g, (uint16_t)jn, h, stride);
     joint_to_marg(p, nc, R, jn, stride ? ncopy : 1, stride);

@@ -34,9 +34,13 @@ static void make_pool(ens_pipeline_t *p)
     p->coverage = ens_xcalloc(d->nmodels + 1, sizeof(size_t));
     p->excluded = ens_xcalloc(d->nmodels + 1, sizeof(ens_excl_t));
     for (size_t m = 0; m < d->nmodels; m++) {
+        /* A local count: stores through size_t * may alias the column
+         * bytes, which kept the loop from being vectorized. */
         const uint8_t *col = ens_data_col(d, m);
+        size_t asked = 0;
         for (size_t r = 0; r < d->nrows; r++)
-            p->coverage[m] += col[r] != ENS_SYM_MISSING;
+            asked += col[r] != ENS_SYM_MISSING;
+        p->coverage[m] = asked;
         double seen = p->in.seen_age ? p->in.seen_age[m] : 0;
         if (p->o.retire_after > 0 && seen > p->o.retire_after)
             p->excluded[m] = ENS_EXCL_RETIRED;
@@ -170,17 +174,27 @@ static void final_choice(ens_pipeline_t *p)
         p->replaced = !same_as_prev(p);
 }
 
-/* Accuracy of c on the rows of test where every model of the set was asked:
- * on the others a router would not be using this set (exploration rows
- * aside, routers ask the ensemble), and the combiner would fall back to a
- * guess. NaN when there is no such row. */
-static double accuracy_where_asked(const ens_combiner_t *c, const ens_data_t *test,
-                                   const size_t *models, size_t k)
+/* Accuracy of c on the rows rows[0..n) of d where every model of the set
+ * (models[0..k), those c was fitted on) was asked: on the others a router
+ * would not be using this set (exploration rows aside, routers ask the
+ * ensemble), and the combiner would fall back to a guess. NaN when there is
+ * no such row. The rows are read in place: copying the test half for each
+ * set copied every model's column. */
+static double accuracy_where_asked(const ens_combiner_t *c, const ens_data_t *d, const size_t *rows,
+                                   size_t n, const size_t *models, size_t k)
 {
-    ens_data_t *rows = ens_data_rows_asked(test, models, k);
-    double acc = rows->nrows ? ens_combiner_accuracy(c, rows) : NAN;
-    ens_data_destroy(&rows);
-    return acc;
+    uint8_t x[ENS_COMB_MAX_MODELS];
+    size_t asked = 0, right = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t r = rows[i], m = 0;
+        while (m < k && (x[m] = ens_data_col(d, models[m])[r]) != ENS_SYM_MISSING)
+            m++;
+        if (m < k)
+            continue;
+        asked++;
+        right += ens_combiner_predict(c, x) == d->y[r];
+    }
+    return asked ? (double)right / (double)asked : NAN;
 }
 
 /* What stage 4 publishes, redone on train: the selection s with the
@@ -204,11 +218,11 @@ static ens_combiner_t *published_on_half(const ens_pipeline_t *p, const ens_data
     return ens_combiner_fit(train, pub->models, pub->n, ENS_COMB_WEIGHTED);
 }
 
-/* Selects and fits on train, scores on test: acc[0] what the pipeline
- * publishes (the final choice's winning candidate), acc[1] majority vote
- * over the selection, acc[2] the best single model. */
-static int score_half(const ens_pipeline_t *p, const ens_data_t *train, const ens_data_t *test,
-                      double acc[3])
+/* Selects and fits on train, scores on the pool's rows test[0..ntest):
+ * acc[0] what the pipeline publishes (the final choice's winning candidate),
+ * acc[1] majority vote over the selection, acc[2] the best single model. */
+static int score_half(const ens_pipeline_t *p, const ens_data_t *train, const size_t *test,
+                      size_t ntest, double acc[3])
 {
     ens_select_opts_t o = p->o.select;
     o.budget = o.budget > train->nmodels ? train->nmodels : o.budget;
@@ -224,9 +238,9 @@ static int score_half(const ens_pipeline_t *p, const ens_data_t *train, const en
     }
     ens_combiner_t *v = ens_combiner_fit(train, s.models, s.n, ENS_COMB_VOTE);
     ens_combiner_t *one = ens_combiner_fit(train, top.models, 1, ENS_COMB_WEIGHTED);
-    acc[0] = accuracy_where_asked(c, test, pub.models, pub.n);
-    acc[1] = accuracy_where_asked(v, test, s.models, s.n);
-    acc[2] = accuracy_where_asked(one, test, top.models, 1);
+    acc[0] = accuracy_where_asked(c, p->pool, test, ntest, pub.models, pub.n);
+    acc[1] = accuracy_where_asked(v, p->pool, test, ntest, s.models, s.n);
+    acc[2] = accuracy_where_asked(one, p->pool, test, ntest, top.models, 1);
     ens_combiner_destroy(&c);
     ens_combiner_destroy(&v);
     ens_combiner_destroy(&one);
@@ -252,14 +266,12 @@ static void honest_accuracy(ens_pipeline_t *p)
                 rows[half[h] + b++] = r;
         }
         ens_data_t *train = ens_data_rows(d, rows, a);
-        ens_data_t *test = ens_data_rows(d, rows + half[h], b);
-        if (score_half(p, train, test, acc) == 0) {
+        if (score_half(p, train, rows + half[h], b, acc) == 0) {
             for (int i = 0; i < 3; i++)
                 sum[i] += acc[i];
             halves++;
         }
         ens_data_destroy(&train);
-        ens_data_destroy(&test);
     }
     free(rows);
     p->acc_combiner = halves ? sum[0] / halves : NAN;

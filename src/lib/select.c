@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "combine_int.h"
 #include "ensembled/combine.h"
 #include "ensembled/err.h"
 #include "ensembled/rng.h"
@@ -270,11 +271,15 @@ static void prune_prefix(const ens_data_t *d, ens_selection_t *out)
 {
     uint8_t *best_pred = ens_xmalloc(d->nrows + 1);
     uint8_t *pred = ens_xmalloc(d->nrows + 1);
+    ens__prefix_t *pre = ens__prefix_applies(d) ? ens__prefix_new(d) : NULL;
     size_t best_n = 0;
     for (size_t n = 1; n <= out->n; n++) {
-        ens_combiner_t *c = ens_combiner_fit_best(d, out->models, n);
-        ens_combiner_loo_predict(c, d, pred);
-        ens_combiner_destroy(&c);
+        if (pre) {
+            ens__prefix_add(pre, out->models[n - 1], pred);
+        } else {
+            ens_combiner_t *c = ens__combiner_fit_best_loo(d, out->models, n, pred);
+            ens_combiner_destroy(&c);
+        }
         double wins = 0, losses = 0;
         for (size_t r = 0; r < d->nrows && best_n > 0; r++) {
             int now = pred[r] == d->y[r], before = best_pred[r] == d->y[r];
@@ -286,6 +291,7 @@ static void prune_prefix(const ens_data_t *d, ens_selection_t *out)
             memcpy(best_pred, pred, d->nrows);
         }
     }
+    ens__prefix_destroy(&pre);
     out->n = best_n;
     free(best_pred);
     free(pred);
