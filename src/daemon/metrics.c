@@ -149,6 +149,15 @@ typedef struct {
 static const row_t rows[] = {
     {NULL, "uptime_s", "ensembled_uptime_seconds", "gauge", NULL, NULL, 1,
      "Seconds since the daemon started."},
+    {"loop", "turns", "ensembled_loop_turns_total", "counter", NULL, NULL, 1, "Event-loop turns."},
+    {"loop", "longest_turn_ms", "ensembled_loop_longest_turn_seconds", "gauge", "since", "start",
+     0.001,
+     "Longest event-loop turn (work, not waiting), since the start or over the last 10 to "
+     "20 s."},
+    {"loop", "longest_turn_recent_ms", "ensembled_loop_longest_turn_seconds", "gauge", "since",
+     "recent", 0.001, NULL},
+    {"loop", "turns_over_5ms", "ensembled_loop_slow_turns_total", "counter", NULL, NULL, 1,
+     "Event-loop turns that took over 5 ms."},
     {NULL, "messages_in", "ensembled_messages_received_total", "counter", NULL, NULL, 1,
      "Ingest messages taken in, accepted or not."},
     {NULL, "events_in", "ensembled_events_received_total", "counter", NULL, NULL, 1,
