@@ -331,15 +331,27 @@ static void snapshot_done(uv_work_t *req, int status)
     job_free(j);
 }
 
+static void on_synced(uv_fs_t *req);
+
 /* Rotates the journal and begins a snapshot covering the old ones; its rows
  * are serialized afterwards (ens__snapshot_step). Bytes the old journal
  * could not take (a full disk) are dropped: their rows are in the snapshot,
  * and the old journal, perhaps ending in a torn record, is deleted with the
  * others once the snapshot is durable. Until a snapshot succeeds they are
- * only in memory: a crash before loses them. */
-static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
+ * only in memory: a crash before loses them. With the loop running (async),
+ * the old journal's fdatasync goes to the thread pool, where it may take
+ * milliseconds without holding the loop; the new journal is not synced
+ * before it returns (ens_state_tick waits while one is in flight), and the
+ * old file is closed then. */
+static snap_job_t *snapshot_begin(ens_state_t *s, double mono, int async)
 {
-    close_journal(s);
+    int old = async ? s->fd : -1;
+    if (old >= 0) {
+        flush(s);
+        s->fd = -1;
+    } else {
+        close_journal(s);
+    }
     s->out.size = 0;
     snap_job_t *j = ens_xcalloc(1, sizeof(*j));
     j->s = s;
@@ -352,6 +364,18 @@ static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
     s->dirty = 0;
     s->last_snapshot = mono;
     j->req.data = j;
+    if (old >= 0) {
+        s->syncing = 1;
+        s->seq_syncing = s->seq_written;
+        s->sync_close_fd = old;
+        s->sync_req.data = s;
+        if (uv_fs_fdatasync(s->loop, &s->sync_req, old, on_synced) < 0) {
+            s->syncing = 0;
+            s->sync_close_fd = -1;
+            fdatasync(old);
+            close(old);
+        }
+    }
     return j;
 }
 
@@ -400,6 +424,8 @@ static void state_free(ens_state_t *s)
         job_free(s->job);
     if (s->fd >= 0)
         close(s->fd);
+    if (s->sync_close_fd >= 0)
+        close(s->sync_close_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the lock */
     ens__bytes_free(&s->out);
@@ -423,6 +449,7 @@ int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks
     s->tasks = tasks;
     s->hooks = *hooks;
     s->fd = -1;
+    s->sync_close_fd = -1;
     uint64_t last = 0;
     if (lock_dir(s, err, errlen) < 0) {
         state_free(s);
@@ -473,6 +500,9 @@ static void on_synced(uv_fs_t *req)
             s->seq_synced = s->seq_syncing;
     }
     s->syncing = 0;
+    if (s->sync_close_fd >= 0)
+        close(s->sync_close_fd); /* the journal a snapshot rotated out */
+    s->sync_close_fd = -1;
     uv_fs_req_cleanup(req);
 }
 
@@ -494,7 +524,7 @@ void ens_state_tick(ens_state_t *s, double mono)
     if (due && !s->snapshotting && !s->syncing)
         flush(s);
     if (due && !s->snapshotting && !s->syncing && (s->out.size == 0 || s->dropped > 0)) {
-        s->job = snapshot_begin(s, mono);
+        s->job = snapshot_begin(s, mono, 1);
         s->snapshotting = 1;
         s->last_sync = mono;
         uv_idle_start(&s->serial, on_serial);
@@ -536,7 +566,7 @@ void ens_state_close(ens_state_t **sp)
     ens_state_t *s = *sp;
     if (!s)
         return;
-    snap_job_t *j = snapshot_begin(s, ens_mono());
+    snap_job_t *j = snapshot_begin(s, ens_mono(), 0);
     size_t cells = 0;
     ens__snapshot_step(s, &j->snap, SIZE_MAX, &cells); /* the loop has stopped */
     j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);

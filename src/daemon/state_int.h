@@ -70,6 +70,7 @@ struct ens_state_s {
     int write_failing;    /* the last journal write failed */
     double last_sync;     /* monotonic time of the last fdatasync */
     uv_fs_t sync_req;
+    int sync_close_fd;    /* closed once the fdatasync in flight returns (-1: none) */
     ens__bytes_t out;     /* framed records not yet written */
     uv_check_t flush;     /* writes `out` once per loop turn */
     int flush_open;       /* `flush` is initialised and not closed */
