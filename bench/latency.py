@@ -18,9 +18,12 @@ Not a test (a busy machine decides wall-clock figures): it prints them.
    events (prediction and label, 8 models of 256 per query) into the 64
    tasks for ENS_LATENCY_SECONDS (60) seconds, one request every 0.2 s.
 3. The daemon's own loop figures (`status` -> `loop`, docs/overload.md):
-   the longest turn since the start and the turns over 5 ms.
+   the longest turn since the start and the turns over 5 ms, by work time
+   (what a request waits) and by the loop thread's CPU time (what the
+   daemon itself spent; the difference went to waiting for a core).
 
-Last lines: `longest_loop_turn_ms: X` and `status_p99_flood_over_idle: R`.
+Last lines: `longest_loop_turn_cpu_ms: C`, `longest_loop_turn_ms: X` and
+`status_p99_flood_over_idle: R`.
 Needs about 3 GiB of memory and 2 GiB of disk (in TMPDIR).
 """
 import multiprocessing
@@ -116,9 +119,10 @@ def rss_peak_mib(pid):
 def loop_line(st, what):
     lp = st["loop"]
     print("%s: %d turns, longest %.2f ms (last 10-20 s: %.2f ms), %d over 5 ms; "
-          "%d snapshots, %d publications"
+          "CPU time: longest %.2f ms, %d over 5 ms; %d snapshots, %d publications"
           % (what, lp["turns"], lp["longest_turn_ms"], lp["longest_turn_recent_ms"],
-             lp["turns_over_5ms"], st["state"]["snapshots"], st["published"]))
+             lp["turns_over_5ms"], lp.get("longest_turn_cpu_ms", float("nan")),
+             lp.get("turns_over_5ms_cpu", -1), st["state"]["snapshots"], st["published"]))
 
 
 def main():
@@ -168,8 +172,12 @@ def main():
         st = d.status()
         loop_line(st, "loop after the flood")
         print("events_in %d; RSS peak %.0f MiB" % (st["events_in"], rss_peak_mib(d.proc.pid)))
-        print("turns_over_5ms: %d" % st["loop"]["turns_over_5ms"])
-        print("longest_loop_turn_ms: %.2f" % st["loop"]["longest_turn_ms"])
+        with open("/proc/loadavg") as f:
+            print("load average (1 min) at the end: %s" % f.read().split()[0])
+        lp = st["loop"]
+        print("turns_over_5ms: %d of %d" % (lp["turns_over_5ms"], lp["turns"]))
+        print("longest_loop_turn_cpu_ms: %.2f" % lp.get("longest_turn_cpu_ms", float("nan")))
+        print("longest_loop_turn_ms: %.2f" % lp["longest_turn_ms"])
         print("status_p99_flood_over_idle: %.1f" % (flood / idle))
     finally:
         d.stop(timeout=600)  # the final snapshot is ~1 GB

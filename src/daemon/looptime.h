@@ -7,7 +7,10 @@
  * that turn held the loop, including time the thread was ready but not
  * scheduled: what a `status` request or a producer waits at most behind
  * it. Kept: the turns counted, the longest since the start and over the
- * last 10 to 20 seconds, and the turns over 5 ms (docs/overload.md).
+ * last 10 to 20 seconds, and the turns over 5 ms (docs/overload.md). Each
+ * turn's CPU time (the loop thread's, CLOCK_THREAD_CPUTIME_ID) is kept
+ * apart, longest and over 5 ms: the part of a long turn the daemon itself
+ * spent, the rest having gone to waiting for a core.
  */
 #ifndef ENSEMBLED_LOOPTIME_H
 #define ENSEMBLED_LOOPTIME_H
@@ -30,8 +33,9 @@ ens_looptime_t *ens_looptime_new(uv_loop_t *loop);
 /* Stops measuring; the memory goes when the loop has closed the handle. */
 void ens_looptime_close(ens_looptime_t *lt);
 
-/* `loop`: a map of turns, longest_turn_ms, longest_turn_recent_ms and
- * turns_over_5ms, into an open map. lt may be NULL (all zero). */
+/* `loop`: a map of turns, longest_turn_ms, longest_turn_recent_ms,
+ * turns_over_5ms, longest_turn_cpu_ms and turns_over_5ms_cpu, into an open
+ * map. lt may be NULL (all zero). */
 void ens_looptime_status(const ens_looptime_t *lt, ens_mpw_t *w);
 
 #endif
