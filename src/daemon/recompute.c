@@ -18,8 +18,10 @@
  * snapshots per loop turn: about a millisecond of copying. */
 #define COPY_CELLS (1u << 20)
 /* Selections handed to the thread pool and not yet returned, at most: each
- * holds its snapshot, so the rest wait as task ids, not as copies. */
-#define MAX_QUEUED 4
+ * holds its snapshot, so the rest wait as task ids, not as copies. One of
+ * libuv's 4 threads stays free for the state's writes and fdatasyncs,
+ * which would otherwise wait behind selections of seconds. */
+#define MAX_QUEUED 3
 /* The niceness of the pool's threads (see work()). */
 #define WORKER_NICE 10
 

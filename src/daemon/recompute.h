@@ -4,8 +4,9 @@
  * thread then copies the task's window into an immutable snapshot, at most
  * a million window cells a loop turn (rows that leave the window before
  * their piece is copied are left out, rows joined since the start are not
- * taken), and queues a job on the libuv thread pool, at most 4 at a time
- * (each holds its snapshot). The worker runs the selection pipeline
+ * taken), and queues a job on the libuv thread pool, at most 3 at a time
+ * (each holds its snapshot; the pool's fourth thread stays free for the
+ * state's writes). The worker runs the selection pipeline
  * (ensembled/pipeline.h) over the snapshot and its own copies of the
  * settings and of the published set, at a lower priority than the loop
  * (niceness +10); back on the loop thread the result goes to the `done`
