@@ -43,7 +43,8 @@ typedef struct {
     size_t size;             /* bytes in all pieces */
     ens__snap_part_t *parts; /* by task id, the tasks known at the start */
     size_t nparts;
-    size_t at; /* the part serialized next */
+    size_t at;                   /* the part serialized next */
+    size_t names_off, names_len; /* where the first piece holds every name */
 } ens__snap_t;
 
 typedef struct snap_job_s snap_job_t;
