@@ -81,6 +81,7 @@ bench: build
 	$(BUILD)/bench/csv
 	$(BUILD)/bench/memory
 	ENSEMBLED=$(BUILD)/ensembled python3 bench/status_latency.py
+	ENSEMBLED=$(BUILD)/ensembled python3 bench/latency.py
 
 table: build
 	scripts/accuracy-table $(BUILD)/ensemblectl

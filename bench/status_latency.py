@@ -10,7 +10,7 @@ ENS_FLOOD_BATCH (100) events for ENS_FLOOD_SECONDS (20) seconds, one
 request every 0.2 s on a fresh REQ socket, connect included.
 
 Goal (docs/overload.md): `status` p99 under flood below 100 ms, which the
-drain's 5 ms budget per loop turn is meant to give. The last line is
+drain's 2 ms budget per loop turn is meant to give. The last line is
 `status_p99_flood_over_idle: R`, the p99 under flood over the idle p99.
 """
 import multiprocessing

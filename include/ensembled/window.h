@@ -78,6 +78,13 @@ size_t ens_window_find_serial(const ens_window_t *w, uint64_t serial);
 void ens_window_copy_rows(const ens_window_t *w, size_t from, size_t n, size_t nm, uint8_t *y,
                           double *ts, uint8_t *x);
 
+/* Copies rows [from, from + n) (oldest first, from + n <= rows) column by
+ * column: true labels into y[0..n), and the answers of models ids[0..nm)
+ * (ids in use) into x, model k's at x + k * stride. What a snapshot taken
+ * a piece at a time copies (the daemon's recompute). */
+void ens_window_copy_columns(const ens_window_t *w, size_t from, size_t n, const size_t *ids,
+                             size_t nm, size_t stride, uint8_t *y, uint8_t *x);
+
 /* Looks a model or label up without adding it: its id or ENS_ENOTFOUND
  * ("?" finds ENS_SYM_ABSTAIN). */
 int ens_window_find_model(const ens_window_t *w, const char *name, size_t len);

@@ -15,6 +15,7 @@
 #include "ensembled/version.h"
 #include "ingest.h"
 #include "log.h"
+#include "looptime.h"
 #include "metrics.h"
 #include "natsin.h"
 #include "natspub.h"
@@ -35,9 +36,10 @@ typedef struct {
     ens_recompute_t *recompute;
     ens_publish_t *publish;
     ens_control_t *control;
-    ens_metrics_t *metrics; /* NULL: metrics.bind empty */
-    ens_natsin_t *natsin;   /* NULL: ingest.nats empty */
-    ens_natspub_t *natspub; /* NULL: publish.nats_kv empty */
+    ens_metrics_t *metrics;   /* NULL: metrics.bind empty */
+    ens_looptime_t *looptime; /* the loop's turns, timed (NULL: not yet) */
+    ens_natsin_t *natsin;     /* NULL: ingest.nats empty */
+    ens_natspub_t *natspub;   /* NULL: publish.nats_kv empty */
     ens_state_t *state;
     ens_security_t *security;
     ens_zsock_t *pull;
@@ -179,6 +181,7 @@ static void write_status(void *ud, ens_mpw_t *w)
     ens_mpw_cstr(w, ENS_VERSION);
     ens_mpw_cstr(w, "uptime_s");
     ens_mpw_double(w, ens_mono() - d->started);
+    ens_looptime_status(d->looptime, w);
     ens_security_status(d->security, w);
     ens_state_status(d->state, w);
     ens_ingest_status(d->ingest, w);
@@ -470,6 +473,8 @@ static void stop(daemon_t *d)
     /* A start that failed half-way never initialised these. */
     if (!d->handles_ready)
         return;
+    ens_looptime_close(d->looptime);
+    d->looptime = NULL;
     uv_close((uv_handle_t *)&d->tick, NULL);
     uv_close((uv_handle_t *)&d->watchdog, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
@@ -502,6 +507,7 @@ static void start_handles(daemon_t *d)
         sig[i]->data = d;
         uv_signal_start(sig[i], on_signal, num[i]);
     }
+    d->looptime = ens_looptime_new(&d->loop);
     d->handles_ready = 1;
 }
 
@@ -582,6 +588,7 @@ int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
     ens_log_init(d->conf.log_level, foreground);
     ens_log_set_format(d->conf.log_format);
     uv_loop_init(&d->loop);
+    ens_looptime_configure(&d->loop);
     d->zctx = zmq_ctx_new();
     d->started = d->last_publish_round = ens_mono();
     signal(SIGPIPE, SIG_IGN);

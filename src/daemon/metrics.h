@@ -4,9 +4,10 @@
  * names (docs/metrics.md), the published bodies' accuracy and bounds, and a
  * histogram of selection durations kept here. This module reads no other:
  * the daemon hands it the status map as MessagePack and the bodies, on the
- * loop thread, and it renders them into a text that an HTTP thread of
- * libmicrohttpd serves to every scrape until the next update. A scrape thus
- * never waits for the loop, and the loop never waits for a scrape.
+ * loop thread, which it copies; the first scrape after (on an HTTP thread
+ * of libmicrohttpd) renders them into the text it and later scrapes get
+ * until the next update. A scrape thus never waits for the loop, and the
+ * loop neither waits for a scrape nor spends the rendering.
  */
 #ifndef ENSEMBLED_METRICS_H
 #define ENSEMBLED_METRICS_H
@@ -37,13 +38,16 @@ void ens_metrics_destroy(ens_metrics_t **mp);
 /* One selection of task[0..len) took seconds. Loop thread. */
 void ens_metrics_observe_selection(ens_metrics_t *m, const char *task, size_t len, double seconds);
 
-/* Renders status[0..len) (the status reply's map, "ok" optional) and the
- * bodies into the text scrapes get from now on. Returns 0, or -1 when
- * status is not a map (the previous text stays). Loop thread. */
+/* Takes copies of status[0..len) (the status reply's map, "ok" optional),
+ * the bodies and the histograms, rendered into the text scrapes get from
+ * now on when the next one asks. Returns 0, or -1 when status is not a map
+ * or memory is short (the previous text stays). Loop thread. */
 int ens_metrics_update(ens_metrics_t *m, const char *status, size_t len,
                        const ens_metrics_body_t *bodies, size_t n);
 
-/* A copy of the current text (free() it), its length in *len. */
+/* A copy of the current text (free() it), its length in *len; renders
+ * the last update first if no reader has yet (a status the renderer cannot
+ * read leaves the previous text). */
 char *ens_metrics_text(ens_metrics_t *m, size_t *len);
 
 #endif

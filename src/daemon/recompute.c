@@ -1,17 +1,34 @@
 /* recompute.c - selection jobs on the libuv thread pool (see recompute.h). */
 #include "recompute.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "ensembled/err.h"
 #include "ensembled/xalloc.h"
 #include "log.h"
 
+/* Window cells (rows times models) copied into starting selections'
+ * snapshots per loop turn: about a millisecond of copying. */
+#define COPY_CELLS (1u << 20)
+/* Selections handed to the thread pool and not yet returned, at most: each
+ * holds its snapshot, so the rest wait as task ids, not as copies. One of
+ * libuv's 4 threads stays free for the state's writes and fdatasyncs,
+ * which would otherwise wait behind selections of seconds. */
+#define MAX_QUEUED 3
+/* The niceness of the pool's threads (see work()). */
+#define WORKER_NICE 10
+
+typedef struct job_s job_t;
+
 typedef struct {
-    int busy;              /* a job runs */
+    int busy;              /* a job waits, is copied or runs */
     int again;             /* another was asked for meanwhile */
     size_t rows_since;     /* rows joined since the last job started */
     double last_select_at; /* monotonic time the last job finished (0: never) */
@@ -33,9 +50,14 @@ struct ens_recompute_s {
     size_t nslots;
     int inflight;
     int stopping;
+    uint32_t *waiting; /* task ids whose selection waits to be copied, FIFO */
+    size_t wait_head, wait_len, wait_cap;
+    job_t *copying;   /* the job whose snapshot is being copied (NULL: none) */
+    uv_idle_t copier; /* copies a piece each turn while there is work */
+    int copier_open;  /* copier initialised and not closed */
 };
 
-typedef struct {
+struct job_s {
     uv_work_t req;
     ens_recompute_t *owner;
     uint32_t task;    /* its id */
@@ -48,17 +70,29 @@ typedef struct {
     size_t nprev;
     ens_pipeline_opts_t opts;
     double started; /* monotonic */
+    /* The copy, a piece a loop turn: rows with serials next .. end that are
+     * still in the window when their piece comes, oldest first. */
+    uint8_t *cols; /* model k's rows at cols + k * planned */
+    uint8_t *ys;
+    size_t planned, copied; /* rows at the start; rows copied */
+    uint64_t next, end;
+    size_t ids[ENS_MAX_MODELS]; /* the snapshot's models, by window id */
+    uint8_t relabel[256];       /* window label id -> snapshot label id */
+    int renumber;               /* relabel is not the identity */
     /* results */
     int rc;
     char err[256];
     ens_pipeline_t *result;
-} job_t;
+    uv_work_t free_req; /* frees the job on the pool */
+};
 
 static slot_t *slot(ens_recompute_t *rc, uint32_t id)
 {
     rc->slots = ens_xgrow_zeroed(rc->slots, &rc->nslots, (size_t)id + 1, sizeof(slot_t));
     return &rc->slots[id];
 }
+
+static void on_copier(uv_idle_t *h);
 
 ens_recompute_t *ens_recompute_new(uv_loop_t *loop, const ens_tasks_t *tasks,
                                    const ens_config_t *conf, const ens_recompute_hooks_t *hooks)
@@ -68,6 +102,11 @@ ens_recompute_t *ens_recompute_new(uv_loop_t *loop, const ens_tasks_t *tasks,
     rc->tasks = tasks;
     rc->conf = conf;
     rc->hooks = *hooks;
+    if (loop) {
+        uv_idle_init(loop, &rc->copier);
+        rc->copier.data = rc;
+        rc->copier_open = 1;
+    }
     return rc;
 }
 
@@ -77,6 +116,7 @@ void ens_recompute_destroy(ens_recompute_t **rp)
     if (!rc)
         return;
     free(rc->slots);
+    free(rc->waiting);
     free(rc);
     *rp = NULL;
 }
@@ -86,14 +126,60 @@ void ens_recompute_set_config(ens_recompute_t *rc, const ens_config_t *conf)
     rc->conf = conf;
 }
 
+/* The window copied a piece at a time becomes the snapshot's matrix: the
+ * columns closed up when rows left the window during the copy, the labels
+ * renumbered densely when a released id lies among them. */
+static void finish_snapshot(job_t *j)
+{
+    ens_data_t *d = j->snap;
+    size_t n = j->copied, nm = d->nmodels;
+    if (!j->cols)
+        return; /* copied in one go */
+    for (size_t k = 1; k < nm && n < j->planned; k++)
+        memmove(j->cols + k * n, j->cols + k * j->planned, n);
+    if (j->renumber) {
+        for (size_t i = 0; i < n; i++)
+            j->ys[i] = j->relabel[j->ys[i]];
+        for (size_t c = 0; c < n * nm; c++)
+            j->cols[c] = j->relabel[j->cols[c]];
+    }
+    free(d->x);
+    free(d->y);
+    d->x = j->cols;
+    d->y = j->ys;
+    d->nrows = n;
+    j->cols = j->ys = NULL;
+}
+
 static void work(uv_work_t *req)
 {
     job_t *j = req->data;
+    finish_snapshot(j);
     ens_pipeline_in_t in = {j->snap, j->seen_age, j->row_age, j->prev, j->nprev, j->cost_n};
     j->rc = ens_pipeline_run(&in, &j->opts, &j->result, j->err, sizeof(j->err));
 }
 
-static void job_free(job_t *j)
+/* A selection on a pool thread. The pool's threads run at a lower
+ * priority than the event loop (WORKER_NICE more), so that on a machine
+ * with fewer cores than busy threads the scheduler runs the loop first:
+ * selections take the time the loop leaves, instead of stretching its
+ * turns. Linux sets a thread's niceness by its thread id. */
+static void pool_work(uv_work_t *req)
+{
+    static _Thread_local int niced;
+    if (!niced) {
+        niced = 1;
+        id_t tid = (id_t)syscall(SYS_gettid);
+        errno = 0;
+        int base = getpriority(PRIO_PROCESS, tid);
+        if (errno == 0)
+            setpriority(PRIO_PROCESS, tid, base + WORKER_NICE);
+    }
+    work(req);
+}
+
+/* What j holds; not j itself. */
+static void job_free_parts(job_t *j)
 {
     ens_pipeline_destroy(&j->result);
     ens_data_destroy(&j->snap);
@@ -102,7 +188,34 @@ static void job_free(job_t *j)
     free(j->cost_n);
     free(j->prev);
     free(j->prev_bytes);
+    free(j->cols);
+    free(j->ys);
+}
+
+static void job_free(job_t *j)
+{
+    job_free_parts(j);
     free(j);
+}
+
+/* Freeing a window's copy unmaps megabytes: done on the pool; the job
+ * itself, which holds the request, once libuv is done with it. */
+static void free_work(uv_work_t *req)
+{
+    job_free_parts(req->data);
+}
+
+static void free_done(uv_work_t *req, int status)
+{
+    (void)status;
+    free(req->data);
+}
+
+static void job_release(ens_recompute_t *rc, job_t *j)
+{
+    j->free_req.data = j;
+    if (!rc->loop || uv_queue_work(rc->loop, &j->free_req, free_work, free_done) < 0)
+        job_free(j);
 }
 
 /* The reason field of a failure: a word a query can match. */
@@ -180,11 +293,13 @@ static void after_work(uv_work_t *req, int status)
         if (!rc->stopping)
             rc->hooks.done(rc->hooks.ud, t, j->result);
     }
-    job_free(j);
+    job_release(rc, j);
     if (sl->again && !rc->stopping) {
         sl->again = 0;
         ens_recompute_start(rc, t);
     }
+    if (rc->wait_len > 0 && rc->copier_open)
+        uv_idle_start(&rc->copier, on_copier);
 }
 
 /* The job's own copies: the settings, the published set, the ages. */
@@ -259,9 +374,125 @@ int ens_recompute_run_sync(ens_recompute_t *rc, ens_task_t *t, char *err, size_t
     return result;
 }
 
+/* A job whose snapshot is copied a piece per turn (job_step): the names,
+ * costs and label numbering now, the rows later. */
+static job_t *job_begin(ens_recompute_t *rc, const ens_task_t *t)
+{
+    const ens_window_t *w = t->window;
+    job_t *j = ens_xcalloc(1, sizeof(*j));
+    j->owner = rc;
+    j->task = t->id;
+    size_t nm = ens_window_model_ids(w, j->ids), nl = 0, rows = ens_window_rows(w);
+    for (size_t v = 0; v < 256; v++)
+        j->relabel[v] = (uint8_t)v;
+    for (size_t l = 0; l < ens_window_labels(w); l++) {
+        if (!ens_window_label_name(w, (int)l))
+            continue;
+        j->renumber |= l != nl;
+        j->relabel[l] = (uint8_t)nl++;
+    }
+    j->snap = ens_data_new(1, nm, nl);
+    j->snap->open = t->conf.answers == ENS_ANSWERS_OPEN;
+    for (size_t l = 0; l < ens_window_labels(w); l++)
+        if (ens_window_label_name(w, (int)l))
+            ens_data_set_label_name(j->snap, j->relabel[l], ens_window_label_name(w, (int)l));
+    for (size_t k = 0; k < nm; k++) {
+        uint32_t n = 0;
+        double cost = ens_window_cost(w, j->ids[k], &n);
+        ens_data_set_model_name(j->snap, k, ens_window_model_name(w, (int)j->ids[k]));
+        if (n > 0)
+            j->snap->cost[k] = cost;
+    }
+    j->planned = rows;
+    j->cols = ens_xmalloc(rows * nm + 1);
+    j->ys = ens_xmalloc(rows + 1);
+    j->next = rows ? ens_window_serial(w, 0) : 1;
+    j->end = rows ? ens_window_serial(w, rows - 1) : 0;
+    job_inputs(rc, j, t);
+    j->started = ens_mono();
+    j->req.data = j;
+    return j;
+}
+
+/* Copies at most `cells` window cells of j's rows, adding them to *done.
+ * Rows that left the window before their piece came are skipped; rows
+ * joined since the start are not taken. Returns 1 once every row is. */
+static int job_step(job_t *j, const ens_window_t *w, size_t cells, size_t *done)
+{
+    size_t nm = j->snap->nmodels, per_row = nm ? nm : 1;
+    size_t from = ens_window_find_serial(w, j->next);
+    size_t to = j->next <= j->end ? ens_window_find_serial(w, j->end + 1) : from;
+    if (from >= to || j->copied == j->planned)
+        return 1;
+    size_t n = cells / per_row ? cells / per_row : 1;
+    if (n > to - from)
+        n = to - from;
+    if (n > j->planned - j->copied)
+        n = j->planned - j->copied;
+    ens_window_copy_columns(w, from, n, j->ids, nm, j->planned, j->ys + j->copied,
+                            j->cols + j->copied);
+    j->copied += n;
+    j->next = ens_window_serial(w, from + n - 1) + 1;
+    *done += n * per_row;
+    return j->next > j->end || j->copied == j->planned;
+}
+
+static void job_queue(ens_recompute_t *rc, job_t *j)
+{
+    ens_task_t *t = ens_tasks_get(rc->tasks, j->task);
+    int err = uv_queue_work(rc->loop, &j->req, pool_work, after_work);
+    if (err < 0) {
+        ENS_LOG(ERR, "task %s: cannot queue a selection: %s", t->name, uv_strerror(err));
+        slot(rc, j->task)->busy = 0;
+        job_free(j);
+        return;
+    }
+    rc->inflight++;
+}
+
+/* The next waiting task whose window has rows, its job begun; NULL when
+ * none waits. A task whose window emptied meanwhile is not busy any more. */
+static job_t *next_job(ens_recompute_t *rc)
+{
+    while (rc->wait_len > 0) {
+        uint32_t id = rc->waiting[rc->wait_head];
+        rc->wait_head = (rc->wait_head + 1) % rc->wait_cap;
+        rc->wait_len--;
+        ens_task_t *t = ens_tasks_get(rc->tasks, id);
+        if (ens_window_rows(t->window) > 0 && ens_window_models_held(t->window) > 0)
+            return job_begin(rc, t);
+        slot(rc, id)->busy = 0;
+        slot(rc, id)->again = 0;
+    }
+    return NULL;
+}
+
+/* One loop turn's copying: at most COPY_CELLS cells into the snapshots of
+ * waiting selections, each handed to the pool once complete, while fewer
+ * than MAX_QUEUED are there. So a round over many large windows is spread
+ * over many short turns instead of one long one. */
+static void on_copier(uv_idle_t *h)
+{
+    ens_recompute_t *rc = h->data;
+    size_t done = 0;
+    while (done < COPY_CELLS) {
+        if (!rc->copying && rc->inflight < MAX_QUEUED)
+            rc->copying = next_job(rc);
+        if (!rc->copying)
+            break;
+        const ens_task_t *t = ens_tasks_get(rc->tasks, rc->copying->task);
+        if (!job_step(rc->copying, t->window, COPY_CELLS - done, &done))
+            return;
+        job_queue(rc, rc->copying);
+        rc->copying = NULL;
+    }
+    if (!rc->copying)
+        uv_idle_stop(&rc->copier); /* after_work starts it again */
+}
+
 void ens_recompute_start(ens_recompute_t *rc, ens_task_t *t)
 {
-    if (rc->stopping)
+    if (rc->stopping || !rc->copier_open)
         return;
     slot_t *sl = slot(rc, t->id);
     if (sl->busy) {
@@ -271,15 +502,19 @@ void ens_recompute_start(ens_recompute_t *rc, ens_task_t *t)
     sl->rows_since = 0;
     if (ens_window_rows(t->window) == 0 || ens_window_models_held(t->window) == 0)
         return;
-    job_t *j = job_new(rc, t);
-    int err = uv_queue_work(rc->loop, &j->req, work, after_work);
-    if (err < 0) {
-        ENS_LOG(ERR, "task %s: cannot queue a selection: %s", t->name, uv_strerror(err));
-        job_free(j);
-        return;
+    if (rc->wait_len == rc->wait_cap) {
+        size_t cap = rc->wait_cap ? 2 * rc->wait_cap : 16;
+        uint32_t *q = ens_xcalloc(cap, sizeof(*q));
+        for (size_t i = 0; i < rc->wait_len; i++)
+            q[i] = rc->waiting[(rc->wait_head + i) % rc->wait_cap];
+        free(rc->waiting);
+        rc->waiting = q;
+        rc->wait_cap = cap;
+        rc->wait_head = 0;
     }
+    rc->waiting[(rc->wait_head + rc->wait_len++) % rc->wait_cap] = t->id;
     sl->busy = 1;
-    rc->inflight++;
+    uv_idle_start(&rc->copier, on_copier);
 }
 
 void ens_recompute_start_all(ens_recompute_t *rc)
@@ -298,7 +533,19 @@ void ens_recompute_joined(ens_recompute_t *rc, ens_task_t *t)
 
 void ens_recompute_stop(ens_recompute_t *rc)
 {
+    if (!rc)
+        return;
     rc->stopping = 1;
+    /* Selections not yet on the pool are given up. */
+    if (rc->copying)
+        job_free(rc->copying);
+    rc->copying = NULL;
+    rc->wait_len = 0;
+    if (rc->copier_open) {
+        rc->copier_open = 0;
+        uv_idle_stop(&rc->copier);
+        uv_close((uv_handle_t *)&rc->copier, NULL);
+    }
 }
 
 int ens_recompute_inflight(const ens_recompute_t *rc)

@@ -1,12 +1,18 @@
 /* recompute.h - selection off the loop thread.
  *
- * The loop thread copies a task's window into an immutable snapshot and
- * queues a job on the libuv thread pool; the worker runs the selection
- * pipeline (ensembled/pipeline.h) over the snapshot and its own copies of
- * the settings and of the published set; back on the loop thread the result
- * goes to the `done` hook (the daemon publishes it). Ingest keeps running
- * meanwhile. At most one job per task runs; a start asked for while one
- * runs is remembered and run after it.
+ * A started selection waits its turn (first asked, first served); the loop
+ * thread then copies the task's window into an immutable snapshot, at most
+ * a million window cells a loop turn (rows that leave the window before
+ * their piece is copied are left out, rows joined since the start are not
+ * taken), and queues a job on the libuv thread pool, at most 3 at a time
+ * (each holds its snapshot; the pool's fourth thread stays free for the
+ * state's writes). The worker runs the selection pipeline
+ * (ensembled/pipeline.h) over the snapshot and its own copies of the
+ * settings and of the published set, at a lower priority than the loop
+ * (niceness +10); back on the loop thread the result goes to the `done`
+ * hook (the daemon publishes it), and the job is freed on the pool. Ingest
+ * keeps running meanwhile. At most one job per task waits or runs; a start
+ * asked for meanwhile is remembered and run after it.
  */
 #ifndef ENSEMBLED_RECOMPUTE_H
 #define ENSEMBLED_RECOMPUTE_H
@@ -46,7 +52,8 @@ void ens_recompute_start(ens_recompute_t *rc, ens_task_t *t);
 void ens_recompute_start_all(ens_recompute_t *rc);
 /* A row joined in t: publish.every_labels of them start a selection. */
 void ens_recompute_joined(ens_recompute_t *rc, ens_task_t *t);
-/* No new job starts after this; those in flight finish without `done`. */
+/* No new job starts after this, those waiting or being copied are given
+ * up, and those on the pool finish without `done`. */
 void ens_recompute_stop(ens_recompute_t *rc);
 /* Jobs on the thread pool. */
 int ens_recompute_inflight(const ens_recompute_t *rc);

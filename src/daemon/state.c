@@ -248,8 +248,10 @@ void ens__state_names(const ens_state_t *s, ens__bytes_t *b)
 }
 
 /* Opens journal n and starts it with every name known, so that its ids can
- * be read without any other file. */
-static int open_journal(ens_state_t *s, uint64_t n)
+ * be read without any other file: names[0..len) when the caller has them
+ * encoded already (a snapshot beginning: 64 tasks of 256 models are 16,000
+ * records, milliseconds to encode), else encoded here. */
+static int open_journal(ens_state_t *s, uint64_t n, const uint8_t *names, size_t len)
 {
     char path[ENS_CONF_STR + 64], name[64];
     snprintf(name, sizeof(name), "journal.%llu", (unsigned long long)n);
@@ -260,7 +262,16 @@ static int open_journal(ens_state_t *s, uint64_t n)
         ENS_LOG(ERR, "state: cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    ens__state_names(s, &s->out);
+    if (names && len) {
+        if (s->out.size + len > s->out.cap) {
+            s->out.cap = s->out.size + len;
+            s->out.data = ens_xreallocarray(s->out.data, s->out.cap, 1);
+        }
+        memcpy(s->out.data + s->out.size, names, len);
+        s->out.size += len;
+    } else if (!names) {
+        ens__state_names(s, &s->out);
+    }
     /* With an intake that delivers again (ingest.nats), the queries still
      * remembered as joined: the journals that named them go once the
      * snapshot is durable, and the snapshot does not hold them. */
@@ -334,15 +345,27 @@ static void snapshot_done(uv_work_t *req, int status)
     job_free(j);
 }
 
+static void on_synced(uv_fs_t *req);
+
 /* Rotates the journal and begins a snapshot covering the old ones; its rows
  * are serialized afterwards (ens__snapshot_step). Bytes the old journal
  * could not take (a full disk) are dropped: their rows are in the snapshot,
  * and the old journal, perhaps ending in a torn record, is deleted with the
  * others once the snapshot is durable. Until a snapshot succeeds they are
- * only in memory: a crash before loses them. */
-static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
+ * only in memory: a crash before loses them. With the loop running (async),
+ * the old journal's fdatasync goes to the thread pool, where it may take
+ * milliseconds without holding the loop; the new journal is not synced
+ * before it returns (ens_state_tick waits while one is in flight), and the
+ * old file is closed then. */
+static snap_job_t *snapshot_begin(ens_state_t *s, double mono, int async)
 {
-    close_journal(s);
+    int old = async ? s->fd : -1;
+    if (old >= 0) {
+        flush(s);
+        s->fd = -1;
+    } else {
+        close_journal(s);
+    }
     s->out.size = 0;
     snap_job_t *j = ens_xcalloc(1, sizeof(*j));
     j->s = s;
@@ -351,10 +374,22 @@ static snap_job_t *snapshot_begin(ens_state_t *s, double mono)
     s->dropped = 0; /* the snapshot holds every row, dropped records' too */
     snprintf(j->dir, sizeof(j->dir), "%s", s->conf->state_dir);
     ens__snapshot_begin(s, j->covers, &j->snap);
-    open_journal(s, s->journal + 1);
+    open_journal(s, s->journal + 1, j->snap.file[0].data + j->snap.names_off, j->snap.names_len);
     s->dirty = 0;
     s->last_snapshot = mono;
     j->req.data = j;
+    if (old >= 0) {
+        s->syncing = 1;
+        s->seq_syncing = s->seq_written;
+        s->sync_close_fd = old;
+        s->sync_req.data = s;
+        if (uv_fs_fdatasync(s->loop, &s->sync_req, old, on_synced) < 0) {
+            s->syncing = 0;
+            s->sync_close_fd = -1;
+            fdatasync(old);
+            close(old);
+        }
+    }
     return j;
 }
 
@@ -403,6 +438,8 @@ static void state_free(ens_state_t *s)
         job_free(s->job);
     if (s->fd >= 0)
         close(s->fd);
+    if (s->sync_close_fd >= 0)
+        close(s->sync_close_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the lock */
     ens__bytes_free(&s->out);
@@ -426,6 +463,7 @@ int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks
     s->tasks = tasks;
     s->hooks = *hooks;
     s->fd = -1;
+    s->sync_close_fd = -1;
     uint64_t last = 0;
     if (lock_dir(s, err, errlen) < 0) {
         state_free(s);
@@ -444,7 +482,7 @@ int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks
         s->st.rows_snapshot = s->st.rows_replayed = 0;
         last = 0;
     }
-    if (open_journal(s, last + 1) < 0) {
+    if (open_journal(s, last + 1, NULL, 0) < 0) {
         snprintf(err, errlen, "state.dir %s: cannot open a journal", conf->state_dir);
         state_free(s);
         return -1;
@@ -476,6 +514,9 @@ static void on_synced(uv_fs_t *req)
             s->seq_synced = s->seq_syncing;
     }
     s->syncing = 0;
+    if (s->sync_close_fd >= 0)
+        close(s->sync_close_fd); /* the journal a snapshot rotated out */
+    s->sync_close_fd = -1;
     uv_fs_req_cleanup(req);
 }
 
@@ -497,7 +538,7 @@ void ens_state_tick(ens_state_t *s, double mono)
     if (due && !s->snapshotting && !s->syncing)
         flush(s);
     if (due && !s->snapshotting && !s->syncing && (s->out.size == 0 || s->dropped > 0)) {
-        s->job = snapshot_begin(s, mono);
+        s->job = snapshot_begin(s, mono, 1);
         s->snapshotting = 1;
         s->last_sync = mono;
         uv_idle_start(&s->serial, on_serial);
@@ -539,7 +580,7 @@ void ens_state_close(ens_state_t **sp)
     ens_state_t *s = *sp;
     if (!s)
         return;
-    snap_job_t *j = snapshot_begin(s, ens_mono());
+    snap_job_t *j = snapshot_begin(s, ens_mono(), 0);
     size_t cells = 0;
     ens__snapshot_step(s, &j->snap, SIZE_MAX, &cells); /* the loop has stopped */
     j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);

@@ -43,7 +43,8 @@ typedef struct {
     size_t size;             /* bytes in all pieces */
     ens__snap_part_t *parts; /* by task id, the tasks known at the start */
     size_t nparts;
-    size_t at; /* the part serialized next */
+    size_t at;                   /* the part serialized next */
+    size_t names_off, names_len; /* where the first piece holds every name */
 } ens__snap_t;
 
 typedef struct snap_job_s snap_job_t;
@@ -70,6 +71,7 @@ struct ens_state_s {
     int write_failing;    /* the last journal write failed */
     double last_sync;     /* monotonic time of the last fdatasync */
     uv_fs_t sync_req;
+    int sync_close_fd;    /* closed once the fdatasync in flight returns (-1: none) */
     ens__bytes_t out;     /* framed records not yet written */
     uv_check_t flush;     /* writes `out` once per loop turn */
     int flush_open;       /* `flush` is initialised and not closed */

@@ -66,7 +66,9 @@ void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *sna
     h.header.journal = covers;
     ens__bytes_t *file = new_piece(snap);
     ens__bytes_record(file, &h);
+    snap->names_off = file->size;
     ens__state_names(s, file);
+    snap->names_len = file->size - snap->names_off;
     snap->size = file->size;
     snap->nparts = ens_tasks_count(s->tasks);
     snap->parts = ens_xcalloc(snap->nparts + 1, sizeof(*snap->parts));

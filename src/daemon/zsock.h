@@ -2,7 +2,7 @@
  *
  * ZMQ_FD signals edge-triggered: a wake-up means "something changed", not
  * "one message is here". So each wake-up drains the socket while ZMQ_EVENTS
- * says ZMQ_POLLIN. A drain stops after `fair_cap` messages or 5 ms so one flooded
+ * says ZMQ_POLLIN. A drain stops after `fair_cap` messages or 2 ms so one flooded
  * socket cannot starve the loop; it then re-arms through an idle handle,
  * because no new edge will come for the messages already queued. Sends and
  * receives made outside the socket's own callback can consume an edge too:

@@ -588,6 +588,15 @@ static void relabel(const ens_window_t *w, ens_data_t *d)
         d->x[k] = map[d->x[k]];
 }
 
+void ens_window_copy_columns(const ens_window_t *w, size_t from, size_t n, const size_t *ids,
+                             size_t nm, size_t stride, uint8_t *y, uint8_t *x)
+{
+    size_t at = (w->head + from) % w->capacity;
+    copy_ring(y, w->y, w->capacity, at, n);
+    for (size_t k = 0; k < nm; k++)
+        copy_ring(x + k * stride, w->cols[ids[k]], w->capacity, at, n);
+}
+
 ens_data_t *ens_window_snapshot(const ens_window_t *w)
 {
     size_t ids[ENS_MAX_MODELS];

@@ -30,7 +30,13 @@ TOP = {"uptime_s": None,  # moves between the two reads
        "cache_resends": "ensembled_cache_resends_total",
        "subscriber_drops": "ensembled_subscriber_drops_total",
        "control_replies_dropped": "ensembled_control_replies_dropped_total"}
-SUB = {"security": {"curve_accepted": 'ensembled_curve_handshakes_total{result="accepted"}',
+SUB = {"loop": {"turns": "ensembled_loop_turns_total",
+                "longest_turn_ms": 'ensembled_loop_longest_turn_seconds{since="start"}',
+                "longest_turn_recent_ms": 'ensembled_loop_longest_turn_seconds{since="recent"}',
+                "longest_turn_cpu_ms": "ensembled_loop_longest_turn_cpu_seconds",
+                "turns_over_5ms": 'ensembled_loop_slow_turns_total{measure="work"}',
+                "turns_over_5ms_cpu": 'ensembled_loop_slow_turns_total{measure="cpu"}'},
+       "security": {"curve_accepted": 'ensembled_curve_handshakes_total{result="accepted"}',
                     "curve_refused": 'ensembled_curve_handshakes_total{result="refused"}',
                     "authorized_keys": "ensembled_curve_authorized_keys",
                     "key_files_skipped": "ensembled_curve_key_files_skipped"},
@@ -43,8 +49,10 @@ SUB = {"security": {"curve_accepted": 'ensembled_curve_handshakes_total{result="
                  "synced_seq": "ensembled_state_synced_row_seq",
                  "write_errors": "ensembled_state_write_errors_total",
                  "records_dropped": "ensembled_state_records_dropped_total"}}
-# Figures the journal's fsync timer moves between the status and the scrape.
-MOVING = {"fsyncs", "synced_seq"}
+# Figures the journal's fsync timer and the loop's turns move between the
+# status and the scrape.
+MOVING = {"fsyncs", "synced_seq", "turns", "longest_turn_ms", "longest_turn_recent_ms",
+          "longest_turn_cpu_ms", "turns_over_5ms", "turns_over_5ms_cpu"}
 BY_REASON = {"rejected": "ensembled_events_rejected_total",
              "dropped": "ensembled_events_dropped_total"}
 TASK = {"rows": "ensembled_window_rows", "capacity": "ensembled_window_capacity_rows",

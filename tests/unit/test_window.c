@@ -420,6 +420,40 @@ static void test_window_copy_rows(void **state)
     ens_window_destroy(&w);
 }
 
+/* Column by column, over the ring's wrap, into a stride wider than the
+ * rows copied: every cell is the one ens_window_x reads, models in the
+ * order asked, and nothing past each column's rows is written. */
+static void test_window_copy_columns(void **state)
+{
+    (void)state;
+    ens_window_t *w = ens_window_new(5, 4);
+    const char *names[] = {"a", "b", "c"};
+    for (int m = 0; m < 3; m++)
+        assert_int_equal(ens_window_model(w, names[m], 1), m);
+    assert_int_equal(ens_window_label(w, "Y", 1), 0);
+    assert_int_equal(ens_window_label(w, "N", 1), 1);
+    for (int i = 0; i < 8; i++) {
+        uint8_t x[3] = {(uint8_t)(i % 2), (uint8_t)((i / 2) % 2),
+                        i % 3 ? ENS_SYM_ABSTAIN : ENS_SYM_MISSING};
+        assert_int_equal(ens_window_push(w, (uint8_t)((i / 3) % 2), x, 3, i), 0);
+    }
+    size_t ids[2] = {2, 0};
+    uint8_t y[4], x[2 * 6];
+    memset(y, 0xEE, sizeof(y));
+    memset(x, 0xEE, sizeof(x));
+    ens_window_copy_columns(w, 1, 4, ids, 2, 6, y, x);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(y[i], ens_window_y(w, i + 1));
+        for (size_t k = 0; k < 2; k++)
+            assert_int_equal(x[k * 6 + i], ens_window_x(w, i + 1, ids[k]));
+    }
+    for (size_t k = 0; k < 2; k++) {
+        assert_int_equal(x[k * 6 + 4], 0xEE);
+        assert_int_equal(x[k * 6 + 5], 0xEE);
+    }
+    ens_window_destroy(&w);
+}
+
 /* A model and a label are released only once no row holds them; their ids
  * go to the next new names, and the snapshot (what a selection sees) lists
  * only the names held, labels renumbered densely. */
@@ -617,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_window_expire_by_age_out_of_order),
         cmocka_unit_test(test_window_future_row_at_head),
         cmocka_unit_test(test_window_copy_rows),
+        cmocka_unit_test(test_window_copy_columns),
         cmocka_unit_test(test_window_release_slots),
         cmocka_unit_test(test_window_interning),
         cmocka_unit_test(test_window_costs_vs_shadow),

@@ -1,0 +1,125 @@
+/* looptime.c - the event loop's turns, timed (see looptime.h). */
+#include "looptime.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "ensembled/xalloc.h"
+
+/* The recent maximum covers the current window of this length and the
+ * one before it: 10 to 20 seconds. */
+#define WINDOW_NS (10ull * 1000 * 1000 * 1000)
+
+struct ens_looptime_s {
+    uv_prepare_t prepare;
+    uint64_t last_wall; /* uv_hrtime at the last prepare (0: none yet) */
+    uint64_t last_idle; /* uv_metrics_idle_time then */
+    uint64_t last_cpu;  /* the loop thread's CPU time then */
+    uint64_t turns;
+    uint64_t slow; /* turns over ENS_LOOPTIME_SLOW_MS */
+    uint64_t max_ns;
+    uint64_t slow_cpu; /* turns whose CPU time was over ENS_LOOPTIME_SLOW_MS */
+    uint64_t max_cpu;
+    uint64_t window_start; /* uv_hrtime the current window began */
+    uint64_t window_max;   /* longest turn in it */
+    uint64_t prev_max;     /* longest turn in the window before */
+};
+
+int ens_looptime_configure(uv_loop_t *loop)
+{
+    return uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The CPU time of a turn, apart: a turn whose work time is long but whose
+ * CPU time is short waited for a core (other threads or processes ran). */
+static void count_cpu(ens_looptime_t *lt, uint64_t cpu)
+{
+    uint64_t used = cpu - lt->last_cpu;
+    if (used > (uint64_t)(ENS_LOOPTIME_SLOW_MS * 1e6))
+        lt->slow_cpu++;
+    if (used > lt->max_cpu)
+        lt->max_cpu = used;
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    ens_looptime_t *lt = h->data;
+    uint64_t wall = uv_hrtime(), idle = uv_metrics_idle_time(h->loop), cpu = thread_cpu_ns();
+    if (lt->last_wall) {
+        count_cpu(lt, cpu);
+        uint64_t span = wall - lt->last_wall, waited = idle - lt->last_idle;
+        uint64_t work = span > waited ? span - waited : 0;
+        lt->turns++;
+        if (work > (uint64_t)(ENS_LOOPTIME_SLOW_MS * 1e6))
+            lt->slow++;
+        if (work > lt->max_ns)
+            lt->max_ns = work;
+        if (wall - lt->window_start >= WINDOW_NS) {
+            /* A window with no turn at all left nothing to remember. */
+            lt->prev_max = wall - lt->window_start >= 2 * WINDOW_NS ? 0 : lt->window_max;
+            lt->window_max = 0;
+            lt->window_start = wall;
+        }
+        if (work > lt->window_max)
+            lt->window_max = work;
+    } else {
+        lt->window_start = wall;
+    }
+    lt->last_wall = wall;
+    lt->last_idle = idle;
+    lt->last_cpu = cpu;
+}
+
+ens_looptime_t *ens_looptime_new(uv_loop_t *loop)
+{
+    ens_looptime_t *lt = ens_xcalloc(1, sizeof(*lt));
+    if (uv_prepare_init(loop, &lt->prepare) < 0) {
+        free(lt);
+        return NULL;
+    }
+    lt->prepare.data = lt;
+    uv_prepare_start(&lt->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&lt->prepare); /* measuring keeps no loop alive */
+    return lt;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void ens_looptime_close(ens_looptime_t *lt)
+{
+    if (lt)
+        uv_close((uv_handle_t *)&lt->prepare, on_closed);
+}
+
+void ens_looptime_status(const ens_looptime_t *lt, ens_mpw_t *w)
+{
+    static const ens_looptime_t none;
+    if (!lt)
+        lt = &none;
+    uint64_t recent = lt->window_max > lt->prev_max ? lt->window_max : lt->prev_max;
+    ens_mpw_cstr(w, "loop");
+    ens_mpw_map_begin(w);
+    ens_mpw_cstr(w, "turns");
+    ens_mpw_uint(w, lt->turns);
+    ens_mpw_cstr(w, "longest_turn_ms");
+    ens_mpw_double(w, (double)lt->max_ns / 1e6);
+    ens_mpw_cstr(w, "longest_turn_recent_ms");
+    ens_mpw_double(w, (double)recent / 1e6);
+    ens_mpw_cstr(w, "turns_over_5ms");
+    ens_mpw_uint(w, lt->slow);
+    ens_mpw_cstr(w, "longest_turn_cpu_ms");
+    ens_mpw_double(w, (double)lt->max_cpu / 1e6);
+    ens_mpw_cstr(w, "turns_over_5ms_cpu");
+    ens_mpw_uint(w, lt->slow_cpu);
+    ens_mpw_map_end(w);
+}

@@ -1,0 +1,41 @@
+/* looptime.h - how long the event loop's turns take.
+ *
+ * A turn's work is the wall time between two passes of a uv_prepare
+ * handle (which runs once a turn, just before the loop waits for I/O) less
+ * the time the loop spent waiting in between (libuv's idle-time metric,
+ * UV_METRICS_IDLE_TIME). So a turn's figure is how long every callback of
+ * that turn held the loop, including time the thread was ready but not
+ * scheduled: what a `status` request or a producer waits at most behind
+ * it. Kept: the turns counted, the longest since the start and over the
+ * last 10 to 20 seconds, and the turns over 5 ms (docs/overload.md). Each
+ * turn's CPU time (the loop thread's, CLOCK_THREAD_CPUTIME_ID) is kept
+ * apart, longest and over 5 ms: the part of a long turn the daemon itself
+ * spent, the rest having gone to waiting for a core.
+ */
+#ifndef ENSEMBLED_LOOPTIME_H
+#define ENSEMBLED_LOOPTIME_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "ensembled/mpw.h"
+
+/* A turn over this is slow. */
+#define ENS_LOOPTIME_SLOW_MS 5.0
+
+typedef struct ens_looptime_s ens_looptime_t;
+
+/* Configures loop to measure its idle time: call before the loop first
+ * runs. Returns 0 or a libuv error. */
+int ens_looptime_configure(uv_loop_t *loop);
+/* Starts measuring loop's turns; NULL if the handle cannot start. */
+ens_looptime_t *ens_looptime_new(uv_loop_t *loop);
+/* Stops measuring; the memory goes when the loop has closed the handle. */
+void ens_looptime_close(ens_looptime_t *lt);
+
+/* `loop`: a map of turns, longest_turn_ms, longest_turn_recent_ms,
+ * turns_over_5ms, longest_turn_cpu_ms and turns_over_5ms_cpu, into an open
+ * map. lt may be NULL (all zero). */
+void ens_looptime_status(const ens_looptime_t *lt, ens_mpw_t *w);
+
+#endif
