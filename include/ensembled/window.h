@@ -84,6 +84,9 @@ void ens_window_copy_rows(const ens_window_t *w, size_t from, size_t n, size_t n
  * a piece at a time copies (the daemon's recompute). */
 void ens_window_copy_columns(const ens_window_t *w, size_t from, size_t n, const size_t *ids,
                              size_t nm, size_t stride, uint8_t *y, uint8_t *x);
+/* The exploration flags of rows [from, from + n) into explored[n]
+ * (ens_window_explored). */
+void ens_window_copy_explored(const ens_window_t *w, size_t from, size_t n, uint8_t *explored);
 
 /* Looks a model or label up without adding it: its id or ENS_ENOTFOUND
  * ("?" finds ENS_SYM_ABSTAIN). */

@@ -74,6 +74,7 @@ struct job_s {
      * still in the window when their piece comes, oldest first. */
     uint8_t *cols; /* model k's rows at cols + k * planned */
     uint8_t *ys;
+    uint8_t *flags;         /* the rows' exploration flags (ens_window_explored) */
     size_t planned, copied; /* rows at the start; rows copied */
     uint64_t next, end;
     size_t ids[ENS_MAX_MODELS]; /* the snapshot's models, by window id */
@@ -149,6 +150,11 @@ static void finish_snapshot(job_t *j)
     d->y = j->ys;
     d->nrows = n;
     j->cols = j->ys = NULL;
+    if (memchr(j->flags, 0, n)) {
+        free(d->explored);
+        d->explored = j->flags; /* some rows ordinary: the choice judges by them */
+        j->flags = NULL;
+    }
 }
 
 static void work(uv_work_t *req)
@@ -190,6 +196,7 @@ static void job_free_parts(job_t *j)
     free(j->prev_bytes);
     free(j->cols);
     free(j->ys);
+    free(j->flags);
 }
 
 static void job_free(job_t *j)
@@ -406,6 +413,7 @@ static job_t *job_begin(ens_recompute_t *rc, const ens_task_t *t)
     j->planned = rows;
     j->cols = ens_xmalloc(rows * nm + 1);
     j->ys = ens_xmalloc(rows + 1);
+    j->flags = ens_xmalloc(rows + 1);
     j->next = rows ? ens_window_serial(w, 0) : 1;
     j->end = rows ? ens_window_serial(w, rows - 1) : 0;
     job_inputs(rc, j, t);
@@ -431,6 +439,7 @@ static int job_step(job_t *j, const ens_window_t *w, size_t cells, size_t *done)
         n = j->planned - j->copied;
     ens_window_copy_columns(w, from, n, j->ids, nm, j->planned, j->ys + j->copied,
                             j->cols + j->copied);
+    ens_window_copy_explored(w, from, n, j->flags + j->copied);
     j->copied += n;
     j->next = ens_window_serial(w, from + n - 1) + 1;
     *done += n * per_row;

@@ -597,6 +597,11 @@ void ens_window_copy_columns(const ens_window_t *w, size_t from, size_t n, const
         copy_ring(x + k * stride, w->cols[ids[k]], w->capacity, at, n);
 }
 
+void ens_window_copy_explored(const ens_window_t *w, size_t from, size_t n, uint8_t *explored)
+{
+    copy_ring(explored, w->explored, w->capacity, (w->head + from) % w->capacity, n);
+}
+
 ens_data_t *ens_window_snapshot(const ens_window_t *w)
 {
     size_t ids[ENS_MAX_MODELS];
