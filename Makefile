@@ -52,7 +52,7 @@ build-fuzz: deps
 # Every test in the plain build; unit and integration tests again with the
 # sanitized daemon and library (the memory bounds of the flood and of
 # slow_peers are for the optimized build: ASan's quarantine and shadow
-# memory are not in them; the closed loop's bounds, in loop and in
+# memory are not in them; the closed loop's bounds, in loop, lockin and
 # router_example, are in queries at a fixed real-time rate, which a daemon
 # several times slower under a sanitizer does not keep up with); the
 # integration tests against the daemon under ThreadSanitizer (a race ends it
@@ -62,8 +62,8 @@ test: format-check check-structure build build-asan build-tsan build-fuzz
 	ctest --test-dir $(BUILD) $(CTEST_ARGS)
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS) -L 'unit|integration' -E 'flood|slow_peers|loop|router_example|valgrind|systemd|deb'
-	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|slow_peers|loop|router_example|valgrind|systemd|deb'
+	    ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS) -L 'unit|integration' -E 'flood|slow_peers|loop|lockin|router_example|valgrind|systemd|deb'
+	ctest --test-dir $(TSAN_BUILD) $(CTEST_ARGS) -L integration -E 'flood|slow_peers|loop|lockin|router_example|valgrind|systemd|deb'
 	ctest --test-dir $(FUZZ_BUILD) $(CTEST_ARGS) -L fuzz
 
 # The demo builds only what it runs, quietly: the compiler's output is shown
