@@ -40,6 +40,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
 import reliability  # noqa: E402
+sys.path.insert(0, HERE)
+from status_latency import summary, timed  # noqa: E402
 
 TASKS = int(os.environ.get("ENS_LATENCY_TASKS", "64"))
 MODELS = int(os.environ.get("ENS_LATENCY_MODELS", "256"))
@@ -87,25 +89,6 @@ def producer(endpoint, idx, seconds, out):
     s.close()
     ctx.term()
     out.put(events)
-
-
-def timed(d, n, interval, stop=None):
-    lat = []
-    while len(lat) < n and not (stop and stop.is_set()):
-        try:
-            dt, _ = reliability.timed_status(d.control, harness.ZCTX, timeout=5)
-        except Exception:  # a timeout counts as 5 s
-            dt = 5.0
-        lat.append(dt)
-        time.sleep(interval)
-    return lat
-
-
-def summary(name, lat):
-    p = reliability.percentile
-    print("%s: %d requests, p50 %.1f ms, p99 %.1f ms, max %.1f ms"
-          % (name, len(lat), p(lat, 50) * 1000, p(lat, 99) * 1000, max(lat) * 1000))
-    return p(lat, 99)
 
 
 def rss_peak_mib(pid):
