@@ -2,6 +2,7 @@
  * daemon.h). */
 #include "daemon.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ typedef struct {
     uv_timer_t tick;     /* 100 ms: expiry, state timers, publish.interval */
     uv_timer_t watchdog; /* sd_notify WATCHDOG=1 */
     uv_signal_t sighup, sigterm, sigint;
+    uv_work_t pool_start;      /* a no-op that starts libuv's pool (see run) */
     double started;            /* monotonic time at start */
     double last_publish_round; /* monotonic */
     double last_metrics;       /* monotonic time of the last metrics update */
@@ -553,9 +555,26 @@ static void free_modules(daemon_t *d)
     ens_security_free(&d->security);
 }
 
+static void pool_nothing(uv_work_t *w)
+{
+    (void)w;
+}
+
+static void pool_started(uv_work_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+/* Called with SIGHUP, SIGTERM and SIGINT blocked: the threads started here
+ * (libuv's pool, the HTTP server's, NATS's) inherit the mask and never take
+ * these signals; only the event loop's thread, which unblocks them before
+ * it runs, does. A signal parked on a thread that then blocks for good is
+ * lost under some runtimes (ThreadSanitizer lost a SIGTERM that way). */
 static void run(daemon_t *d, int discard)
 {
     char err[1024];
+    uv_queue_work(&d->loop, &d->pool_start, pool_nothing, pool_started);
     if (make_modules(d, discard, err, sizeof(err)) < 0 ||
         ens_security_open(&d->loop, d->zctx, &d->conf, &d->security, err, sizeof(err)) < 0 ||
         open_sockets(d, err, sizeof(err)) < 0) {
@@ -592,7 +611,16 @@ int ens_daemon_run(const char *conf_path, int foreground, int discard_state)
     d->zctx = zmq_ctx_new();
     d->started = d->last_publish_round = ens_mono();
     signal(SIGPIPE, SIG_IGN);
+    /* A stop or reload that arrives before the handlers exist (a long
+     * restore) waits, pending, until the loop runs. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     run(d, discard_state);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     /* Every queued selection and write has returned: persist and free.
      * Each stage says when it is done, so that a stop that hangs says

@@ -692,10 +692,11 @@ ens_metrics_t *ens_metrics_new(const char *bind, char *err, size_t errlen)
         flags |= MHD_USE_IPv6;
     /* A scrape is one small GET: few connections, a short timeout, so that
      * a slow or hostile client cannot hold the thread. */
+    /* The logger first: MHD logs how it parses the options that follow. */
     m->http = MHD_start_daemon(flags, ntohs(addr.sin6_port), NULL, NULL, on_request, m,
-                               MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT,
-                               (unsigned)32, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m, MHD_OPTION_END);
+                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m, MHD_OPTION_SOCK_ADDR,
+                               &addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!m->http) {
         snprintf(err, errlen, "metrics.bind %s: cannot listen%s%s", bind,
                  m->start_err[0] ? ": " : "", m->start_err);

@@ -151,6 +151,7 @@ class SecretKeyTest(harness.DaemonTestCase):
                 "ingest": {"bind": "tcp://127.0.0.1:%d" % ingest},
                 "publish": {"bind": "tcp://127.0.0.1:%d" % publish},
                 "control": {"bind": "tcp://127.0.0.1:%d" % control},
+                "metrics": {"bind": ""},  # parallel tests share the default port
                 "state": {"dir": os.path.join(tmp, "state")},
                 "security": {"curve_secret_key_file": key_path,
                              "authorized_keys_dir": auth}}))

@@ -101,6 +101,27 @@ class ProcessTest(harness.DaemonTestCase):
     def test_sigint_exits_0_within_a_second(self):
         self.stop_within_a_second(signal.SIGINT)
 
+    # Only the event loop's thread takes SIGHUP, SIGINT and SIGTERM: every
+    # other thread (libuv's pool, the HTTP server's, ZeroMQ's) blocks them.
+    # A SIGTERM parked on a thread blocked for good was once never handled.
+    def test_only_the_loop_thread_takes_stop_signals(self):
+        port = harness.free_ports(1)[0]
+        d = self.daemon({"metrics": {"bind": "127.0.0.1:%d" % port}})
+        self.fill(d)
+        d.ctl("recompute")  # the pool's threads exist
+        wanted = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | \
+            (1 << (signal.SIGTERM - 1))
+        tasks = os.listdir("/proc/%d/task" % d.proc.pid)
+        self.assertGreaterEqual(len(tasks), 4)
+        for tid in tasks:
+            with open("/proc/%d/task/%s/status" % (d.proc.pid, tid)) as f:
+                blocked = int(re.search(r"SigBlk:\s*([0-9a-f]+)", f.read()).group(1), 16)
+            if int(tid) == d.proc.pid:
+                self.assertEqual(blocked & wanted, 0, "the loop's thread blocks a stop signal")
+            else:
+                self.assertEqual(blocked & wanted, wanted, "thread %s takes stop signals" % tid)
+        self.assertEqual(d.stop(timeout=10), 0)
+
     def test_sigterm_during_selection(self):
         d = self.daemon()
         self.fill(d)
@@ -175,6 +196,32 @@ class ConfigTest(harness.unittest.TestCase):
                                    capture_output=True, text=True, timeout=10)
                 self.assertEqual(r.returncode, 1, r.stderr)
                 self.assertIn("publish.bind", r.stdout + r.stderr)
+        finally:
+            busy.close()
+
+    # The metrics port taken: the error says so in the OS's words.
+    def test_metrics_port_in_use_names_the_cause(self):
+        busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        try:
+            ingest, publish, control = harness.free_ports(3)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "e.conf")
+                with open(path, "w") as f:
+                    f.write(harness.render_config({
+                        "ingest": {"bind": "tcp://127.0.0.1:%d" % ingest},
+                        "publish": {"bind": "tcp://127.0.0.1:%d" % publish},
+                        "control": {"bind": "tcp://127.0.0.1:%d" % control},
+                        "metrics": {"bind": "127.0.0.1:%d" % port},
+                        "state": {"dir": tmp}}))
+                r = subprocess.run([harness.ENSEMBLED, "-c", path, "--foreground"],
+                                   capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("metrics.bind 127.0.0.1:%d: cannot listen: " % port, r.stdout + r.stderr)
+            self.assertIn("Address already in use", r.stdout + r.stderr)
         finally:
             busy.close()
 
