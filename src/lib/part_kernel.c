@@ -58,7 +58,8 @@ keys16_more(uint16_t *restrict key, const uint8_t *restrict col, uint16_t stride
 }
 
 /* Counts one block of keys in the copies of h (stride bins apart), keys
- * above jn (dead rows) in bin jn. */
+ * above jn (dead rows) in bin jn. Four copies, or one (stride 0). */
+_Static_assert(PART_NCOPY == 4, "count16 counts into four copies of the joint");
 static void count16(uint32_t *restrict h, size_t stride, uint16_t *restrict key, uint16_t jn)
 {
     /* Clamped apart, the keys are clamped 8 at a time. */
