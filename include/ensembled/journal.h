@@ -251,9 +251,9 @@ typedef struct {
  * max_record bytes is treated as damaged, never trusted: max_record bounds
  * what one record can make the reader hash and the caller process. It also
  * bounds the cost of damage: each magic met while resynchronising costs at
- * most one hash of max_record bytes, so a journal (rows under 4 KiB, names
- * under 64 KiB) is best read with a limit near 64 KiB + 16, and only a
- * snapshot (whose BLOCKs are large) with a large one. */
+ * most one hash of max_record bytes, so a journal (rows under 10 KiB with
+ * their costs, names under 64 KiB) is best read with a limit near 64 KiB +
+ * 16, and only a snapshot (whose BLOCKs are large) with a large one. */
 void ens_jreader_init(ens_jreader_t *rd, const void *buf, size_t len, size_t max_record);
 
 /* Stores the next good record in *out and returns 1, or returns 0 at the end

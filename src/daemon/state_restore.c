@@ -307,9 +307,10 @@ static void replay_journal(ens_state_t *s, uint64_t n, uint64_t skip_upto)
     if (!buf)
         return;
     ens_jreader_t rd;
-    /* A journal record is at most a 64 KiB name or a row of 1024 answers:
-     * a larger length is damage, and believing it would make every magic
-     * met while resynchronising cost a hash that long. */
+    /* A journal record is at most a 64 KiB name or a row of 1024 answers
+     * and their costs (under 10 KiB): a larger length is damage, and
+     * believing it would make every magic met while resynchronising cost
+     * a hash that long. */
     ens_jreader_init(&rd, buf, len, 1u << 17);
     replay_t rp = {.s = s, .skip_upto = skip_upto, .rows = &s->st.rows_replayed};
     replay_image(&rp, &rd, path);
