@@ -45,20 +45,20 @@ static int block_present(const ens_jrec_t *r, uint64_t k)
     return r->block.x[k] != ENS_SYM_MISSING;
 }
 
-/* The models whose costs a BLOCK stores, into mask[nmodels]: a decoded
- * block's cost_models, or, for a block to encode, the models one of whose
- * answers in it has a cost. Returns how many are flagged. */
+/* The models whose costs a BLOCK stores, into mask[nmodels]: for a block
+ * to encode (cost set), the models one of whose answers in it has a cost;
+ * for a decoded one, its cost_models. Returns how many are flagged. */
 static size_t block_mask(const ens_jrec_t *r, uint8_t *mask)
 {
     uint64_t n = r->block.nrows, m = r->block.nmodels;
     size_t flagged = 0;
     for (uint64_t j = 0; j < m; j++) {
-        if (r->block.cost_models) {
-            mask[j] = r->block.cost_models[j];
-        } else {
+        if (r->block.cost) {
             mask[j] = 0;
-            for (uint64_t i = 0; r->block.cost && i < n && !mask[j]; i++)
+            for (uint64_t i = 0; i < n && !mask[j]; i++)
                 mask[j] = block_present(r, i * m + j) && !isnan(r->block.cost[i * m + j]);
+        } else {
+            mask[j] = r->block.cost_models ? r->block.cost_models[j] : 0;
         }
         flagged += mask[j] != 0;
     }
