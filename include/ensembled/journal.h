@@ -34,10 +34,17 @@
  *               form 0 (dense): count bytes x[0..count)
  *               form 1 (sparse): count pairs (model u16, symbol u8)
  *               form | 2: the same, the row's query an ordinary one
+ *               form | 4: then the costs: f64 per answer stored, in
+ *                     model order (NaN where the answer carried none)
  *   VERSION 06  task u32, version u64                             13 bytes
  *   BLOCK   07  task u32, nrows u64, nmodels u32, y[nrows],
  *               ts[nrows] (f64), x[nrows * nmodels] row-major,
- *               optionally ordinary[nrows] (u8 0 or 1)
+ *               optionally ordinary[nrows] (u8 0 or 1), then
+ *               optionally costs: cost_models[nmodels] (u8 0 or 1),
+ *               then per row, oldest first, per model with a 1 there
+ *               whose answer the row holds, in model order, its cost f64
+ *               (NaN where the answer carried none); a block with costs
+ *               always has the ordinary bytes (zeros when none)
  *   ANSWERS 08  task u32, answers u8 (0 choice, 1 open),
  *               normalize u8 (0 exact, 1 fold, 2 numeric)           7 bytes
  *
@@ -58,6 +65,18 @@
  * Files written before the flag have neither, and their rows read as
  * explored (not known), as does a BLOCK without the bytes.
  *
+ * Costs (the `cost` of the answers, protocol.h): a ROW has them (form bit
+ * 4) only when one of its answers carried a cost, a BLOCK only when one of
+ * its rows did, and a BLOCK only for the models (cost_models) one of whose
+ * answers in it did: a fleet that reports no cost writes what it wrote
+ * before costs were recorded. A cost is NaN (none) or finite and >= 0. The
+ * reader refuses a ROW whose costs are all NaN and a BLOCK that flags a
+ * model none of whose costs in it is a number (the encoder never writes
+ * them). Files written before costs have neither and read without costs.
+ * A BLOCK's trailing bytes tell its parts apart: none, exactly nrows (the
+ * ordinary bytes), or more (ordinary bytes and costs, whose size must then
+ * be exact).
+ *
  * ROW answers: x[j] is model j's symbol (a label id, ENS_SYM_ABSTAIN, or
  * ENS_SYM_MISSING when model j was not asked; data.h). A row is stored up to
  * its last asked model: nx = 0 when no model was asked, else x[nx-1] !=
@@ -72,7 +91,8 @@
  * values among those above, y a label
  * id (never ENS_SYM_ABSTAIN or ENS_SYM_MISSING, in ROW and BLOCK alike),
  * nx and nmodels <= ENS_MAX_MODELS, nrows * (9 + nmodels) without overflow
- * and within the u32 payload length. The HEADER format is not checked
+ * and within the u32 payload length, every cost NaN or finite and >= 0
+ * (stored NaNs are one bit pattern, the one the encoder writes). The HEADER format is not checked
  * here: a reader of a newer file should say so, not call it corrupt.
  */
 #ifndef ENSEMBLED_JOURNAL_H
@@ -134,6 +154,9 @@ typedef struct {
             const uint8_t *x; /* x[0..nx), may be NULL when nx is 0 */
             size_t nx;        /* <= ENS_MAX_MODELS; decoded: up to the last asked */
             uint8_t ordinary; /* 1: an ordinary query; 0: explored or not known */
+            /* cost[j] for j < nx (NaN: none; ignored where x[j] is missing),
+             * or NULL: no cost. Decoded: into the reader's scratch. */
+            const double *cost;
         } row;
         struct {
             uint32_t task;    /* task id */
@@ -147,6 +170,12 @@ typedef struct {
             const uint8_t *ts;       /* nrows f64, 8 bytes each, little endian */
             const uint8_t *x;        /* x[nrows * nmodels], row i at x + i * nmodels */
             const uint8_t *ordinary; /* ordinary[nrows] (0 or 1), or NULL: none */
+            /* To encode: cost[i * nmodels + j] (NaN: none), or NULL: no
+             * cost. Decoded: NULL; the costs are cost_models and costs,
+             * read with ens_jrec_block_costs. */
+            const double *cost;
+            const uint8_t *cost_models; /* decoded: cost_models[nmodels], or NULL */
+            const uint8_t *costs;       /* decoded: the f64 costs, little endian */
         } block;
         struct {
             uint32_t task;     /* task id */
@@ -188,6 +217,12 @@ static inline double ens_jrec_block_ts(const ens_jrec_t *r, uint64_t i)
     return v;
 }
 
+/* The costs of row i of a BLOCK into cost[0..nmodels) (NaN: none), for a
+ * record to encode or a decoded one alike. *k is where row i's costs start
+ * among the stored ones: 0 for row 0, then what the call for row i - 1 left
+ * in it (so rows are read in order). */
+void ens_jrec_block_costs(const ens_jrec_t *r, uint64_t i, size_t *k, double *cost);
+
 /* What a reader has seen so far. Every byte of the image ends up in
  * exactly one of: a record's frame, a skipped region, or the tail
  * (len - good_end) once ens_jreader_next has returned 0. */
@@ -208,16 +243,17 @@ typedef struct {
     size_t off;        /* where the next frame is looked for */
     size_t max_record; /* largest payload believed */
     ens_jreader_stats_t st;
-    uint8_t x[ENS_MAX_MODELS]; /* a sparse row, expanded */
+    uint8_t x[ENS_MAX_MODELS];   /* a sparse row, expanded */
+    double cost[ENS_MAX_MODELS]; /* a row's costs, expanded */
 } ens_jreader_t;
 
 /* Starts reading buf[0..len). A frame that declares a payload over
  * max_record bytes is treated as damaged, never trusted: max_record bounds
  * what one record can make the reader hash and the caller process. It also
  * bounds the cost of damage: each magic met while resynchronising costs at
- * most one hash of max_record bytes, so a journal (rows under 4 KiB, names
- * under 64 KiB) is best read with a limit near 64 KiB + 16, and only a
- * snapshot (whose BLOCKs are large) with a large one. */
+ * most one hash of max_record bytes, so a journal (rows under 10 KiB with
+ * their costs, names under 64 KiB) is best read with a limit near 64 KiB +
+ * 16, and only a snapshot (whose BLOCKs are large) with a large one. */
 void ens_jreader_init(ens_jreader_t *rd, const void *buf, size_t len, size_t max_record);
 
 /* Stores the next good record in *out and returns 1, or returns 0 at the end
@@ -227,7 +263,7 @@ void ens_jreader_init(ens_jreader_t *rd, const void *buf, size_t len, size_t max
  * frame verifies, a verified frame that does not parse as a whole. Nothing
  * ends the reading but the end of the image. Pointers in *out are valid
  * while the image lives, except a sparse row's x, which the next call
- * overwrites. Counts are in rd->st; once 0 is returned, bytes from
+ * overwrites, as does a row's cost. Counts are in rd->st; once 0 is returned, bytes from
  * rd->st.good_end on are a torn tail (or trailing garbage) the caller may
  * truncate. */
 int ens_jreader_next(ens_jreader_t *rd, ens_jrec_t *out);

@@ -144,6 +144,16 @@ uint32_t ens_window_present(const ens_window_t *w, size_t j);
  * number. Kept as rows enter and leave: O(1). */
 double ens_window_cost(const ens_window_t *w, size_t j, uint32_t *n);
 
+/* Model j's cost in the i-th oldest row: NaN when its answer there carried
+ * none, when it has no answer there, or when i or j is out of range. */
+double ens_window_cost_at(const ens_window_t *w, size_t i, size_t j);
+/* Sets the cost of model j's answer in the i-th oldest row to c (NaN: none)
+ * and moves the model's sum and count with it, as if the row had been
+ * pushed with it (what a restore does for a row read back with its
+ * costs). Returns 0, or ENS_EINVAL (no such row or model, no answer of j
+ * in that row, or c negative). */
+int ens_window_set_cost(ens_window_t *w, size_t i, size_t j, double c);
+
 /* Copies the window, oldest row first, into a new immutable matrix: the
  * named models' columns in the order of ens_window_model_ids, the named
  * labels numbered densely in id order; each model's cost is its

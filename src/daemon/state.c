@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,9 +158,17 @@ void ens_state_row(ens_state_t *s, const ens_task_t *t, uint8_t y, const uint8_t
     r.row.y = y;
     r.row.x = x;
     r.row.nx = nx;
-    /* The row is the window's newest: its flag is there (task.c). */
+    /* The row is the window's newest: its flag and its answers' costs are
+     * there (task.c). */
     size_t rows = ens_window_rows(t->window);
     r.row.ordinary = rows > 0 && !ens_window_explored(t->window, rows - 1);
+    double cost[ENS_MAX_MODELS];
+    int costs = 0;
+    for (size_t j = 0; rows > 0 && j < nx && j < ENS_MAX_MODELS; j++) {
+        cost[j] = ens_window_cost_at(t->window, rows - 1, j);
+        costs |= !isnan(cost[j]);
+    }
+    r.row.cost = costs ? cost : NULL;
     append(s, &r);
 }
 

@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,14 +115,28 @@ static int translate(const fmap_t *m, uint8_t y, const uint8_t *x, size_t nx, ui
     return 0;
 }
 
+/* Gives the newest row of m's task its saved costs (cost[j] of file model
+ * j < nx, NaN: none), through the window's cost path, so that each model's
+ * cost sum and count come back as they were. */
+static void restore_costs(const fmap_t *m, const uint8_t *x, size_t nx, const double *cost)
+{
+    ens_window_t *w = m->t->window;
+    size_t last = ens_window_rows(w) - 1;
+    for (size_t j = 0; j < nx; j++)
+        if (x[j] != ENS_SYM_MISSING && !isnan(cost[j]))
+            ens_window_set_cost(w, last, (size_t)m->model[j], cost[j]);
+}
+
 static int push(replay_t *rp, const fmap_t *m, uint8_t y, const uint8_t *x, size_t nx, double ts,
-                int ordinary)
+                int ordinary, const double *cost)
 {
     uint8_t ly, lx[ENS_MAX_MODELS];
     size_t lnx;
     if (translate(m, y, x, nx, &ly, lx, &lnx) < 0 ||
         ens_task_restore_row(m->t, ly, lx, lnx, ts, !ordinary) < 0)
         return -1;
+    if (cost)
+        restore_costs(m, x, nx, cost);
     (*rp->rows)++;
     return 0;
 }
@@ -133,7 +148,8 @@ static int on_row(replay_t *rp, const ens_jrec_t *r)
     if (r->row.seq <= rp->skip_upto)
         return 0; /* already in the snapshot */
     const fmap_t *m = fmap(rp, r->row.task);
-    return m ? push(rp, m, r->row.y, r->row.x, r->row.nx, r->row.ts, r->row.ordinary) : -1;
+    return m ? push(rp, m, r->row.y, r->row.x, r->row.nx, r->row.ts, r->row.ordinary, r->row.cost)
+             : -1;
 }
 
 static int on_block(replay_t *rp, const ens_jrec_t *r)
@@ -142,9 +158,16 @@ static int on_block(replay_t *rp, const ens_jrec_t *r)
     if (!m)
         return -1;
     int rc = 0;
-    for (uint64_t i = 0; i < r->block.nrows; i++)
+    int costs = r->block.cost_models != NULL;
+    double cost[ENS_MAX_MODELS];
+    size_t k = 0;
+    for (uint64_t i = 0; i < r->block.nrows; i++) {
+        if (costs)
+            ens_jrec_block_costs(r, i, &k, cost);
         rc |= push(rp, m, r->block.y[i], r->block.x + i * r->block.nmodels, r->block.nmodels,
-                   ens_jrec_block_ts(r, i), r->block.ordinary && r->block.ordinary[i]);
+                   ens_jrec_block_ts(r, i), r->block.ordinary && r->block.ordinary[i],
+                   costs ? cost : NULL);
+    }
     return rc;
 }
 
@@ -284,9 +307,10 @@ static void replay_journal(ens_state_t *s, uint64_t n, uint64_t skip_upto)
     if (!buf)
         return;
     ens_jreader_t rd;
-    /* A journal record is at most a 64 KiB name or a row of 1024 answers:
-     * a larger length is damage, and believing it would make every magic
-     * met while resynchronising cost a hash that long. */
+    /* A journal record is at most a 64 KiB name or a row of 1024 answers
+     * and their costs (under 10 KiB): a larger length is damage, and
+     * believing it would make every magic met while resynchronising cost
+     * a hash that long. */
     ens_jreader_init(&rd, buf, len, 1u << 17);
     replay_t rp = {.s = s, .skip_upto = skip_upto, .rows = &s->st.rows_replayed};
     replay_image(&rp, &rd, path);

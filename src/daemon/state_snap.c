@@ -12,6 +12,26 @@
 #include "ensembled/xalloc.h"
 #include "state_int.h"
 
+/* The costs of rows [from, from + n), models [0, nm), row-major (NaN:
+ * none), or NULL when no model has a cost in the window: a fleet that
+ * reports none pays nothing for them. */
+static double *block_costs(const ens_window_t *w, size_t from, size_t n, uint32_t nm)
+{
+    int any = 0;
+    for (uint32_t j = 0; j < nm && !any; j++) {
+        uint32_t k = 0;
+        ens_window_cost(w, j, &k);
+        any = k > 0;
+    }
+    if (!any)
+        return NULL;
+    double *cost = ens_xmalloc(sizeof(double) * (n * nm + 1));
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < nm; j++)
+            cost[i * nm + j] = ens_window_cost_at(w, from + i, j);
+    return cost;
+}
+
 /* Rows [from, from + n) of t's window, models [0, nm), as one BLOCK. */
 static void block_of(const ens_task_t *t, size_t from, size_t n, uint32_t nm, ens__bytes_t *file)
 {
@@ -29,7 +49,9 @@ static void block_of(const ens_task_t *t, size_t from, size_t n, uint32_t nm, en
     int any = 0;
     for (size_t i = 0; i < n; i++)
         any |= ord[i] = !ens_window_explored(t->window, from + i);
+    double *cost = block_costs(t->window, from, n, nm);
     ens_jrec_t r = {.kind = ENS_JREC_BLOCK};
+    r.block.cost = cost;
     r.block.task = t->id;
     r.block.nrows = n;
     r.block.nmodels = nm;
@@ -38,6 +60,7 @@ static void block_of(const ens_task_t *t, size_t from, size_t n, uint32_t nm, en
     r.block.x = x;
     r.block.ordinary = any ? ord : NULL;
     ens__bytes_record(file, &r);
+    free(cost);
     free(ord);
     free(y);
     free(x);

@@ -8,6 +8,7 @@
 #include "ensembled/journal.h"
 
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -26,6 +27,77 @@
 #define FORM_DENSE 0
 #define FORM_SPARSE 1
 #define FORM_ORDINARY 2 /* or'ed in: the row's query was an ordinary one */
+#define FORM_COSTS 4    /* or'ed in: the answers' costs follow them */
+
+/* The one NaN written for "no cost": a reader refuses any other, so that a
+ * cost field has one encoding per value. */
+#define COST_NONE_BITS 0x7FF8000000000000ull
+
+/* A cost as the codec accepts it: none (NaN), or a finite number >= 0. */
+static int cost_ok(double c)
+{
+    return isnan(c) || (c >= 0 && isfinite(c));
+}
+
+/* Whether cell k of a BLOCK (row-major) holds an answer. */
+static int block_present(const ens_jrec_t *r, uint64_t k)
+{
+    return r->block.x[k] != ENS_SYM_MISSING;
+}
+
+/* The models whose costs a BLOCK stores, into mask[nmodels]: for a block
+ * to encode (cost set), the models one of whose answers in it has a cost;
+ * for a decoded one, its cost_models. Returns how many are flagged. */
+static size_t block_mask(const ens_jrec_t *r, uint8_t *mask)
+{
+    uint64_t n = r->block.nrows, m = r->block.nmodels;
+    size_t flagged = 0;
+    for (uint64_t j = 0; j < m; j++) {
+        if (r->block.cost) {
+            mask[j] = 0;
+            for (uint64_t i = 0; i < n && !mask[j]; i++)
+                mask[j] = block_present(r, i * m + j) && !isnan(r->block.cost[i * m + j]);
+        } else {
+            mask[j] = r->block.cost_models ? r->block.cost_models[j] : 0;
+        }
+        flagged += mask[j] != 0;
+    }
+    return flagged;
+}
+
+/* The number of costs a BLOCK stores: its answers of the flagged models. */
+static uint64_t block_stored(const ens_jrec_t *r, const uint8_t *mask)
+{
+    uint64_t n = r->block.nrows, m = r->block.nmodels, k = 0;
+    for (uint64_t i = 0; i < n; i++)
+        for (uint64_t j = 0; j < m; j++)
+            k += mask[j] && block_present(r, i * m + j);
+    return k;
+}
+
+static double f64_at(const uint8_t *q)
+{
+    uint64_t bits = 0;
+    for (int b = 7; b >= 0; b--)
+        bits = bits << 8 | q[b];
+    double v;
+    memcpy(&v, &bits, sizeof(v));
+    return v;
+}
+
+void ens_jrec_block_costs(const ens_jrec_t *r, uint64_t i, size_t *k, double *cost)
+{
+    uint64_t m = r->block.nmodels;
+    for (uint64_t j = 0; j < m; j++) {
+        cost[j] = NAN;
+        if (!block_present(r, i * m + j))
+            continue;
+        if (r->block.cost)
+            cost[j] = r->block.cost[i * m + j];
+        else if (r->block.cost_models && r->block.cost_models[j])
+            cost[j] = f64_at(r->block.costs + 8 * (*k)++);
+    }
+}
 
 const char *ens_jrec_kind_name(int kind)
 {
@@ -49,6 +121,43 @@ static int check_name(const char *name, size_t len)
     return len > ENS_JREC_MAX_NAME ? ENS_ETOOLONG : 0;
 }
 
+/* A BLOCK's costs: each one valid; a decoded block's as the encoder would
+ * write them (flags 0 or 1, at least one, each flagged model with a number
+ * among its costs, NaN in one bit pattern only). */
+static int check_block_costs(const ens_jrec_t *r)
+{
+    uint64_t n = r->block.nrows, m = r->block.nmodels;
+    if (r->block.cost) {
+        for (uint64_t k = 0; k < n * m; k++)
+            if (block_present(r, k) && !cost_ok(r->block.cost[k]))
+                return ENS_EINVAL;
+        return 0;
+    }
+    uint8_t seen[ENS_MAX_MODELS] = {0};
+    size_t flagged = 0, at = 0;
+    for (uint64_t j = 0; j < m; j++) {
+        if (r->block.cost_models[j] > 1 || (n * m > 0 && !r->block.costs))
+            return ENS_EINVAL;
+        flagged += r->block.cost_models[j];
+    }
+    for (uint64_t i = 0; i < n; i++)
+        for (uint64_t j = 0; j < m; j++) {
+            if (!r->block.cost_models[j] || !block_present(r, i * m + j))
+                continue;
+            const uint8_t *q = r->block.costs + 8 * at++;
+            double c = f64_at(q);
+            uint64_t bits;
+            memcpy(&bits, &c, sizeof(bits));
+            if (!cost_ok(c) || (isnan(c) && bits != COST_NONE_BITS))
+                return ENS_EINVAL;
+            seen[j] |= !isnan(c);
+        }
+    for (uint64_t j = 0; j < m; j++)
+        if (r->block.cost_models[j] && !seen[j])
+            return ENS_EINVAL;
+    return flagged > 0 ? 0 : ENS_EINVAL;
+}
+
 static int check_block(const ens_jrec_t *r)
 {
     uint64_t n = r->block.nrows, m = r->block.nmodels;
@@ -57,15 +166,18 @@ static int check_block(const ens_jrec_t *r)
     /* Each row costs its y, its ts, its m answers and its flag when there
      * are flags; the division keeps n * (9 + m) from overflowing before it
      * is compared. */
-    uint64_t per_row = 9 + m + (r->block.ordinary ? 1 : 0);
-    if (n > (ENS_JREC_MAX_PAYLOAD - SZ_BLOCK) / per_row)
+    int costs = r->block.cost || r->block.cost_models;
+    /* With costs, a row may add its flag and 8 bytes per answer, and the
+     * block a flag per model: bounded above, never overflowing. */
+    uint64_t per_row = 9 + m + (r->block.ordinary || costs ? 1 : 0) + (costs ? 8 * m : 0);
+    if (n > (ENS_JREC_MAX_PAYLOAD - SZ_BLOCK - (costs ? m : 0)) / per_row)
         return ENS_ETOOBIG;
     if (n > 0 && (!r->block.y || !r->block.ts || (m > 0 && !r->block.x)))
         return ENS_EINVAL;
     for (uint64_t i = 0; i < n; i++)
         if (r->block.y[i] >= ENS_MAX_LABELS || (r->block.ordinary && r->block.ordinary[i] > 1))
             return ENS_EINVAL;
-    return 0;
+    return costs ? check_block_costs(r) : 0;
 }
 
 int ens_jrec_check(const ens_jrec_t *r)
@@ -88,6 +200,9 @@ int ens_jrec_check(const ens_jrec_t *r)
     case ENS_JREC_ROW:
         if (r->row.y >= ENS_MAX_LABELS || (r->row.nx > 0 && !r->row.x) || r->row.ordinary > 1)
             return ENS_EINVAL;
+        for (size_t j = 0; r->row.cost && j < r->row.nx && j < ENS_MAX_MODELS; j++)
+            if (r->row.x[j] != ENS_SYM_MISSING && !cost_ok(r->row.cost[j]))
+                return ENS_EINVAL;
         return r->row.nx > ENS_MAX_MODELS ? ENS_ETOOBIG : 0;
     case ENS_JREC_BLOCK:
         return check_block(r);
@@ -121,20 +236,31 @@ static uint64_t f64_bits(double v)
     return bits;
 }
 
+/* A cost's bits: a NaN (none) always as COST_NONE_BITS. */
+static uint64_t cost_bits(double c)
+{
+    return isnan(c) ? COST_NONE_BITS : f64_bits(c);
+}
+
 /* A row's stored shape: nx without trailing misses, the asked count, and
  * whether the sparse form is strictly smaller. */
 typedef struct {
     size_t nx, asked;
     int sparse;
+    int costs; /* one of the answers has a cost: they are written */
 } row_shape_t;
 
 static row_shape_t row_shape(const ens_jrec_t *r)
 {
-    row_shape_t s = {r->row.nx, 0, 0};
+    row_shape_t s = {r->row.nx, 0, 0, 0};
     while (s.nx > 0 && r->row.x[s.nx - 1] == ENS_SYM_MISSING)
         s.nx--;
-    for (size_t j = 0; j < s.nx; j++)
-        s.asked += r->row.x[j] != ENS_SYM_MISSING;
+    for (size_t j = 0; j < s.nx; j++) {
+        if (r->row.x[j] == ENS_SYM_MISSING)
+            continue;
+        s.asked++;
+        s.costs |= r->row.cost && !isnan(r->row.cost[j]);
+    }
     s.sparse = 3 * s.asked < s.nx;
     return s;
 }
@@ -152,15 +278,19 @@ static uint64_t payload_size(const ens_jrec_t *r)
         return SZ_DICT + r->dict.len;
     case ENS_JREC_ROW: {
         row_shape_t s = row_shape(r);
-        return SZ_ROW + (s.sparse ? 3 * s.asked : s.nx);
+        return SZ_ROW + (s.sparse ? 3 * s.asked : s.nx) + (s.costs ? 8 * s.asked : 0);
     }
     case ENS_JREC_VERSION:
         return SZ_VERSION;
     case ENS_JREC_ANSWERS:
         return SZ_ANSWERS;
-    default:
-        return SZ_BLOCK +
-               r->block.nrows * (9 + (uint64_t)r->block.nmodels + (r->block.ordinary ? 1 : 0));
+    default: {
+        uint64_t size = SZ_BLOCK + r->block.nrows * (9 + (uint64_t)r->block.nmodels);
+        uint8_t mask[ENS_MAX_MODELS];
+        if (block_mask(r, mask) > 0)
+            return size + r->block.nrows + r->block.nmodels + 8 * block_stored(r, mask);
+        return size + (r->block.ordinary ? r->block.nrows : 0);
+    }
     }
 }
 
@@ -171,15 +301,51 @@ static uint8_t *put_row(uint8_t *p, const ens_jrec_t *r)
     p = put(p, r->row.task, 4);
     p = put(p, f64_bits(r->row.ts), 8);
     p = put(p, r->row.y, 1);
-    p = put(p, (s.sparse ? FORM_SPARSE : FORM_DENSE) | (r->row.ordinary ? FORM_ORDINARY : 0), 1);
+    p = put(p,
+            (s.sparse ? FORM_SPARSE : FORM_DENSE) | (r->row.ordinary ? FORM_ORDINARY : 0) |
+                (s.costs ? FORM_COSTS : 0),
+            1);
     p = put(p, s.sparse ? s.asked : s.nx, 2);
     if (!s.sparse)
-        return put_bytes(p, r->row.x, s.nx);
-    for (size_t j = 0; j < s.nx; j++) {
+        p = put_bytes(p, r->row.x, s.nx);
+    for (size_t j = 0; s.sparse && j < s.nx; j++) {
         if (r->row.x[j] == ENS_SYM_MISSING)
             continue;
         p = put(p, j, 2);
         p = put(p, r->row.x[j], 1);
+    }
+    for (size_t j = 0; s.costs && j < s.nx; j++)
+        if (r->row.x[j] != ENS_SYM_MISSING)
+            p = put(p, cost_bits(r->row.cost[j]), 8);
+    return p;
+}
+
+/* A BLOCK's arrays after its fixed fields. */
+static uint8_t *put_block(uint8_t *p, const ens_jrec_t *r)
+{
+    size_t n = (size_t)r->block.nrows, m = r->block.nmodels;
+    p = put(p, r->block.task, 4);
+    p = put(p, r->block.nrows, 8);
+    p = put(p, r->block.nmodels, 4);
+    p = put_bytes(p, r->block.y, n);
+    p = put_bytes(p, r->block.ts, 8 * n);
+    p = put_bytes(p, r->block.x, n * m);
+    uint8_t mask[ENS_MAX_MODELS];
+    if (block_mask(r, mask) == 0)
+        return r->block.ordinary ? put_bytes(p, r->block.ordinary, n) : p;
+    /* Costs follow the ordinary bytes, so those are always written. */
+    if (r->block.ordinary)
+        p = put_bytes(p, r->block.ordinary, n);
+    else
+        p = (uint8_t *)memset(p, 0, n) + n;
+    p = put_bytes(p, mask, m);
+    double cost[ENS_MAX_MODELS];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        ens_jrec_block_costs(r, i, &k, cost);
+        for (size_t j = 0; j < m; j++)
+            if (mask[j] && block_present(r, i * m + j))
+                p = put(p, cost_bits(cost[j]), 8);
     }
     return p;
 }
@@ -210,16 +376,8 @@ static uint8_t *put_payload(uint8_t *p, const ens_jrec_t *r)
         p = put(p, r->answers.task, 4);
         p = put(p, r->answers.answers, 1);
         return put(p, r->answers.normalize, 1);
-    default: {
-        size_t n = (size_t)r->block.nrows;
-        p = put(p, r->block.task, 4);
-        p = put(p, r->block.nrows, 8);
-        p = put(p, r->block.nmodels, 4);
-        p = put_bytes(p, r->block.y, n);
-        p = put_bytes(p, r->block.ts, 8 * n);
-        p = put_bytes(p, r->block.x, n * r->block.nmodels);
-        return r->block.ordinary ? put_bytes(p, r->block.ordinary, n) : p;
-    }
+    default:
+        return put_block(p, r);
     }
 }
 
@@ -309,7 +467,26 @@ static int get_sparse(cur_t *c, size_t count, uint8_t *x, size_t *nx)
     return 0;
 }
 
-static int get_row(cur_t *c, ens_jrec_t *r, uint8_t *scratch)
+/* A row's costs (form bit FORM_COSTS): one f64 per answer of x[0..nx),
+ * into cost[0..nx). 0, or -1 when they are short, not one of the
+ * encoder's NaN, or all NaN (the encoder would not have written them). */
+static int get_costs(cur_t *c, const uint8_t *x, size_t nx, double *cost)
+{
+    int any = 0;
+    for (size_t j = 0; j < nx; j++) {
+        cost[j] = NAN;
+        if (x[j] == ENS_SYM_MISSING)
+            continue;
+        uint64_t bits = get(c, 8);
+        memcpy(&cost[j], &bits, sizeof(bits));
+        if (isnan(cost[j]) && bits != COST_NONE_BITS)
+            return -1;
+        any |= !isnan(cost[j]);
+    }
+    return c->bad || !any ? -1 : 0;
+}
+
+static int get_row(cur_t *c, ens_jrec_t *r, uint8_t *scratch, double *cost)
 {
     r->row.seq = get(c, 8);
     r->row.task = (uint32_t)get(c, 4);
@@ -321,18 +498,25 @@ static int get_row(cur_t *c, ens_jrec_t *r, uint8_t *scratch)
     if (c->bad)
         return -1;
     r->row.ordinary = (form & FORM_ORDINARY) != 0;
-    form &= ~FORM_ORDINARY;
+    int costs = (form & FORM_COSTS) != 0;
+    form &= ~(FORM_ORDINARY | FORM_COSTS);
     if (form == FORM_SPARSE) {
         r->row.x = scratch;
-        return get_sparse(c, count, scratch, &r->row.nx);
+        if (get_sparse(c, count, scratch, &r->row.nx) < 0)
+            return -1;
+    } else {
+        r->row.x = take(c, count);
+        r->row.nx = count;
+        /* A dense row stops at its last asked model: otherwise two
+         * encodings would mean one row, and a re-encoding would not give
+         * the same nx. */
+        if (form != FORM_DENSE || c->bad || (count > 0 && r->row.x[count - 1] == ENS_SYM_MISSING))
+            return -1;
     }
-    r->row.x = take(c, count);
-    r->row.nx = count;
-    /* A dense row stops at its last asked model: otherwise two encodings
-     * would mean one row, and a re-encoding would not give the same nx. */
-    if (form != FORM_DENSE || (count > 0 && r->row.x && r->row.x[count - 1] == ENS_SYM_MISSING))
-        return -1;
-    return 0;
+    if (!costs)
+        return 0;
+    r->row.cost = cost;
+    return get_costs(c, r->row.x, r->row.nx, cost);
 }
 
 static void get_block(cur_t *c, ens_jrec_t *r)
@@ -350,13 +534,24 @@ static void get_block(cur_t *c, ens_jrec_t *r)
     r->block.y = take(c, n);
     r->block.ts = take(c, 8 * n);
     r->block.x = take(c, n * m);
-    /* The rows' flags, when the writer had them: exactly n more bytes. */
-    if (n > 0 && !c->bad && (uint64_t)(c->end - c->p) == n)
-        r->block.ordinary = take(c, n);
+    /* The rows' flags, when the writer had them: exactly n more bytes;
+     * more than that: the flags, then the costs, whose size the flags per
+     * model and the answers present fix (parse_payload checks it is all). */
+    uint64_t rest = (uint64_t)(c->end - c->p);
+    if (n == 0 || c->bad || rest < n)
+        return;
+    r->block.ordinary = take(c, n);
+    if (rest == n)
+        return;
+    r->block.cost_models = take(c, m);
+    if (c->bad)
+        return;
+    r->block.costs = take(c, 8 * block_stored(r, r->block.cost_models));
 }
 
-/* Parses payload[0..len) into *r: 0, or -1 when it breaks a rule. */
-static int parse_payload(const uint8_t *payload, size_t len, ens_jrec_t *r, uint8_t *scratch)
+/* Parses payload[0..len) into *r (a sparse row and a row's costs into
+ * rd's scratch): 0, or -1 when it breaks a rule. */
+static int parse_payload(const uint8_t *payload, size_t len, ens_jrec_t *r, ens_jreader_t *rd)
 {
     cur_t c = {payload, payload + len, 0};
     memset(r, 0, sizeof(*r));
@@ -379,7 +574,7 @@ static int parse_payload(const uint8_t *payload, size_t len, ens_jrec_t *r, uint
         get_name(&c, r);
         break;
     case ENS_JREC_ROW:
-        if (get_row(&c, r, scratch) < 0)
+        if (get_row(&c, r, rd->x, rd->cost) < 0)
             return -1;
         break;
     case ENS_JREC_VERSION:
@@ -432,7 +627,7 @@ static int try_frame(ens_jreader_t *rd, size_t off, ens_jrec_t *out, size_t *fle
     if (le(f + 4, 8) != XXH3_64bits(f + 12, 4 + (size_t)plen))
         return FRAME_DAMAGED;
     *flen = ENS_JREC_HEAD + (size_t)plen;
-    if (parse_payload(f + ENS_JREC_HEAD, (size_t)plen, out, rd->x) < 0)
+    if (parse_payload(f + ENS_JREC_HEAD, (size_t)plen, out, rd) < 0)
         return FRAME_UNPARSABLE;
     return FRAME_OK;
 }

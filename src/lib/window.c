@@ -623,3 +623,23 @@ ens_data_t *ens_window_snapshot(const ens_window_t *w)
         free(flags);
     return d;
 }
+
+double ens_window_cost_at(const ens_window_t *w, size_t i, size_t j)
+{
+    if (i >= w->rows || j >= ens_dict_count(w->models) || !w->costs[j])
+        return NAN;
+    return w->costs[j][(w->head + i) % w->capacity];
+}
+
+int ens_window_set_cost(ens_window_t *w, size_t i, size_t j, double c)
+{
+    if (i >= w->rows || j >= ens_dict_count(w->models) || (!isnan(c) && !(c >= 0)))
+        return ENS_EINVAL;
+    size_t at = (w->head + i) % w->capacity;
+    if (w->cols[j][at] == ENS_SYM_MISSING)
+        return ENS_EINVAL;
+    /* Through the sums, as a push would: the old cost leaves them first. */
+    uncost(w, j, at);
+    put_cost(w, j, at, c);
+    return 0;
+}

@@ -15,8 +15,9 @@
  * On the image the target checks what journal.h promises, trapping on any
  * breach: every record returned is valid (ens_jrec_check) and lies inside
  * the image, with every name and array read byte by byte so that ASan sees
- * a stray pointer; its re-encoding is no larger than the frame it came from
- * (the encoder picks the smaller row form and the reader refuses padding);
+ * a stray pointer, and every cost decoded and valid; its re-encoding is
+ * no larger than the frame it came from (the encoder picks the smaller row
+ * form and the reader refuses padding);
  * read back alone, the re-encoding is one clean record equal to the first,
  * and encoding that again gives the same bytes. At the end every byte of
  * the image is in exactly one of: a record's frame, a skipped region, the
@@ -52,6 +53,12 @@ static void touch(const void *p, uint64_t n)
     sink = h;
 }
 
+/* A decoded cost: none (NaN) or a finite number >= 0. */
+static int cost_valid(double c)
+{
+    return c != c || (c >= 0 && c <= 1.7976931348623157e308);
+}
+
 static void touch_record(const ens_jrec_t *r)
 {
     switch (r->kind) {
@@ -65,6 +72,8 @@ static void touch_record(const ens_jrec_t *r)
         CHECK(r->row.nx <= ENS_MAX_MODELS);
         CHECK(r->row.nx == 0 || r->row.x[r->row.nx - 1] != ENS_SYM_MISSING);
         touch(r->row.x, r->row.nx);
+        for (size_t j = 0; r->row.cost && j < r->row.nx; j++)
+            CHECK(cost_valid(r->row.cost[j]));
         break;
     case ENS_JREC_BLOCK:
         touch(r->block.y, r->block.nrows);
@@ -72,6 +81,18 @@ static void touch_record(const ens_jrec_t *r)
         touch(r->block.x, r->block.nrows * r->block.nmodels);
         if (r->block.ordinary)
             touch(r->block.ordinary, r->block.nrows);
+        if (r->block.cost_models) {
+            /* Costs come after the flags, which are then always there. */
+            CHECK(r->block.ordinary != NULL);
+            touch(r->block.cost_models, r->block.nmodels);
+            double c[ENS_MAX_MODELS];
+            size_t k = 0;
+            for (uint64_t i = 0; i < r->block.nrows; i++) {
+                ens_jrec_block_costs(r, i, &k, c);
+                for (uint32_t j = 0; j < r->block.nmodels; j++)
+                    CHECK(cost_valid(c[j]));
+            }
+        }
         break;
     default:
         break;
@@ -81,6 +102,33 @@ static void touch_record(const ens_jrec_t *r)
 static int same_bytes(const void *a, const void *b, uint64_t n)
 {
     return n == 0 || memcmp(a, b, (size_t)n) == 0;
+}
+
+/* A row's costs: both none, or the same bits for each of its nx models. */
+static int same_row_costs(const ens_jrec_t *a, const ens_jrec_t *b)
+{
+    if (!a->row.cost || !b->row.cost)
+        return !a->row.cost == !b->row.cost;
+    return same_bytes(a->row.cost, b->row.cost, sizeof(double) * a->row.nx);
+}
+
+/* A block's costs: both none, or the same flags and, row by row, the same
+ * costs as bits. */
+static int same_block_costs(const ens_jrec_t *a, const ens_jrec_t *b)
+{
+    if (!a->block.cost_models || !b->block.cost_models)
+        return !a->block.cost_models == !b->block.cost_models;
+    if (!same_bytes(a->block.cost_models, b->block.cost_models, a->block.nmodels))
+        return 0;
+    double ca[ENS_MAX_MODELS], cb[ENS_MAX_MODELS];
+    size_t ka = 0, kb = 0;
+    for (uint64_t i = 0; i < a->block.nrows; i++) {
+        ens_jrec_block_costs(a, i, &ka, ca);
+        ens_jrec_block_costs(b, i, &kb, cb);
+        if (!same_bytes(ca, cb, sizeof(double) * a->block.nmodels))
+            return 0;
+    }
+    return 1;
 }
 
 /* Field by field, per kind; ts compared as bits (NaN is a valid pattern). */
@@ -107,7 +155,7 @@ static int equal(const ens_jrec_t *a, const ens_jrec_t *b)
         return a->row.seq == b->row.seq && a->row.task == b->row.task &&
                same_bytes(&a->row.ts, &b->row.ts, sizeof(double)) && a->row.y == b->row.y &&
                a->row.nx == b->row.nx && same_bytes(a->row.x, b->row.x, a->row.nx) &&
-               a->row.ordinary == b->row.ordinary;
+               a->row.ordinary == b->row.ordinary && same_row_costs(a, b);
     case ENS_JREC_VERSION:
         return a->version.task == b->version.task && a->version.version == b->version.version;
     case ENS_JREC_BLOCK:
@@ -118,7 +166,8 @@ static int equal(const ens_jrec_t *a, const ens_jrec_t *b)
                same_bytes(a->block.x, b->block.x, a->block.nrows * a->block.nmodels) &&
                !a->block.ordinary == !b->block.ordinary &&
                (!a->block.ordinary ||
-                same_bytes(a->block.ordinary, b->block.ordinary, a->block.nrows));
+                same_bytes(a->block.ordinary, b->block.ordinary, a->block.nrows)) &&
+               same_block_costs(a, b);
     }
     return 0;
 }

@@ -4,14 +4,16 @@
  *
  * The seeds are made by the codec's own encoder: a journal and a snapshot
  * of every kind, names with NUL bytes, dense and sparse rows at the model
- * limit, and the same images damaged the ways the reader must survive (a
- * flipped byte, a half record, a torn tail, a length over the limit). A few
- * verified frames whose payload breaks a rule are framed here by hand, so
- * the fuzzer starts with the parser's refusals reachable. The s_* seeds are
- * the same images as fuzz_journal's chunk lists, whose frames the target
- * checksums itself: the fuzzer mutates their payloads freely. The files
- * are checked in; rerun this after changing the format.
+ * limit, rows and a BLOCK with costs, and the same images damaged the
+ * ways the reader must survive (a flipped byte, a half record, a torn
+ * tail, a length over the limit). A few verified frames whose payload
+ * breaks a rule are framed here by hand, so the fuzzer starts with the
+ * parser's refusals reachable. The s_* seeds are the same images as
+ * fuzz_journal's chunk lists, whose frames the target checksums itself:
+ * the fuzzer mutates their payloads freely. The files are checked in;
+ * rerun this after changing the format.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,19 @@ static void row(img_t *m, uint64_t seq, uint8_t y, const uint8_t *x, size_t nx)
     add(m, &r);
 }
 
+static void row_costs(img_t *m, uint64_t seq, uint8_t y, const uint8_t *x, size_t nx,
+                      const double *cost)
+{
+    ens_jrec_t r = {.kind = ENS_JREC_ROW};
+    r.row.seq = seq;
+    r.row.ts = 1700000000.0 + (double)seq;
+    r.row.y = y;
+    r.row.x = x;
+    r.row.nx = nx;
+    r.row.cost = cost;
+    add(m, &r);
+}
+
 static void version(img_t *m, uint32_t task, uint64_t v)
 {
     ens_jrec_t r = {.kind = ENS_JREC_VERSION};
@@ -112,6 +127,15 @@ static void journal(img_t *m, size_t *mid, size_t *mid_end)
     wide[0] = 1;
     wide[ENS_MAX_MODELS - 1] = 0;
     row(m, 4, 1, wide, sizeof(wide)); /* sparse */
+    /* Rows whose answers carry costs, dense and sparse. */
+    static double cost[ENS_MAX_MODELS];
+    for (size_t j = 0; j < ENS_MAX_MODELS; j++)
+        cost[j] = NAN;
+    cost[0] = 0.25;
+    cost[1] = 0.01;
+    row_costs(m, 5, 0, x1, 3, cost);
+    cost[ENS_MAX_MODELS - 1] = 3.5;
+    row_costs(m, 6, 1, wide, sizeof(wide), cost);
     version(m, 0, 17);
     /* An open-answer task: its ANSWERS record, class labels, one row. */
     dict(m, ENS_JREC_TASK, 2, 0, "open", 4);
@@ -158,6 +182,16 @@ static void snapshot(img_t *m, size_t n)
     b.block.ts = ts;
     b.block.x = x;
     add(m, &b);
+    /* Its first rows again, model 0's answers with costs (some none). */
+    static double cost[2 * 16];
+    size_t k = n < 16 ? n : 16;
+    for (size_t i = 0; i < k; i++) {
+        cost[2 * i] = i % 3 == 1 ? NAN : 0.125 * (double)i;
+        cost[2 * i + 1] = NAN;
+    }
+    b.block.nrows = k;
+    b.block.cost = cost;
+    add(m, &b);
 }
 
 /* Verified frames whose payloads the reader must refuse, one rule each,
@@ -184,6 +218,14 @@ static void refused(img_t *m)
     r[28] = 3;
     r[30] = 1;
     add_raw(m, r, 31);
+    /* Dense, one answer, costs bit: a cost 7 bytes short, then all none. */
+    uint8_t c[34] = {0x05, 1};
+    c[22] = 4;
+    c[23] = 1;
+    add_raw(m, c, 33);
+    c[32] = 0xF8;
+    c[33] = 0x7F;
+    add_raw(m, c, 34);
     version(m, 0, 1);
 }
 

@@ -5,6 +5,7 @@ and process measurements (RSS from /proc).
 """
 import ctypes
 import ctypes.util
+import math
 import os
 import signal
 import struct
@@ -116,6 +117,27 @@ def _name(p, o):
     return p[o + 2:o + 2 + n]
 
 
+def _block_costs(rest, n, nm, x):
+    """A BLOCK's costs (after its answers: the ordinary bytes, a flag per
+    model, then the flagged models' costs of the answers present, row by
+    row): per row a list of nm costs, None where there is none; or None
+    when the block has no costs."""
+    if len(rest) <= n:
+        return None
+    flags, o = rest[n:n + nm], n + nm
+    rows = []
+    for i in range(n):
+        row = [None] * nm
+        for j in range(nm):
+            if flags[j] and x[i * nm + j] != 0xFF:
+                (c,) = struct.unpack_from("<d", rest, o)
+                o += 8
+                row[j] = None if math.isnan(c) else c
+        rows.append(row)
+    assert o == len(rest), "BLOCK costs: %d bytes left" % (len(rest) - o)
+    return rows
+
+
 def _parse_record(p):
     kind = p[0]
     if kind == 1:
@@ -136,13 +158,15 @@ def _parse_record(p):
         o = 17
         y, ts, x = p[o:o + n], p[o + n:o + 9 * n], p[o + 9 * n:o + 9 * n + n * nm]
         return "block", {"task": task, "y": y, "x": x, "nmodels": nm,
-                         "ts": list(struct.unpack("<%dd" % n, ts))}
+                         "ts": list(struct.unpack("<%dd" % n, ts)),
+                         "costs": _block_costs(p[o + 9 * n + n * nm:], n, nm, x)}
     return "other", {"kind": kind}
 
 
 def read_snapshot(path):
     """The snapshot of docs/persistence.md as a map: seq, journal, and tasks
-    (name, version, models, labels, y, x, ts) in file order."""
+    (name, version, models, labels, y, x, ts, costs: per row a cost or None
+    per model) in file order."""
     with open(path, "rb") as f:
         recs = read_records(f.read())
     assert recs and recs[0][0] == "header", "a snapshot starts with its header"
@@ -160,7 +184,9 @@ def read_snapshot(path):
             by_id[r["task"]]["version"] = r["version"]
         elif kind == "block":  # a task's rows may come in several blocks
             t = by_id[r["task"]]
-            t.update(y=t["y"] + r["y"], x=t["x"] + r["x"], ts=t["ts"] + r["ts"])
+            costs = r["costs"] or [[None] * r["nmodels"]] * len(r["y"])
+            t.update(y=t["y"] + r["y"], x=t["x"] + r["x"], ts=t["ts"] + r["ts"],
+                     costs=t.get("costs", []) + costs)
     return snap
 
 

@@ -9,6 +9,7 @@
  * back are known independently (the frames left intact), and the reader's
  * accounting must cover every byte exactly once.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -679,6 +680,222 @@ static void test_journal_reader_refuses_payloads(void **state)
     REFUSED(7, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2);
 }
 
+/* ---- the answers' costs ------------------------------------------------ */
+
+/* A double's bits as journal.h stores them, little endian. */
+static void b_f64(bytes_t *b, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    b_le(b, bits, 8);
+}
+
+/* Reads the one frame around payload[0..n) and returns its record; the
+ * image stays alive in *img (freed by the caller). */
+static ens_jrec_t read_one(const uint8_t *payload, size_t n, ens_jreader_t *rd, uint8_t **img)
+{
+    bytes_t f = {0};
+    b_frame(&f, payload, n);
+    *img = exact(f.p, f.n);
+    ens_jrec_t out;
+    assert_int_equal(read_all(rd, *img, f.n, 1 << 20, &out, 1), 1);
+    assert_int_equal(rd->st.good_end, f.n);
+    free(f.p);
+    return out;
+}
+
+static void test_journal_row_costs(void **state)
+{
+    (void)state;
+    /* Dense, 3 of 4 models asked: the costs of the three follow the
+     * answers (0.5, none, 2.0); model 1's 7.0 goes with no answer. */
+    const uint8_t x[] = {2, ENS_SYM_MISSING, ENS_SYM_ABSTAIN, 0};
+    const double cost[] = {0.5, 7.0, NAN, 2.0};
+    ens_jrec_t r = {.kind = ENS_JREC_ROW};
+    r.row.seq = 300;
+    r.row.task = 2;
+    r.row.ts = 1.5;
+    r.row.y = 1;
+    r.row.x = x;
+    r.row.nx = sizeof(x);
+    r.row.cost = cost;
+    bytes_t p = {0};
+    const uint8_t head[] = {0x05, 0x2C, 0x01, 0, 0,    0,    0, 0, 0, 2, 0, 0,    0,    0, 0,
+                            0,    0,    0,    0, 0xF8, 0x3F, 1, 4, 4, 0, 2, 0xFF, 0xFE, 0};
+    b_raw(&p, head, sizeof(head));
+    b_f64(&p, 0.5);
+    b_le(&p, 0x7FF8000000000000ull, 8);
+    b_f64(&p, 2.0);
+    assert_encodes_to(&r, p.p, p.n);
+    ens_jreader_t rd;
+    uint8_t *img;
+    ens_jrec_t out = read_one(p.p, p.n, &rd, &img);
+    assert_int_equal(out.row.nx, 4);
+    assert_non_null(out.row.cost);
+    assert_true(out.row.cost[0] == 0.5 && out.row.cost[3] == 2.0);
+    assert_true(isnan(out.row.cost[1]) && isnan(out.row.cost[2]));
+    free(img);
+    free(p.p);
+
+    /* No answer with a cost: the bytes of a row without costs, which a
+     * file written before costs holds, and which reads without them. */
+    const double none[] = {NAN, 3.0, NAN, NAN}; /* 3.0: model 1 was not asked */
+    r.row.cost = none;
+    const uint8_t old[] = {0x05, 0x2C, 0x01, 0, 0,    0,    0, 0, 0, 2, 0, 0,    0,    0, 0,
+                           0,    0,    0,    0, 0xF8, 0x3F, 1, 0, 4, 0, 2, 0xFF, 0xFE, 0};
+    assert_encodes_to(&r, old, sizeof(old));
+    out = read_one(old, sizeof(old), &rd, &img);
+    assert_null(out.row.cost);
+    free(img);
+
+    /* Sparse: models 3 and 600 of 601, 0.01 and none, ordinary. */
+    uint8_t sx[601];
+    double sc[601];
+    memset(sx, ENS_SYM_MISSING, sizeof(sx));
+    for (size_t j = 0; j < 601; j++)
+        sc[j] = NAN;
+    sx[3] = 9;
+    sx[600] = ENS_SYM_ABSTAIN;
+    sc[3] = 0.01;
+    r.row.x = sx;
+    r.row.nx = sizeof(sx);
+    r.row.cost = sc;
+    r.row.ordinary = 1;
+    p = (bytes_t){0};
+    const uint8_t sp[] = {0x05, 0x2C, 0x01, 0,    0,    0, 0, 0, 0, 2, 0, 0, 0,    0,    0,   0,
+                          0,    0,    0,    0xF8, 0x3F, 1, 7, 2, 0, 3, 0, 9, 0x58, 0x02, 0xFE};
+    b_raw(&p, sp, sizeof(sp));
+    b_f64(&p, 0.01);
+    b_le(&p, 0x7FF8000000000000ull, 8);
+    assert_encodes_to(&r, p.p, p.n);
+    out = read_one(p.p, p.n, &rd, &img);
+    assert_int_equal(out.row.nx, 601);
+    assert_int_equal(out.row.ordinary, 1);
+    assert_true(out.row.cost[3] == 0.01);
+    for (size_t j = 0; j < 601; j++)
+        if (j != 3)
+            assert_true(isnan(out.row.cost[j]));
+    free(img);
+    free(p.p);
+
+    /* The encoder refuses a cost that is negative or not finite. */
+    double bad[] = {-0.5, NAN, NAN, NAN};
+    r.row.x = x;
+    r.row.nx = sizeof(x);
+    r.row.cost = bad;
+    r.row.ordinary = 0;
+    assert_refused(&r, ENS_EINVAL);
+    bad[0] = INFINITY;
+    assert_refused(&r, ENS_EINVAL);
+}
+
+/* The BLOCK of test_journal_block_bytes with costs: model 0 costs 0.25 in
+ * row 0, model 1 none in row 0 and 1.0 in row 1 (an abstention), model 2
+ * none at all, so its costs are not stored. */
+static void test_journal_block_costs(void **state)
+{
+    (void)state;
+    const uint8_t y[] = {0, 3};
+    const uint8_t ts[] = {0, 0, 0, 0, 0, 0, 0xF8, 0x3F, 0, 0, 0, 0, 0, 0, 0, 0xC0};
+    const uint8_t x[] = {0, 1, 2, ENS_SYM_MISSING, ENS_SYM_ABSTAIN, 3};
+    const double cost[] = {0.25, NAN, NAN, 9.0, 1.0, NAN};
+    ens_jrec_t r = {.kind = ENS_JREC_BLOCK};
+    r.block.task = 5;
+    r.block.nrows = 2;
+    r.block.nmodels = 3;
+    r.block.y = y;
+    r.block.ts = ts;
+    r.block.x = x;
+    r.block.cost = cost;
+    bytes_t p = {0};
+    const uint8_t head[] = {0x07, 5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0};
+    b_raw(&p, head, sizeof(head));
+    b_raw(&p, y, sizeof(y));
+    b_raw(&p, ts, sizeof(ts));
+    b_raw(&p, x, sizeof(x));
+    const uint8_t ord[] = {0, 0}, mask[] = {1, 1, 0};
+    b_raw(&p, ord, sizeof(ord));
+    b_raw(&p, mask, sizeof(mask));
+    b_f64(&p, 0.25);
+    b_le(&p, 0x7FF8000000000000ull, 8);
+    b_f64(&p, 1.0);
+    assert_encodes_to(&r, p.p, p.n);
+
+    ens_jreader_t rd;
+    uint8_t *img;
+    ens_jrec_t out = read_one(p.p, p.n, &rd, &img);
+    assert_null(out.block.cost);
+    assert_non_null(out.block.cost_models);
+    double got[3];
+    size_t k = 0;
+    ens_jrec_block_costs(&out, 0, &k, got);
+    assert_true(got[0] == 0.25 && isnan(got[1]) && isnan(got[2]));
+    ens_jrec_block_costs(&out, 1, &k, got);
+    assert_true(isnan(got[0]) && got[1] == 1.0 && isnan(got[2]));
+    assert_int_equal(k, 3);
+    /* Re-encoding the decoded record gives the same bytes. */
+    assert_encodes_to(&out, p.p, p.n);
+    free(img);
+    free(p.p);
+
+    /* Without a cost the block is what it was before costs. */
+    const double none[] = {NAN, NAN, NAN, 4.0, NAN, NAN};
+    r.block.cost = none;
+    p = (bytes_t){0};
+    b_raw(&p, head, sizeof(head));
+    b_raw(&p, y, sizeof(y));
+    b_raw(&p, ts, sizeof(ts));
+    b_raw(&p, x, sizeof(x));
+    assert_encodes_to(&r, p.p, p.n);
+    out = read_one(p.p, p.n, &rd, &img);
+    assert_null(out.block.cost_models);
+    assert_null(out.block.ordinary);
+    free(img);
+    free(p.p);
+
+    double bad[] = {0.25, NAN, NAN, NAN, -1.0, NAN};
+    r.block.cost = bad;
+    assert_refused(&r, ENS_EINVAL);
+}
+
+/* The one-row, one-model BLOCK prefix up to its answer (x = 0). */
+#define BLOCK1 7, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+#define F64_1 0, 0, 0, 0, 0, 0, 0xF0, 0x3F /* 1.0 */
+#define F64_NAN 0, 0, 0, 0, 0, 0, 0xF8, 0x7F
+
+static void test_journal_reader_refuses_costs(void **state)
+{
+    (void)state;
+    /* A good row and block first, so that each refusal below is one. */
+    const uint8_t row[] = {ROWHEAD, 0, 4, 1, 0, 0, F64_1};
+    ens_jreader_t rd;
+    uint8_t *img;
+    ens_jrec_t out = read_one(row, sizeof(row), &rd, &img);
+    assert_true(out.row.cost[0] == 1.0);
+    free(img);
+    const uint8_t block[] = {BLOCK1, 0, 1, F64_1};
+    out = read_one(block, sizeof(block), &rd, &img);
+    assert_non_null(out.block.cost_models);
+    free(img);
+
+    REFUSED(ROWHEAD, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xF0);       /* cost short */
+    REFUSED(ROWHEAD, 0, 4, 1, 0, 0, F64_1, 0);                     /* a byte after */
+    REFUSED(ROWHEAD, 0, 4, 1, 0, 0, F64_NAN);                      /* all none */
+    REFUSED(ROWHEAD, 0, 4, 0, 0);                                  /* nothing asked */
+    REFUSED(ROWHEAD, 0, 4, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0xF8, 0x7F); /* another NaN */
+    REFUSED(ROWHEAD, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xF0, 0xBF); /* -1.0 */
+    REFUSED(ROWHEAD, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xF0, 0x7F); /* +inf */
+    REFUSED(ROWHEAD, 0, 8, 1, 0, 0);                               /* unknown form */
+    REFUSED(ROWHEAD, 0, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xF0); /* sparse, cost short */
+    REFUSED(BLOCK1, 0, 1, 0, 0, 0, 0, 0, 0, 0xF0);                 /* cost short */
+    REFUSED(BLOCK1, 0, 1, F64_1, 0);                               /* a byte after */
+    REFUSED(BLOCK1, 0, 2, F64_1);                                  /* flag 2 */
+    REFUSED(BLOCK1, 0, 1, F64_NAN);                                /* flagged, no cost */
+    REFUSED(BLOCK1, 0, 0);                                         /* nothing flagged */
+    REFUSED(BLOCK1, 2, 1, F64_1);                                  /* ordinary 2 */
+    REFUSED(BLOCK1, 0, 1, 0, 0, 0, 0, 0, 0, 0xF0, 0xBF);           /* -1.0 */
+}
+
 /* ---- damaged images --------------------------------------------------- */
 
 #define NREC 200
@@ -1024,6 +1241,9 @@ int main(void)
         cmocka_unit_test(test_journal_answers),
         cmocka_unit_test(test_journal_encoder_refuses),
         cmocka_unit_test(test_journal_reader_refuses_payloads),
+        cmocka_unit_test(test_journal_row_costs),
+        cmocka_unit_test(test_journal_block_costs),
+        cmocka_unit_test(test_journal_reader_refuses_costs),
         cmocka_unit_test(test_journal_resync_flipped_byte),
         cmocka_unit_test(test_journal_resync_half_record),
         cmocka_unit_test(test_journal_torn_tail),
