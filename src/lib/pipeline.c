@@ -49,7 +49,13 @@ static void make_pool(ens_pipeline_t *p)
         else
             keep[n++] = m;
     }
-    p->pool = ens_data_columns(d, keep, n);
+    /* With every model in the pool (keep is then 0..n-1) the pool is the
+     * snap itself: the copy was 3 to 4 % of the pipeline on 100 models and
+     * 100,000 rows, page faults included, and nothing writes to the pool. */
+    if (n < d->nmodels)
+        p->pool = p->pool_copy = ens_data_columns(d, keep, n);
+    else
+        p->pool = d;
     p->from_snap = keep;
 }
 
@@ -346,7 +352,7 @@ void ens_pipeline_destroy(ens_pipeline_t **pp)
         return;
     ens__pipeline_free_body(p);
     ens_combiner_destroy(&p->comb);
-    ens_data_destroy(&p->pool);
+    ens_data_destroy(&p->pool_copy);
     free(p->coverage);
     free(p->excluded);
     free(p->from_snap);
