@@ -2,9 +2,9 @@
  *
  * The daemon runs ens_pipeline_run on every task's window every
  * recompute.interval (10 s by default). The final choice adds one
- * ens_choose on the pool (and a cheap top-K vote in each half of the
- * honest-accuracy stage); the rest of the pipeline is what it was before
- * the choice existed. This bench times, on ens_sample fleets of M models
+ * ens_choose on the pool, whose folds also give the honest accuracy (which
+ * then no longer selects on two halves of its own). This bench times, on
+ * ens_sample fleets of M models
  * and W rows with the default options, the whole pipeline and that
  * ens_choose call (median of 3 runs each), and prints the pipeline's time
  * without it ("before") and the ratio.

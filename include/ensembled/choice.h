@@ -43,6 +43,7 @@
 #define ENSEMBLED_CHOICE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ensembled/combine.h"
 #include "ensembled/data.h"
@@ -56,6 +57,11 @@
 #define ENS_CHOICE_MARGIN 0.005
 #define ENS_CHOICE_MAX (ENS_SELECT_MAX + 1)
 #define ENS_CHOICE_MIN_EXPLORED 100
+/* The folds' shuffles depend only on the row count and the repeat: repeat r
+ * shuffles 0..n-1 with ens_rng_shuffle seeded ENS_CHOICE_SEED + r, and fold
+ * f holds the shuffled positions [f n / FOLDS, (f + 1) n / FOLDS). So the
+ * daemon and `ensemblectl select --body` choose alike on the same window. */
+#define ENS_CHOICE_SEED UINT64_C(0x63686f696365)
 
 typedef struct {
     char name[32]; /* "selection", "top-1" (the best single model), "top-2", ... */
@@ -69,6 +75,9 @@ typedef struct {
     size_t n;                             /* candidates; [0] is the selection */
     ens_candidate_t cand[ENS_CHOICE_MAX]; /* in order: selection, top-1, top-2, ... */
     size_t winner;                        /* index into cand */
+    double vote_acc;                      /* cross-validated accuracy of plain majority
+                                           * vote over each fold's selection (not a
+                                           * candidate: the pipeline's honest figure) */
 } ens_choice_t;
 
 /* ens_select on the rows of d on which no model is missing by design

@@ -16,9 +16,13 @@
  *     best single model predicts better by cross-validation on the pool's
  *     rows; the winner is fitted on every row (greedy-mi and exhaustive
  *     with pruning on; otherwise the set of stage 3 as is);
- *  5. honest accuracy: select and fit on even rows, score on odd rows, and
- *     the other way round (the winning candidate of stage 4 redone on each
- *     half, majority vote over the selection, the best single);
+ *  5. honest accuracy, from the final choice's folds where it ran: the
+ *     winning candidate's cross-validated accuracy, majority vote over each
+ *     fold's selection, top-1 (the best single model of each training
+ *     part), each fitted without the rows it is scored on; where no choice
+ *     was made, select and fit on even rows, score on odd rows, and the
+ *     other way round (the selection with the published combiner, majority
+ *     vote over it, the best single);
  *  6. bounds: Fano's lower bound for the set, the Gaussian-copula floor of
  *     the pool and of the set (docs/theory.md);
  *  7. exploration figures, and the costs: per model its mean cost, and the

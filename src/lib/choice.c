@@ -12,10 +12,6 @@
 #include "ensembled/rng.h"
 #include "ensembled/xalloc.h"
 
-/* The folds' shuffles depend only on the row count and the repeat, so the
- * daemon and `ensemblectl select --body` choose alike on the same window. */
-#define CHOICE_SEED UINT64_C(0x63686f696365)
-
 int ens_choice_select(const ens_data_t *d, const ens_select_opts_t *o, ens_selection_t *out,
                       char *err, size_t errlen)
 {
@@ -57,7 +53,9 @@ static void score_fold(const ens_combiner_t *c, const size_t *models, size_t k,
 }
 
 /* One fold: every candidate fitted on train, scored on test. hits and
- * judged hold one row of d->nrows counts per candidate. */
+ * judged hold one row of d->nrows counts per candidate, then one for plain
+ * majority vote over the fold's selection (the pipeline's honest
+ * `majority_vote`, scored here so that it needs no selection of its own). */
 static int run_fold(const ens_data_t *train, const ens_data_t *test, const size_t *rows,
                     const ens_select_opts_t *o, size_t kmax, size_t nrows, uint8_t *hits,
                     uint8_t *judged)
@@ -70,6 +68,10 @@ static int run_fold(const ens_data_t *train, const ens_data_t *test, const size_
         return rc;
     ens_combiner_t *c = ens_combiner_fit_best(train, s.models, s.n);
     score_fold(c, s.models, s.n, test, rows, hits, judged);
+    ens_combiner_destroy(&c);
+    c = ens_combiner_fit(train, s.models, s.n, ENS_COMB_VOTE);
+    size_t vote = (kmax + 1) * nrows;
+    score_fold(c, s.models, s.n, test, rows, hits + vote, judged + vote);
     ens_combiner_destroy(&c);
     so.strategy = ENS_STRAT_TOPK;
     so.budget = kmax;
@@ -117,7 +119,9 @@ static void decide(ens_choice_t *out, const uint8_t *hits, const uint8_t *judged
 {
     double m, se;
     scores_t none = {NULL, NULL}, sel = {hits, judged};
+    scores_t vote = {hits + out->n * n, judged + out->n * n};
     paired(sel, none, n, &out->cand[0].acc, &out->cand[0].se);
+    paired(vote, none, n, &out->vote_acc, &se);
     for (size_t c = 1; c < out->n; c++) {
         scores_t alt = {hits + c * n, judged + c * n};
         paired(alt, none, n, &out->cand[c].acc, &se);
@@ -148,6 +152,7 @@ static void name_candidates(ens_choice_t *out, size_t kmax)
     }
     for (size_t c = 0; c < out->n; c++)
         out->cand[c].acc = out->cand[c].se = NAN;
+    out->vote_acc = NAN;
 }
 
 /* Scores on at most ENS_CHOICE_MAX_ROWS rows of d, evenly spaced. */
@@ -213,12 +218,13 @@ static int choose_rows(const ens_data_t *d, const ens_select_opts_t *o, ens_choi
     /* About ENS_CHOICE_SCORED_ROWS scored rows per candidate. */
     size_t repeats = (ENS_CHOICE_SCORED_ROWS + n - 1) / n;
     repeats = repeats > ENS_CHOICE_MAX_REPEATS ? ENS_CHOICE_MAX_REPEATS : repeats;
-    uint8_t *hits = ens_xcalloc(out->n * n, 1), *judged = ens_xcalloc(out->n * n, 1);
+    /* One row of counts per candidate, and one for the vote (run_fold). */
+    uint8_t *hits = ens_xcalloc((out->n + 1) * n, 1), *judged = ens_xcalloc((out->n + 1) * n, 1);
     size_t *perm = ens_xcalloc(n, sizeof(size_t)), *train_rows = ens_xcalloc(n, sizeof(size_t));
     int rc = 0;
     for (size_t rep = 0; rep < repeats && rc == 0; rep++) {
         ens_rng_t rng;
-        ens_rng_seed(&rng, CHOICE_SEED + rep);
+        ens_rng_seed(&rng, ENS_CHOICE_SEED + rep);
         for (size_t i = 0; i < n; i++)
             perm[i] = i;
         ens_rng_shuffle(&rng, perm, n);
