@@ -31,6 +31,7 @@ import atexit
 import csv
 import math
 import signal
+import random
 import socket
 import subprocess
 import tempfile
@@ -71,15 +72,35 @@ def _kill_leftovers():
 
 
 def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1 (bound together, then closed)."""
-    socks = []
+    """n distinct free TCP ports on 127.0.0.1, drawn at random below the
+    kernel's ephemeral range: a port the kernel handed out (bind to port 0)
+    is in that range, where any outgoing connection of a parallel test may
+    take it before the daemon binds it (a metrics bind once failed so)."""
+    low = 20000
     try:
-        for _ in range(n):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            high = int(f.read().split()[0]) - 1
+    except (OSError, ValueError, IndexError):
+        high = 32767
+    if high - low < 1000:
+        low, high = 10000, max(high, 11000)
+    rng = random.SystemRandom()
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            port = rng.randint(low, high)
+            if port in ports:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            ports.append(port)
+        return ports
     finally:
         for s in socks:
             s.close()
