@@ -8,7 +8,8 @@
  * order, so rows move inside the ring) and models are released and
  * interned again. After every step each cell, each count, each model's
  * presence and each cost sum is compared with a brute-force recount of a
- * plain array of the rows that should be there. */
+ * plain array of the rows that should be there, and rows copied out
+ * (ens_window_copy_rows, in blocks of 8 x 8) with the same rows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,6 +95,26 @@ static size_t next_id(const shadow_t *s)
         if (s->released[j])
             return j;
     return s->nm;
+}
+
+/* ens_window_copy_rows against the cells, row by row, for random spans
+ * (wrapping the ring or not) and widths past the models (read missing). */
+static void check_copy_rows(tu_rng_t *r, const ens_window_t *w, const shadow_t *s)
+{
+    static uint8_t x[CAP * (MAXM + 13)];
+    uint8_t y[CAP];
+    double ts[CAP];
+    for (int k = 0; k < 3 && s->n > 0; k++) {
+        size_t from = tu_below(r, s->n), n = 1 + tu_below(r, s->n - from);
+        size_t nm = s->nm + tu_below(r, 13);
+        ens_window_copy_rows(w, from, n, nm, y, ts, x);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(y[i], s->rows[from + i].y);
+            for (size_t j = 0; j < nm; j++)
+                assert_int_equal(x[i * nm + j],
+                                 j < s->nm ? s->rows[from + i].x[j] : ENS_SYM_MISSING);
+        }
+    }
 }
 
 static void add_model(ens_window_t *w, shadow_t *s, size_t k)
@@ -204,6 +225,7 @@ static void run(uint64_t seed, size_t steps)
             s.nl++;
         }
         check(w, &s);
+        check_copy_rows(&r, w, &s);
     }
     ens_window_destroy(&w);
 }
