@@ -8,7 +8,9 @@ Not a test (a busy machine decides wall-clock figures): it prints them.
 1. bench/latency_state (LATENCY_STATE, default build/bench/latency_state)
    writes a state directory whose snapshot holds ENS_LATENCY_TASKS (64)
    tasks of ENS_LATENCY_MODELS (256) models and ENS_LATENCY_ROWS (50,000)
-   rows; the daemon (ENSEMBLED, started as the integration tests start it)
+   rows, each row answered by ENS_LATENCY_STATE_ASKED models (8, as the
+   producers' queries are: the windows a flood leaves; 256: every model
+   answered every row); the daemon (ENSEMBLED, started as the integration tests start it)
    restores it, which takes seconds where filling it through ZeroMQ would
    take a quarter of an hour.
 2. With every task selecting every `publish.interval` (5 s), a snapshot
@@ -53,6 +55,7 @@ STATE_GEN = os.environ.get("LATENCY_STATE",
                                         "latency_state"))
 BATCH = 100
 ASKED = 8  # models answering each query
+STATE_ASKED = int(os.environ.get("ENS_LATENCY_STATE_ASKED", str(ASKED)))
 NICE = 10  # as the flood test's producers: measure the daemon, not the scheduler
 
 
@@ -111,9 +114,10 @@ def loop_line(st, what):
 def main():
     state = tempfile.TemporaryDirectory(prefix="ensembled-latency-")
     t0 = time.monotonic()
-    subprocess.run([STATE_GEN, state.name, str(TASKS), str(MODELS), str(ROWS)], check=True)
-    print("state: %d tasks x %d models x %d rows written in %.1f s"
-          % (TASKS, MODELS, ROWS, time.monotonic() - t0))
+    subprocess.run([STATE_GEN, state.name, str(TASKS), str(MODELS), str(ROWS),
+                    str(min(STATE_ASKED, MODELS))], check=True)
+    print("state: %d tasks x %d models x %d rows (%d answers a row) written in %.1f s"
+          % (TASKS, MODELS, ROWS, min(STATE_ASKED, MODELS), time.monotonic() - t0))
     metrics_port = harness.free_ports(1)[0]
     t0 = time.monotonic()
     d = harness.Daemon({

@@ -9,9 +9,12 @@
  * selection has something to find: three labels; model j of a task is right
  * with a probability between 0.45 and 0.9 and otherwise answers one of the
  * labels at random (one answer in 50 is "?"). Row times are the last ROWS
- * milliseconds before now, so no age limit expires them at once.
+ * milliseconds before now, so no age limit expires them at once. With
+ * ASKED below MODELS, each row holds the answers of ASKED models drawn at
+ * random, the others missing, as rows joined from queries asking only some
+ * models are.
  *
- * Usage: latency_state DIR [TASKS MODELS ROWS]   (64 256 50000)
+ * Usage: latency_state DIR [TASKS MODELS ROWS [ASKED]]   (64 256 50000 MODELS)
  */
 #include <errno.h>
 #include <stdint.h>
@@ -84,9 +87,26 @@ static int put_task(FILE *f, uint32_t task, uint32_t models)
     return rc | put(f, &v);
 }
 
+/* Leaves `asked` answers of the row's `models` (drawn at random), the
+ * others missing. */
+static void keep_asked(uint8_t *x, uint32_t models, uint32_t asked)
+{
+    uint8_t keep[ENS_MAX_MODELS];
+    memset(keep, 0, models);
+    for (uint32_t k = 0; k < asked;) {
+        uint32_t m = rnd() % models;
+        k += !keep[m];
+        keep[m] = 1;
+    }
+    for (uint32_t m = 0; m < models; m++)
+        if (!keep[m])
+            x[m] = ENS_SYM_MISSING;
+}
+
 /* Rows [from, from + n) of a task as one BLOCK. */
-static int put_block(FILE *f, uint32_t task, uint32_t models, size_t from, size_t n, size_t rows,
-                     const uint32_t *skill, double now, uint8_t *y, uint8_t *ts, uint8_t *x)
+static int put_block(FILE *f, uint32_t task, uint32_t models, uint32_t asked, size_t from, size_t n,
+                     size_t rows, const uint32_t *skill, double now, uint8_t *y, uint8_t *ts,
+                     uint8_t *x)
 {
     for (size_t i = 0; i < n; i++) {
         y[i] = (uint8_t)(rnd() % LABELS);
@@ -100,6 +120,8 @@ static int put_block(FILE *f, uint32_t task, uint32_t models, size_t from, size_
             uint8_t a = (r & 0xffff) < skill[m] ? y[i] : (uint8_t)((r >> 16) % LABELS);
             x[i * models + m] = (r >> 24) < 5 ? ENS_SYM_ABSTAIN : a;
         }
+        if (asked < models)
+            keep_asked(x + i * models, models, asked);
     }
     ens_jrec_t r = {.kind = ENS_JREC_BLOCK};
     r.block.task = task;
@@ -113,15 +135,19 @@ static int put_block(FILE *f, uint32_t task, uint32_t models, size_t from, size_
 
 int main(int argc, char **argv)
 {
-    if (argc != 2 && argc != 5) {
-        fprintf(stderr, "usage: latency_state DIR [TASKS MODELS ROWS]\n");
+    if (argc != 2 && argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: latency_state DIR [TASKS MODELS ROWS [ASKED]]\n");
         return 2;
     }
-    uint32_t tasks = argc == 5 ? (uint32_t)atoi(argv[2]) : 64;
-    uint32_t models = argc == 5 ? (uint32_t)atoi(argv[3]) : 256;
-    size_t rows = argc == 5 ? (size_t)atol(argv[4]) : 50000;
-    if (tasks == 0 || models == 0 || models > ENS_MAX_MODELS || rows == 0) {
-        fprintf(stderr, "latency_state: TASKS, ROWS >= 1 and 1 <= MODELS <= %d\n", ENS_MAX_MODELS);
+    uint32_t tasks = argc >= 5 ? (uint32_t)atoi(argv[2]) : 64;
+    uint32_t models = argc >= 5 ? (uint32_t)atoi(argv[3]) : 256;
+    size_t rows = argc >= 5 ? (size_t)atol(argv[4]) : 50000;
+    uint32_t asked = argc == 6 ? (uint32_t)atoi(argv[5]) : models;
+    if (tasks == 0 || models == 0 || models > ENS_MAX_MODELS || rows == 0 || asked == 0 ||
+        asked > models) {
+        fprintf(stderr,
+                "latency_state: TASKS, ROWS >= 1, 1 <= MODELS <= %d and 1 <= ASKED <= MODELS\n",
+                ENS_MAX_MODELS);
         return 2;
     }
     char path[4096];
@@ -150,7 +176,7 @@ int main(int argc, char **argv)
             skill[m] = 29491 + rnd() % 29492; /* 0.45 .. 0.9 of 65536 */
         for (size_t from = 0; from < rows && rc == 0; from += BLOCK_ROWS) {
             size_t n = rows - from < BLOCK_ROWS ? rows - from : BLOCK_ROWS;
-            rc = put_block(f, t, models, from, n, rows, skill,
+            rc = put_block(f, t, models, asked, from, n, rows, skill,
                            (double)now.tv_sec + (double)now.tv_nsec * 1e-9, y, ts, x);
         }
     }
@@ -158,7 +184,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "latency_state: writing %s failed\n", path);
         return 1;
     }
-    printf("latency_state: %s: %u tasks x %u models x %zu rows\n", path, tasks, models, rows);
+    printf("latency_state: %s: %u tasks x %u models x %zu rows, %u answers a row\n", path, tasks,
+           models, rows, asked);
     free(y);
     free(ts);
     free(x);

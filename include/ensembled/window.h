@@ -7,6 +7,10 @@
  * one. Pushing
  * into a full window expires the oldest row first.
  *
+ * Each row also keeps the set of models that answered it (a bit per model,
+ * 8 bytes per row for each 64 model ids in use), so a push or an expiry
+ * costs in proportion to the row's answers, not to the window's models.
+ *
  * Invariant: for every model j, count(j, x, y) equals the number of rows in
  * the window whose prediction of j is x (a label or ENS_SYM_ABSTAIN) and whose
  * true label is y. The counts are updated on every push and expiry, so

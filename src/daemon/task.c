@@ -313,6 +313,16 @@ int ens_task_label(ens_task_t *t, const char *name, size_t len)
     return id;
 }
 
+/* Expires the queries and tombstones of t that are due, after each of its
+ * events: a few at a time, where the tick (every 100 ms) would drop all of
+ * a flood's 100 ms of them at once, 1.5 to 35 ms of one loop turn at 64
+ * tasks. The tick still expires tasks that get no events. After the event,
+ * so the event joins as it would have before the tick. */
+static void expire_due(ens_task_t *t, double mono)
+{
+    ens_join_expire(t->join, mono);
+}
+
 void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens_join_pred_t *preds,
                           size_t n, double mono)
 {
@@ -325,6 +335,7 @@ void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens
     t->joining_len = klen;
     ens_join_predictions(t->join, key, klen, preds, n, mono);
     t->joining = NULL;
+    expire_due(t, mono);
 }
 
 void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, double mono, double ts)
@@ -334,6 +345,7 @@ void ens_task_truth(ens_task_t *t, const void *key, size_t klen, uint8_t y, doub
     t->joining_len = klen;
     ens_join_label(t->join, key, klen, y, mono, ts);
     t->joining = NULL;
+    expire_due(t, mono);
 }
 
 void ens_task_truth_key(ens_task_t *t, const void *key, size_t klen, uint64_t answer, double mono,
@@ -343,6 +355,7 @@ void ens_task_truth_key(ens_task_t *t, const void *key, size_t klen, uint64_t an
     t->joining_len = klen;
     ens_join_label_key(t->join, key, klen, answer, mono, ts);
     t->joining = NULL;
+    expire_due(t, mono);
 }
 
 void ens_task_sampled_out(ens_task_t *t)

@@ -115,7 +115,7 @@ def producer(endpoint, idx, seconds, batch, seed, out):
 def documented_bound(idle_rss, msg_bytes, peers):
     """The RSS bound of docs/overload.md for this test's configuration."""
     tasks, models = len(TASKS), len(MODELS)
-    window = tasks * WINDOW_ROWS * (models + 17)
+    window = tasks * WINDOW_ROWS * (models + 17 + 8 * ((models + 63) // 64))
     entry = 256 + 32  # entry, uthash handle and bucket, malloc overhead, key
     cap = 4
     while cap < models:  # the answer array grows by doubling from 4
