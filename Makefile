@@ -77,9 +77,12 @@ demo: deps
 
 bench: build
 	$(BUILD)/bench/select
+	$(BUILD)/bench/pipeline
+	$(BUILD)/bench/ingest
 	$(BUILD)/bench/snapshot
 	$(BUILD)/bench/csv
 	$(BUILD)/bench/memory
+	$(BUILD)/bench/latency_push
 	ENSEMBLED=$(BUILD)/ensembled python3 bench/status_latency.py
 	ENSEMBLED=$(BUILD)/ensembled python3 bench/latency.py
 
