@@ -206,17 +206,23 @@ static double thread_cpu(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* One message received: what the daemon's on_ingest does, and every
- * second (sel) a copy of the window for the selection worker. */
-static void take(receiver_t *r, const void *buf, size_t len, int bare)
+/* One message received at wall time wall and monotonic time now (z: from
+ * the drain, as the daemon's on_ingest takes them; NULL: bare, read here):
+ * what on_ingest does, and every second (sel) a copy of the window for the
+ * selection worker. */
+static void take(receiver_t *r, const void *buf, size_t len, const ens_zsock_t *z)
 {
-    double now = ens_mono();
+    double wall = 0, now;
+    if (z)
+        ens_zsock_time(z, &wall, &now);
+    else
+        now = ens_mono();
     if (r->got++ == 0) {
         r->t0 = r->last_select = now;
         r->cpu0 = thread_cpu();
     }
-    if (!bare)
-        ens_ingest_message(r->in, buf, len, ens_now(), now);
+    if (z)
+        ens_ingest_message(r->in, buf, len, wall, now);
     if (r->sel && now - r->last_select >= 1.0) {
         r->last_select = now;
         ens_data_t *snap = ens_window_snapshot(ens_tasks_get(r->tasks, 0)->window);
@@ -235,7 +241,7 @@ static void take(receiver_t *r, const void *buf, size_t len, int bare)
 static void on_message(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 {
     receiver_t *r = ud;
-    take(r, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]), 0);
+    take(r, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]), z);
     if (r->got == r->s->n)
         ens_zsock_close(z); /* the loop ends once its handles have closed */
 }
@@ -276,7 +282,7 @@ static double receive(void *ctx, int *port, const stream_t *s, int bare, worker_
         zmq_msg_init(&m);
         while (r.got < s->n) {
             zmq_msg_recv(&m, pull, 0);
-            take(&r, zmq_msg_data(&m), zmq_msg_size(&m), 1);
+            take(&r, zmq_msg_data(&m), zmq_msg_size(&m), NULL);
         }
         zmq_msg_close(&m);
         zmq_close(pull);

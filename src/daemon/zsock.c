@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "clock.h"
 #include "ensembled/xalloc.h"
 #include "log.h"
 
@@ -17,7 +18,9 @@ struct ens_zsock_s {
     ens_zsock_msg_fn on_msg;
     void *ud;
     size_t fair_cap;    /* messages per drain */
-    uint64_t budget_ns; /* time per drain */
+    double budget;      /* seconds per drain */
+    double mono;        /* ens_mono() read before the message being handed on */
+    double wall_offset; /* ens_now() - ens_mono() at the drain's start */
     int closing;
     int handles; /* handles not yet closed */
 };
@@ -72,13 +75,18 @@ static void on_idle(uv_idle_t *h);
 static void drain(ens_zsock_t *z)
 {
     size_t handled = 0;
-    uint64_t start = uv_hrtime();
+    double start = z->mono = ens_mono();
+    z->wall_offset = ens_now() - start;
     int asked = 0; /* ZMQ_EVENTS said POLLIN since the last receive */
     while (!z->closing) {
+        /* The clock read for the budget is the message's time too
+         * (ens_zsock_time): one read per message. */
+        if (handled > 0)
+            z->mono = ens_mono();
         /* A few huge batches take as long as many small messages: the drain
          * yields on whichever limit comes first, so the control socket and
          * the timers are served within a few milliseconds under any load. */
-        if (handled == z->fair_cap || (handled > 0 && uv_hrtime() - start > z->budget_ns)) {
+        if (handled == z->fair_cap || z->mono - start > z->budget) {
             if (!readable(z))
                 break;
             /* Queued messages raise no new edge: come back next turn. */
@@ -132,7 +140,7 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
     z->fair_cap = fair_cap ? fair_cap : 1;
     /* 2 ms: with the other work of a turn, under the 5 ms a turn should
      * take at most (docs/overload.md). */
-    z->budget_ns = 2 * 1000 * 1000;
+    z->budget = 2e-3;
     if (uv_poll_init(loop, &z->poll, fd) < 0) {
         free(z);
         return NULL;
@@ -153,9 +161,18 @@ void *ens_zsock_socket(const ens_zsock_t *z)
     return z->sock;
 }
 
+void ens_zsock_time(const ens_zsock_t *z, double *now, double *mono)
+{
+    *mono = z->mono;
+    *now = z->mono + z->wall_offset;
+}
+
 void ens_zsock_flush(ens_zsock_t *z, size_t max)
 {
+    if (z)
+        z->wall_offset = ens_now() - ens_mono();
     for (size_t i = 0; z && !z->closing && i < max; i++) {
+        z->mono = ens_mono();
         zmq_msg_t frames[FRAME_SLOTS];
         size_t n = recv_message(z, frames);
         if (n == 0)

@@ -5,8 +5,10 @@
  * message once, in order, whole (or, past 8 frames, its first 7 and its
  * last), at most the fair cap per loop turn, and messages sent after a
  * drain emptied the socket still arrive without a kick (the drain must end
- * in the state that re-arms ZMQ_FD's edge).
+ * in the state that re-arms ZMQ_FD's edge). Each message's time comes from
+ * the drain's clock read, checked against clocks read here.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,21 +30,24 @@ typedef struct {
     uv_loop_t loop;
     void *ctx, *push;
     ens_zsock_t *z;
-    size_t got;                       /* messages handed to the callback */
-    uint32_t seq[MAX_SEEN];           /* the first frame of each, as sent */
-    size_t nframes[MAX_SEEN];         /* frames handed for each */
-    char last[MAX_KEPT][MAX_KEPT][8]; /* the frames of the first MAX_KEPT messages */
+    size_t got;                           /* messages handed to the callback */
+    uint32_t seq[MAX_SEEN];               /* the first frame of each, as sent */
+    size_t nframes[MAX_SEEN];             /* frames handed for each */
+    double now[MAX_SEEN], mono[MAX_SEEN]; /* ens_zsock_time in the callback */
+    double mono_in[MAX_SEEN];             /* ens_mono() in the callback */
+    char last[MAX_KEPT][MAX_KEPT][8];     /* the frames of the first MAX_KEPT messages */
 } fx_t;
 
 static void on_msg(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 {
-    (void)z;
     fx_t *fx = ud;
     assert_true(fx->got < MAX_SEEN);
     assert_true(n >= 1 && n <= 8);
     assert_int_equal(zmq_msg_size(&frames[0]), sizeof(uint32_t));
     memcpy(&fx->seq[fx->got], zmq_msg_data(&frames[0]), sizeof(uint32_t));
     fx->nframes[fx->got] = n;
+    ens_zsock_time(z, &fx->now[fx->got], &fx->mono[fx->got]);
+    fx->mono_in[fx->got] = ens_mono();
     for (size_t i = 0; fx->got < MAX_KEPT && i < n; i++) {
         size_t len = zmq_msg_size(&frames[i]);
         assert_true(len < 8);
@@ -147,6 +152,23 @@ static void test_zsock_messages_after_a_drain_arrive_without_kick(void **state)
         assert_int_equal(fx->seq[i], i);
 }
 
+/* Each message's time, from the drain: read before its callback (and after
+ * the previous message's), the wall clock as far from it as the clocks
+ * read here are. */
+static void test_zsock_time_of_each_message(void **state)
+{
+    fx_t *fx = *state;
+    for (uint32_t i = 0; i < 500; i++)
+        send_seq(fx, i, 1);
+    double before = ens_mono(), offset = ens_now() - before;
+    run_until(fx, 500);
+    for (size_t i = 0; i < 500; i++) {
+        assert_true(fx->mono[i] >= (i ? fx->mono_in[i - 1] : before));
+        assert_true(fx->mono[i] <= fx->mono_in[i]);
+        assert_true(fabs(fx->now[i] - fx->mono[i] - offset) < 0.1);
+    }
+}
+
 /* 8 frames are kept whole; of 9 and of 12, the first 7 and the last. */
 static void test_zsock_long_message_keeps_first_seven_and_last(void **state)
 {
@@ -176,6 +198,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_zsock_long_message_keeps_first_seven_and_last, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_zsock_time_of_each_message, setup, teardown),
     };
     return cmocka_run_group_tests_name("zsock", tests, NULL, NULL);
 }
