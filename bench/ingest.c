@@ -4,7 +4,8 @@
  *
  * A producer thread PUSHes pre-encoded messages over TCP loopback; the
  * receiving thread either only receives them (the baseline: what libzmq
- * allows) or hands each to ens_ingest_message, as the daemon's loop does.
+ * allows) or, as the daemon does, drives the socket from a libuv loop
+ * (zsock.c) and hands each message to ens_ingest_message.
  * Each query is one prediction event with 5 answers and one label event.
  * Runs: unbatched (one event per message), in batches of 100, and batched
  * with a selection every second: the receiving thread copies the window
@@ -15,15 +16,21 @@
  * Ceilings, without sockets: the same messages from memory through
  * ens_ingest_message, and through the decoder alone.
  *
+ * Unbatched, the receiving thread's CPU time per message is printed too:
+ * on a loaded machine the wall clock also counts other processes' turns.
+ *
  * Last lines: ratio_to_libzmq_unbatched (daemon events/s over bare messages/s,
  * unbatched), events_per_s_batched, ratio_with_selection (batched events/s
- * with selections over without).
+ * with selections over without). `ingest N unbatched|bare|memory` runs one
+ * phase alone.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "clock.h"
@@ -34,6 +41,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "task.h"
+#include "zsock.h"
 
 #define MODELS 5
 #define ENDPOINT "tcp://127.0.0.1:%d"
@@ -178,74 +186,142 @@ static void *select_worker(void *arg)
     return NULL;
 }
 
-/* Receives s from a producer thread; ingests it unless bare. Returns the
- * seconds from the first message to the last. */
-static double receive(void *ctx, int port, const stream_t *s, int bare, worker_t *sel)
+/* The receiving side of one run. */
+typedef struct {
+    const stream_t *s;
+    ens_tasks_t *tasks;
+    ens_ingest_t *in;
+    worker_t *sel; /* NULL: no selections */
+    size_t got;    /* messages received */
+    double t0, t1, last_select;
+    double cpu0, cpu1; /* the receiving thread's CPU time then */
+} receiver_t;
+
+/* The calling thread's CPU time, seconds: on a loaded machine the wall
+ * clock also counts the time other processes held the core. */
+static double thread_cpu(void)
 {
-    const ens_config_t *conf;
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One message received at wall time wall and monotonic time now (z: from
+ * the drain, as the daemon's on_ingest takes them; NULL: bare, read here):
+ * what on_ingest does, and every second (sel) a copy of the window for the
+ * selection worker. */
+static void take(receiver_t *r, const void *buf, size_t len, const ens_zsock_t *z)
+{
+    double wall = 0, now;
+    if (z)
+        ens_zsock_time(z, &wall, &now);
+    else
+        now = ens_mono();
+    if (r->got++ == 0) {
+        r->t0 = r->last_select = now;
+        r->cpu0 = thread_cpu();
+    }
+    if (z)
+        ens_ingest_message(r->in, buf, len, wall, now);
+    if (r->sel && now - r->last_select >= 1.0) {
+        r->last_select = now;
+        ens_data_t *snap = ens_window_snapshot(ens_tasks_get(r->tasks, 0)->window);
+        pthread_mutex_lock(&r->sel->mu);
+        ens_data_destroy(&r->sel->snap); /* the worker is still busy: skip it */
+        r->sel->snap = snap;
+        pthread_cond_signal(&r->sel->cv);
+        pthread_mutex_unlock(&r->sel->mu);
+    }
+    if (r->got == r->s->n) {
+        r->t1 = ens_mono();
+        r->cpu1 = thread_cpu();
+    }
+}
+
+static void on_message(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
+{
+    receiver_t *r = ud;
+    take(r, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]), z);
+    if (r->got == r->s->n)
+        ens_zsock_close(z); /* the loop ends once its handles have closed */
+}
+
+/* Receives s from a producer thread. Bare: a blocking zmq_msg_recv loop
+ * and nothing else. Else the daemon's path: the socket driven by a libuv
+ * loop (zsock.c, with the daemon's fair cap), each message through
+ * ens_ingest_message. Returns the seconds from the first message to the
+ * last, and in *cpu the receiving thread's CPU seconds meanwhile. Binds
+ * the first free port from *port on. */
+static double receive(void *ctx, int *port, const stream_t *s, int bare, worker_t *sel, double *cpu)
+{
     static ens_config_t c;
     ens_config_defaults(&c);
     c.max_message_bytes = 1 << 24;
-    conf = &c;
-    ens_tasks_t *tasks = ens_tasks_new(conf);
-    ens_ingest_t *in = ens_ingest_new(tasks, conf);
+    receiver_t r = {.s = s, .sel = sel};
+    r.tasks = ens_tasks_new(&c);
+    r.in = ens_ingest_new(r.tasks, &c);
     void *pull = zmq_socket(ctx, ZMQ_PULL);
     int hwm = 100000;
     zmq_setsockopt(pull, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     char ep[64];
-    snprintf(ep, sizeof(ep), ENDPOINT, port);
-    if (zmq_bind(pull, ep) < 0) {
-        fprintf(stderr, "bench: bind %s: %s\n", ep, zmq_strerror(zmq_errno()));
-        exit(1);
+    for (int tries = 0;; tries++) {
+        snprintf(ep, sizeof(ep), ENDPOINT, *port);
+        if (zmq_bind(pull, ep) == 0)
+            break;
+        if (zmq_errno() != EADDRINUSE || tries == 100) {
+            fprintf(stderr, "bench: bind %s: %s\n", ep, zmq_strerror(zmq_errno()));
+            exit(1);
+        }
+        ++*port; /* another process's: try the next */
     }
-    producer_t p = {ctx, port, s};
+    producer_t p = {ctx, (*port)++, s};
     pthread_t th;
     pthread_create(&th, NULL, produce, &p);
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    double t0 = 0, last_select = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        zmq_msg_recv(&m, pull, 0);
-        double now = ens_mono();
-        if (i == 0)
-            t0 = last_select = now;
-        if (!bare)
-            ens_ingest_message(in, zmq_msg_data(&m), zmq_msg_size(&m), ens_now(), now);
-        if (sel && now - last_select >= 1.0) {
-            last_select = now;
-            ens_task_t *t = ens_tasks_get(tasks, 0);
-            ens_data_t *snap = ens_window_snapshot(t->window);
-            pthread_mutex_lock(&sel->mu);
-            ens_data_destroy(&sel->snap); /* the worker is still busy: skip it */
-            sel->snap = snap;
-            pthread_cond_signal(&sel->cv);
-            pthread_mutex_unlock(&sel->mu);
+    if (bare) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        while (r.got < s->n) {
+            zmq_msg_recv(&m, pull, 0);
+            take(&r, zmq_msg_data(&m), zmq_msg_size(&m), NULL);
         }
+        zmq_msg_close(&m);
+        zmq_close(pull);
+    } else {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        if (!ens_zsock_new(&loop, pull, on_message, &r, 1024)) {
+            fprintf(stderr, "bench: cannot poll the socket\n");
+            exit(1);
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
     }
-    double secs = ens_mono() - t0;
-    zmq_msg_close(&m);
     pthread_join(th, NULL);
-    zmq_close(pull);
-    ens_task_t *t = ens_tasks_get(tasks, 0);
+    ens_task_t *t = ens_tasks_get(r.tasks, 0);
     if (!bare && (!t || ens_join_stats(t->join)->joined != s->events / 2)) {
         fprintf(stderr, "bench: %llu of %zu queries joined\n",
                 t ? (unsigned long long)ens_join_stats(t->join)->joined : 0ULL, s->events / 2);
         exit(1);
     }
-    ens_ingest_destroy(&in);
-    ens_tasks_destroy(&tasks);
-    return secs;
+    ens_ingest_destroy(&r.in);
+    ens_tasks_destroy(&r.tasks);
+    *cpu = r.cpu1 - r.cpu0;
+    return r.t1 - r.t0;
 }
 
-static double best_of(void *ctx, int *port, const stream_t *s, int bare, int with_selection)
+/* The best of 3 runs, seconds; in *cpu (if not NULL) the least CPU time of
+ * the receiving thread. */
+static double best_of(void *ctx, int *port, const stream_t *s, int bare, int with_selection,
+                      double *cpu)
 {
-    double best = 1e300;
+    double best = 1e300, least = 1e300;
     for (int r = 0; r < 3; r++) {
         worker_t w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
         pthread_t th;
         if (with_selection)
             pthread_create(&th, NULL, select_worker, &w);
-        double t = receive(ctx, (*port)++, s, bare, with_selection ? &w : NULL);
+        double used;
+        double t = receive(ctx, port, s, bare, with_selection ? &w : NULL, &used);
         if (with_selection) {
             pthread_mutex_lock(&w.mu);
             w.done = 1;
@@ -254,7 +330,10 @@ static double best_of(void *ctx, int *port, const stream_t *s, int bare, int wit
             pthread_join(th, NULL);
         }
         best = t < best ? t : best;
+        least = used < least ? used : least;
     }
+    if (cpu)
+        *cpu = least;
     return best;
 }
 
@@ -296,26 +375,55 @@ static double in_memory(const stream_t *s, int decode_only)
     return best;
 }
 
+/* `ingest N PHASE`: one phase alone, with N queries (best of 3), for a
+ * profiler to see nothing else: unbatched (through ingest), bare (libzmq
+ * only) or memory (ingest, no socket), all unbatched. */
+static int one_phase(void *ctx, int port, size_t queries, const char *phase)
+{
+    int bare = strcmp(phase, "bare") == 0, memory = strcmp(phase, "memory") == 0;
+    if (!bare && !memory && strcmp(phase, "unbatched") != 0) {
+        fprintf(stderr, "usage: ingest [QUERIES [unbatched|bare|memory]]\n");
+        return 2;
+    }
+    stream_t one = make_stream(queries, 1);
+    double cpu = 0;
+    double t = memory ? in_memory(&one, 0) : best_of(ctx, &port, &one, bare, 0, &cpu);
+    printf("%s: %.0f messages/s", phase, (double)one.n / t);
+    if (!memory)
+        printf(", receiving thread %.0f ns CPU per message", 1e9 * cpu / (double)one.n);
+    printf("\n");
+    stream_free(&one);
+    zmq_ctx_term(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     size_t queries = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
     ens_log_init(ENS_LOG_WARNING, 1);
     void *ctx = zmq_ctx_new();
-    int port = 23000 + (int)(ens_mono() * 1000) % 20000;
+    /* Apart for runs started together or one after the other. */
+    int port = 23000 + (int)(((long long)getpid() * 97 + (long long)(ens_mono() * 1000)) % 20000);
+    if (argc > 2)
+        return one_phase(ctx, port, queries, argv[2]);
     stream_t one = make_stream(queries, 1), hundred = make_stream(queries, 100);
     printf("%zu queries: 5 answers and a label each (%zu events), TCP loopback\n", queries,
            one.events);
 
-    double bare = best_of(ctx, &port, &one, 1, 0);
-    double daemon1 = best_of(ctx, &port, &one, 0, 0);
-    double bare100 = best_of(ctx, &port, &hundred, 1, 0);
-    double daemon100 = best_of(ctx, &port, &hundred, 0, 0);
-    double selecting = best_of(ctx, &port, &hundred, 0, 1);
+    double bare_cpu, daemon1_cpu;
+    double bare = best_of(ctx, &port, &one, 1, 0, &bare_cpu);
+    double daemon1 = best_of(ctx, &port, &one, 0, 0, &daemon1_cpu);
+    double bare100 = best_of(ctx, &port, &hundred, 1, 0, NULL);
+    double daemon100 = best_of(ctx, &port, &hundred, 0, 0, NULL);
+    double selecting = best_of(ctx, &port, &hundred, 0, 1, NULL);
     double mem1 = in_memory(&one, 0), mem100 = in_memory(&hundred, 0);
     double dec1 = in_memory(&one, 1), dec100 = in_memory(&hundred, 1);
     double ev = (double)one.events;
     printf("%-34s %12.0f messages/s\n", "bare libzmq PULL, unbatched", (double)one.n / bare);
     printf("%-34s %12.0f events/s\n", "ensembled ingest, unbatched", ev / daemon1);
+    printf("%-34s %12.0f ns\n", "  receiving thread CPU per message",
+           1e9 * bare_cpu / (double)one.n);
+    printf("%-34s %12.0f ns\n", "  the same through ingest", 1e9 * daemon1_cpu / (double)one.n);
     printf("%-34s %12.0f events/s\n", "bare libzmq PULL, batches of 100", ev / bare100);
     printf("%-34s %12.0f events/s\n", "ensembled ingest, batches of 100", ev / daemon100);
     printf("%-34s %12.0f events/s\n", "  with a selection every second", ev / selecting);

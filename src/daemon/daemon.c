@@ -253,11 +253,12 @@ static int start_recompute(void *ud, const char *task, size_t len)
 
 static void on_ingest(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
 {
-    (void)z;
     daemon_t *d = ud;
+    double now, mono;
+    ens_zsock_time(z, &now, &mono);
     /* SUB publishers may send a topic frame first: the body is the last. */
-    ens_ingest_message(d->ingest, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]),
-                       ens_now(), ens_mono());
+    ens_ingest_message(d->ingest, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]), now,
+                       mono);
 }
 
 /* A socket of type, CURVE applied (but for SUB, a client), bound to

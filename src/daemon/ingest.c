@@ -36,6 +36,24 @@ typedef struct {
     int16_t model, label; /* -1: not held then (new, or not looked up) */
 } ids_t;
 
+/* Ids found before, tried ahead of a dictionary lookup: a producer repeats
+ * its task and names from one event to the next and from one message to
+ * the next, and comparing a few bytes with the name an id holds now costs
+ * less than a hash lookup (unbatched, the lookups were most of what a
+ * message cost beyond its decoding). A guess is taken only when the task's
+ * own dictionary still gives that id that name, so one made stale by a
+ * freed or reused id just misses: nothing has to invalidate it. */
+#define GUESSES 16 /* per kind, by a hash of the name */
+typedef struct {
+    const ens_task_t *task;                 /* the task the ids are of (NULL: none yet) */
+    int16_t model[GUESSES], label[GUESSES]; /* -1: none */
+} guesses_t;
+
+static size_t guess_slot(ens_str_t name)
+{
+    return XXH3_64bits(name.ptr, name.len) & (GUESSES - 1);
+}
+
 /* The names one check has seen: an open-addressing set, emptied in O(1) by
  * a new generation, grown (never shrunk) past half full. */
 typedef struct {
@@ -78,6 +96,35 @@ static int str_eq(ens_str_t a, ens_str_t b)
     return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
+/* The guesses of task t, emptied when they were another task's. */
+static guesses_t *guesses_of(guesses_t *g, const ens_task_t *t)
+{
+    if (g->task != t) {
+        memset(g->model, 0xff, sizeof(g->model));
+        memset(g->label, 0xff, sizeof(g->label));
+        g->task = t;
+    }
+    return g;
+}
+
+/* The id of name in t's models (model) or labels, or -1: a guess checked
+ * against the dictionary first, else a lookup, which becomes the guess. */
+static int find_id(guesses_t *g, const ens_task_t *t, ens_str_t name, int model)
+{
+    int16_t *slot = &(model ? guesses_of(g, t)->model : guesses_of(g, t)->label)[guess_slot(name)];
+    if (*slot >= 0) {
+        ens_str_t held =
+            model ? ens_window_model_str(t->window, *slot) : ens_window_label_str(t->window, *slot);
+        if (held.ptr && str_eq(held, name))
+            return *slot;
+    }
+    int id = model ? ens_window_find_model(t->window, name.ptr, name.len)
+                   : ens_window_find_label(t->window, name.ptr, name.len);
+    if (id >= 0 && id <= INT16_MAX)
+        *slot = (int16_t)id;
+    return id;
+}
+
 /* Returns 1 if (kind, task, name) was not seen in this check before. */
 static int first_time(names_t *s, char kind, ens_str_t task, ens_str_t name)
 {
@@ -109,10 +156,12 @@ struct ens_ingest_s {
     ens_ratelimit_t rl_reject[ENS_REJECT_COUNT];
     ens_ratelimit_t rl_drop[ENS_DROP_COUNT];
     ens_ratelimit_t rl_future;
-    ens_decoded_t *msg;   /* the message being applied, its storage reused */
-    names_t names;        /* the names the capacity check has seen */
-    ens_task_t **task_of; /* per event of msg: its task when checked, or NULL */
-    ids_t *ids;           /* per answer (a label event: its label) of msg */
+    ens_decoded_t *msg;    /* the message being applied, its storage reused */
+    ens_task_t *last_task; /* the task of the last event checked (NULL: none) */
+    guesses_t guesses;     /* ids of names found before, to try first */
+    names_t names;         /* the names the capacity check has seen */
+    ens_task_t **task_of;  /* per event of msg: its task when checked, or NULL */
+    ids_t *ids;            /* per answer (a label event: its label) of msg */
     size_t events_cap, ids_cap;
 };
 
@@ -147,35 +196,11 @@ static void reserve(ens_ingest_t *in, const ens_decoded_t *m)
     }
 }
 
-/* The last event of a kind checked in this message, its task and its ids:
- * a batch repeats its task and names from one event to the next, and
- * comparing a few bytes with them costs less than a table lookup. */
-typedef struct {
-    const ens_event_t *e;
-    const ens_task_t *t;
-    const ids_t *ids;
-} last_t;
-
-/* The id that answer p of the last event of the kind gave name (its model
- * if model, else its label), when it is the same name of the same known
- * task; else -1. */
-static int as_last(const last_t *l, const ens_task_t *t, size_t p, ens_str_t name, int model)
-{
-    if (!t || !l->e || l->t != t || p >= (l->e->kind == ENS_EVENT_LABEL ? 1 : l->e->npreds))
-        return -1;
-    const ens_event_t *e = l->e;
-    ens_str_t was = model                        ? e->preds[p].model
-                    : e->kind == ENS_EVENT_LABEL ? e->label
-                                                 : e->preds[p].label;
-    int id = model ? l->ids[p].model : l->ids[p].label;
-    return id >= 0 && str_eq(was, name) ? id : -1;
-}
-
 /* Checks the answers (a label event: its label) of event e of known task t
  * (NULL: new), noting their ids in ids. Returns -1 and the drop reason if
  * an addition would not fit. */
-static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t *t,
-                       const last_t *last, additions_t *a, ids_t *ids, ens_drop_t *why)
+static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t *t, additions_t *a,
+                       ids_t *ids, ens_drop_t *why)
 {
     size_t have_models = t ? ens_window_models_held(t->window) : 0;
     size_t have_labels = t ? ens_window_labels_held(t->window) : 0;
@@ -190,9 +215,8 @@ static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t 
         int id = -1;
         ids[p].model = ids[p].label = -1;
         if (!abstain && !open) {
-            id = as_last(last, t, p, label, 0);
-            if (id < 0 && t)
-                id = ens_window_find_label(t->window, label.ptr, label.len);
+            if (t)
+                id = find_id(&in->guesses, t, label, 0);
             ids[p].label = (int16_t)(id >= 0 ? id : -1);
             if (id < 0 && first_time(&in->names, 'l', e->task, label) &&
                 have_labels + ++a->labels > ENS_MAX_LABELS)
@@ -201,9 +225,7 @@ static int check_names(ens_ingest_t *in, const ens_event_t *e, const ens_task_t 
         if (e->kind == ENS_EVENT_LABEL)
             continue;
         ens_str_t model = e->preds[p].model;
-        id = as_last(last, t, p, model, 1);
-        if (id < 0 && t)
-            id = ens_window_find_model(t->window, model.ptr, model.len);
+        id = t ? find_id(&in->guesses, t, model, 1) : -1;
         ids[p].model = (int16_t)(id >= 0 ? id : -1);
         if (id < 0 && first_time(&in->names, 'm', e->task, model) &&
             have_models + ++a->models > in->conf->max_models)
@@ -224,21 +246,21 @@ static int check_capacity(ens_ingest_t *in, const ens_decoded_t *m, ens_drop_t *
     reserve(in, m);
     names_reset(&in->names);
     ids_t *ids = in->ids;
-    last_t last[2] = {{0}}; /* by kind */
     for (size_t i = 0; i < ens_decoded_count(m); i++) {
         const ens_event_t *e = ens_decoded_event(m, i);
-        ens_task_t *t =
-            i > 0 && in->task_of[i - 1] && str_eq(ens_decoded_event(m, i - 1)->task, e->task)
-                ? in->task_of[i - 1]
-                : ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
+        /* Tasks live as long as the registry: the last one is still valid,
+         * and still has the name it had. */
+        ens_task_t *t = in->last_task;
+        if (!t || !str_eq((ens_str_t){t->name, t->len}, e->task))
+            t = ens_tasks_find(in->tasks, e->task.ptr, e->task.len);
+        if (t)
+            in->last_task = t;
         in->task_of[i] = t;
         if (!t && first_time(&in->names, 't', e->task, none) &&
             ens_tasks_count(in->tasks) + ++a.tasks > in->conf->max_tasks)
             return *why = ENS_DROP_TOO_MANY_TASKS, -1;
-        last_t *l = &last[e->kind == ENS_EVENT_LABEL];
-        if (check_names(in, e, t, l, &a, ids, why) < 0)
+        if (check_names(in, e, t, &a, ids, why) < 0)
             return -1;
-        *l = (last_t){e, t, ids};
         ids += e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
     }
     return 0;

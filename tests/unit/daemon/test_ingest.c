@@ -560,10 +560,56 @@ static void test_ingest_batch_names_by_position(void **state)
     assert_int_equal(ens_window_rows(u->window), 1);
 }
 
+/* One event per message, tasks alternating, each task's models and labels
+ * interned in the other's order (so that the same name has another id in
+ * each): ids found for one message or task are never taken for another's
+ * names. Checked row by row against what was sent. */
+static void test_ingest_names_across_messages_and_tasks(void **state)
+{
+    fx_t *fx = *state;
+    static const char *const tasks[2] = {"t", "u"};
+    static const char *const models[2][3] = {{"a", "b", "c"}, {"c", "b", "a"}};
+    static const char *const answers[3] = {"X", "Y", "Z"};
+    for (uint64_t q = 0; q < 6; q++)
+        for (int k = 0; k < 2; k++) {
+            /* Answer of model i to query q: answers[(i + q + k) % 3]. */
+            ens_str_t m[3], a[3];
+            for (int i = 0; i < 3; i++) {
+                m[i] = (ens_str_t){models[k][i], 1};
+                int named = models[k][i][0] - 'a';
+                a[i] = (ens_str_t){answers[(named + q + (uint64_t)k) % 3], 1};
+            }
+            rig_pack_prediction(&fx->pk, (ens_str_t){tasks[k], 1}, q, m, a, 3);
+            assert_int_equal(send_msg(fx), 0);
+            label(fx, tasks[k], q, answers[(q + (uint64_t)k) % 3]);
+            assert_int_equal(send_msg(fx), 0);
+        }
+    for (int k = 0; k < 2; k++) {
+        const ens_task_t *t = ens_tasks_find(fx->tasks, tasks[k], 1);
+        assert_non_null(t);
+        assert_int_equal(ens_window_rows(t->window), 6);
+        assert_int_equal(ens_window_find_model(t->window, models[k][0], 1), 0);
+        for (size_t q = 0; q < 6; q++) {
+            for (int named = 0; named < 3; named++) {
+                char m = (char)('a' + named);
+                int j = ens_window_find_model(t->window, &m, 1);
+                assert_true(j >= 0);
+                const char *want = answers[(named + q + (size_t)k) % 3];
+                assert_int_equal(ens_window_x(t->window, q, (size_t)j),
+                                 ens_window_find_label(t->window, want, 1));
+            }
+            assert_int_equal(ens_window_y(t->window, q),
+                             ens_window_find_label(t->window, answers[(q + (size_t)k) % 3], 1));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ingest_batch_names_by_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_names_across_messages_and_tasks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ingest_batch_over_max_tasks_dropped_whole, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingest_batch_over_max_models_dropped_whole, setup,
