@@ -404,14 +404,16 @@ static snap_job_t *snapshot_begin(ens_state_t *s, double mono, int async)
 
 /* One loop turn's piece of the snapshot being serialized; the last one
  * hands the file to the thread pool. A piece is at most s->snap_cells
- * window cells, so the loop never stalls on a snapshot for longer than
- * that costs, whatever the windows hold. */
+ * window cells and about s->snap_turn_s seconds (the clock is read every
+ * s->snap_slice cells), so the loop never stalls on a snapshot for much
+ * longer than that, whatever the windows hold. */
 static void on_serial(uv_idle_t *h)
 {
     ens_state_t *s = h->data;
     snap_job_t *j = s->job;
     size_t cells = 0;
-    int done = ens__snapshot_step(s, &j->snap, s->snap_cells, &cells);
+    double deadline = s->snap_turn_s > 0 ? ens_mono() + s->snap_turn_s : 0;
+    int done = ens__snapshot_step(s, &j->snap, s->snap_cells, s->snap_slice, deadline, &cells);
     s->snap_turns++;
     if (cells > s->snap_turn_max)
         s->snap_turn_max = cells;
@@ -503,6 +505,8 @@ int ens_state_open(uv_loop_t *loop, const ens_config_t *conf, ens_tasks_t *tasks
     s->serial.data = s;
     s->flush_open = 1;
     s->snap_cells = ENS_STATE_SNAP_CELLS;
+    s->snap_slice = ENS_STATE_SNAP_SLICE;
+    s->snap_turn_s = ENS_STATE_SNAP_TURN_S;
     s->last_snapshot = s->last_sync = ens_mono();
     s->seq_written = s->seq_synced = s->seq; /* what was restored is on disk */
     ENS_LOG(NOTICE, "state: restored %llu rows from the snapshot and %llu from journals",
@@ -591,7 +595,7 @@ void ens_state_close(ens_state_t **sp)
         return;
     snap_job_t *j = snapshot_begin(s, ens_mono(), 0);
     size_t cells = 0;
-    ens__snapshot_step(s, &j->snap, SIZE_MAX, &cells); /* the loop has stopped */
+    ens__snapshot_step(s, &j->snap, SIZE_MAX, SIZE_MAX, 0, &cells); /* the loop has stopped */
     j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);
     if (j->err) {
         ENS_LOG(ERR, "state: final snapshot failed: %s; journals kept", strerror(j->err));

@@ -14,10 +14,17 @@
  * past it new records are dropped (counted) and a snapshot is forced. */
 #define ENS_STATE_MAX_BUFFER (64u << 20)
 
-/* Window cells (rows times models) a snapshot serializes per loop turn:
- * a few milliseconds of work at most, so that a snapshot of any size never
- * stalls the loop longer. */
+/* Window cells (rows times models) a snapshot serializes per loop turn at
+ * most, so that a snapshot of any size never stalls the loop long ... */
 #define ENS_STATE_SNAP_CELLS (1u << 18)
+/* ... and at most this many cells between two reads of the clock, and no
+ * more after this many seconds of a turn: the cost of a cell differs
+ * several times over by window and by what the caches hold (11 ms for
+ * ENS_STATE_SNAP_CELLS measured in one turn), so the time bounds a turn,
+ * the cells only bound the memory of a piece. The ingest drain's 2 ms and
+ * a selection's copy (0.5 ms) may share the turn. */
+#define ENS_STATE_SNAP_SLICE (1u << 13)
+#define ENS_STATE_SNAP_TURN_S 0.0005
 
 /* A growable byte buffer. */
 typedef struct {
@@ -78,6 +85,8 @@ struct ens_state_s {
     uv_idle_t serial;     /* serializes the snapshot in `job`, a piece per turn */
     snap_job_t *job;      /* the snapshot being serialized (NULL: none) */
     size_t snap_cells;    /* cells serialized per turn (ENS_STATE_SNAP_CELLS) */
+    size_t snap_slice;    /* cells between clock reads (ENS_STATE_SNAP_SLICE) */
+    double snap_turn_s;   /* seconds of serializing per turn (ENS_STATE_SNAP_TURN_S) */
     size_t snap_turns;    /* loop turns snapshots were serialized in */
     size_t snap_turn_max; /* most cells one of those turns serialized */
     ens_state_stats_t st;
@@ -102,9 +111,12 @@ int ens__state_answers(const ens_task_t *t, ens_jrec_t *r);
  * and version into the first piece, and a part per task (loop thread). */
 void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *snap);
 /* Serializes rows of the parts into a new piece, at most `cells` window
- * cells (rows times models; at least one row). Adds the cells done to
- * *done. Returns 1 once every part is done, else 0. */
-int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, size_t *done);
+ * cells (rows times models; at least one row), in blocks of at most
+ * `slice` cells (at least one row each), and stops after the block during
+ * which the monotonic clock (ens_mono) passed `deadline` (0: no deadline).
+ * Adds the cells done to *done. Returns 1 once every part is done, else 0. */
+int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, size_t slice,
+                       double deadline, size_t *done);
 /* Frees what snap holds. */
 void ens__snapshot_free(ens__snap_t *snap);
 /* Writes the pieces of snap as <dir>/snapshot atomically (tmp, fsync,

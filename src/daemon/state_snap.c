@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ensembled/xalloc.h"
 #include "state_int.h"
 
@@ -108,7 +109,8 @@ void ens__snapshot_begin(const ens_state_t *s, uint64_t covers, ens__snap_t *sna
     }
 }
 
-int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, size_t *done)
+int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, size_t slice,
+                       double deadline, size_t *done)
 {
     size_t left = cells;
     ens__bytes_t *file = NULL;
@@ -126,7 +128,11 @@ int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, si
         size_t per_row = p->nm ? p->nm : 1;
         if (left < per_row && left < cells)
             return 0; /* this turn's budget is spent */
-        size_t n = left / per_row ? left / per_row : 1;
+        /* A block is at most a slice: the clock is read between blocks,
+         * and the cost of a cell differs by window (how many models
+         * answered, whether costs are kept, what the caches hold). */
+        size_t lim = left < slice ? left : slice;
+        size_t n = lim / per_row ? lim / per_row : 1;
         if (n > to - from)
             n = to - from;
         if (!file)
@@ -137,6 +143,8 @@ int ens__snapshot_step(const ens_state_t *s, ens__snap_t *snap, size_t cells, si
         p->next = ens_window_serial(t->window, from + n - 1) + 1;
         *done += n * per_row;
         left = n * per_row >= left ? 0 : left - n * per_row;
+        if (deadline > 0 && ens_mono() >= deadline)
+            return 0; /* this turn's time is spent; the next goes on */
     }
     return 1;
 }
