@@ -15,8 +15,15 @@
 #include "log.h"
 
 /* Window cells (rows times models) copied into starting selections'
- * snapshots per loop turn: about a millisecond of copying. */
+ * snapshots per loop turn at most, ... */
 #define COPY_CELLS (1u << 20)
+/* ... at most COPY_SLICE between two reads of the clock, and no more once a
+ * turn has copied for COPY_TURN_S seconds: a cell's cost differs by window
+ * and by what the caches hold, and the first touch of a new buffer's pages
+ * faults (a million cells took up to 14.6 ms in one turn). The ingest
+ * drain's 2 ms and the snapshot's 0.5 ms may share the same turn. */
+#define COPY_SLICE (1u << 14)
+#define COPY_TURN_S 0.0005
 /* Selections handed to the thread pool and not yet returned, at most: each
  * holds its snapshot, so the rest wait as task ids, not as copies. One of
  * libuv's 4 threads stays free for the state's writes and fdatasyncs,
@@ -476,24 +483,32 @@ static job_t *next_job(ens_recompute_t *rc)
     return NULL;
 }
 
-/* One loop turn's copying: at most COPY_CELLS cells into the snapshots of
- * waiting selections, each handed to the pool once complete, while fewer
- * than MAX_QUEUED are there. So a round over many large windows is spread
- * over many short turns instead of one long one. */
+/* One loop turn's copying: at most COPY_CELLS cells, and about COPY_TURN_S
+ * seconds, into the snapshots of waiting selections, each handed to the
+ * pool once complete, while fewer than MAX_QUEUED are there. So a round
+ * over many large windows is spread over many short turns instead of one
+ * long one. */
 static void on_copier(uv_idle_t *h)
 {
     ens_recompute_t *rc = h->data;
     size_t done = 0;
+    double deadline = ens_mono() + COPY_TURN_S;
     while (done < COPY_CELLS) {
         if (!rc->copying && rc->inflight < MAX_QUEUED)
             rc->copying = next_job(rc);
         if (!rc->copying)
             break;
         const ens_task_t *t = ens_tasks_get(rc->tasks, rc->copying->task);
-        if (!job_step(rc->copying, t->window, COPY_CELLS - done, &done))
-            return;
+        size_t left = COPY_CELLS - done;
+        if (!job_step(rc->copying, t->window, left < COPY_SLICE ? left : COPY_SLICE, &done)) {
+            if (ens_mono() >= deadline)
+                return;
+            continue;
+        }
         job_queue(rc, rc->copying);
         rc->copying = NULL;
+        if (ens_mono() >= deadline)
+            return; /* the idle handle is still on: the next turn goes on */
     }
     if (!rc->copying)
         uv_idle_stop(&rc->copier); /* after_work starts it again */
