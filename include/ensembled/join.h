@@ -73,6 +73,10 @@ void ens_join_label_key(ens_join_t *j, const void *key, size_t len, uint64_t ans
 
 /* Expires pending queries and tombstones first seen before now - ttl. */
 void ens_join_expire(ens_join_t *j, double now);
+/* The same, at most `max` entries (pending queries first, oldest first):
+ * what is due and left over expires at a later call. Returns 1 when due
+ * entries are left, else 0. */
+int ens_join_expire_some(ens_join_t *j, double now, size_t max);
 
 /* Changes the limits (a config reload); a smaller max_pending evicts. */
 void ens_join_set_limits(ens_join_t *j, size_t max_pending, double ttl, double now);

@@ -281,13 +281,27 @@ static void free_label(ens_task_t *t, size_t l, double mono, int now_free)
             t->open_label[c] = -1;
 }
 
+/* Join entries the tick expires per task, and an event after it, at most:
+ * restored tombstones all expire join.ttl after the restore, and a task
+ * that gets no events leaves its 100 ms of them to the tick; dropping
+ * hundreds of thousands at once (64 tasks of join.max_pending) would
+ * stall the loop. An event adds at most one entry, so EVENT_EXPIRE keeps
+ * ahead of any flood; what is left expires at later ticks. */
+#define TICK_EXPIRE 256
+#define EVENT_EXPIRE 16
+
 void ens_tasks_tick(ens_tasks_t *ts, double now, double mono)
 {
     for (size_t i = 0; i < ts->count; i++) {
         ens_task_t *t = &ts->by_id[i]->t;
-        ens_join_expire(t->join, mono);
+        int behind = ens_join_expire_some(t->join, mono, TICK_EXPIRE);
         if (t->conf.window_max_age > 0)
             ens_window_expire_before(t->window, now - t->conf.window_max_age);
+        /* A query that is due but not yet expired may still hold a model
+         * or a label that retired() takes as free: none is freed before
+         * the join has caught up. */
+        if (behind)
+            continue;
         for (size_t m = 0; m < ens_window_models(t->window); m++)
             free_model(t, m, mono, 0);
         for (size_t l = 0; l < ens_window_labels(t->window); l++)
@@ -320,7 +334,7 @@ int ens_task_label(ens_task_t *t, const char *name, size_t len)
  * so the event joins as it would have before the tick. */
 static void expire_due(ens_task_t *t, double mono)
 {
-    ens_join_expire(t->join, mono);
+    ens_join_expire_some(t->join, mono, EVENT_EXPIRE);
 }
 
 void ens_task_predictions(ens_task_t *t, const void *key, size_t klen, const ens_join_pred_t *preds,

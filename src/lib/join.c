@@ -398,6 +398,18 @@ void ens_join_expire(ens_join_t *j, double now)
         drop(j, j->tombs);
 }
 
+int ens_join_expire_some(ens_join_t *j, double now, size_t max)
+{
+    size_t n = 0;
+    for (; n < max && j->pending && j->pending->t + j->ttl < now; n++) {
+        drop(j, j->pending);
+        j->st.expired++;
+    }
+    for (; n < max && j->tombs && j->tombs->t + j->ttl < now; n++)
+        drop(j, j->tombs);
+    return (j->pending && j->pending->t + j->ttl < now) || (j->tombs && j->tombs->t + j->ttl < now);
+}
+
 void ens_join_set_limits(ens_join_t *j, size_t max_pending, double ttl, double now)
 {
     if (max_pending > 0)

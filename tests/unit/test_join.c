@@ -497,6 +497,74 @@ static void test_join_ttl_boundaries(void **state)
     ens_join_destroy(&j);
 }
 
+static void count_key(void *ud, const void *key, size_t len)
+{
+    (void)key;
+    (void)len;
+    ++*(size_t *)ud;
+}
+
+static size_t tombs_of(const ens_join_t *j)
+{
+    size_t n = 0;
+    ens_join_each_joined(j, count_key, &n);
+    return n;
+}
+
+/* Bounded expiry drops at most `max` entries a call, the oldest pending
+ * queries first, then tombstones, and once it reports nothing left due it
+ * has dropped exactly what one unbounded ens_join_expire drops. */
+static void test_join_expire_some_matches_expire(void **state)
+{
+    (void)state;
+    enum { NQ = 1000, NT = 500, MAX = 7 };
+    sink_t sink = {0};
+    ens_join_t *a = ens_join_new(2 * NQ, 10, on_emit, &sink);
+    ens_join_t *b = ens_join_new(2 * NQ, 10, on_emit, &sink);
+    char key[32];
+    for (int i = 0; i < NQ; i++) {
+        int n = snprintf(key, sizeof(key), "p%d", i);
+        ens_join_prediction(a, key, (size_t)n, 0, 0, 100 + 0.01 * i);
+        ens_join_prediction(b, key, (size_t)n, 0, 0, 100 + 0.01 * i);
+    }
+    for (int i = 0; i < NT; i++) {
+        int n = snprintf(key, sizeof(key), "t%d", i);
+        ens_join_restore_joined(a, key, (size_t)n, 105 + 0.01 * i);
+        ens_join_restore_joined(b, key, (size_t)n, 105 + 0.01 * i);
+    }
+    double now = 117.5; /* due: queries first seen before 107.5, tombstones before 107.5 */
+    ens_join_expire(a, now);
+    size_t due_q = NQ - ens_join_pending(a), due_t = NT - tombs_of(a);
+    assert_int_equal(due_q, 750);
+    assert_int_equal(due_t, 250);
+    size_t calls = 0;
+    while (ens_join_expire_some(b, now, MAX)) {
+        calls++;
+        size_t dropped = (NQ - ens_join_pending(b)) + (NT - tombs_of(b));
+        assert_int_equal(dropped, calls * MAX);
+        /* Oldest first: the pending queries left are the newest. */
+        size_t gone = NQ - ens_join_pending(b);
+        snprintf(key, sizeof(key), "p%zu", gone);
+        assert_true(ens_join_is_pending(b, key, strlen(key)));
+        if (gone > 0) {
+            snprintf(key, sizeof(key), "p%zu", gone - 1);
+            assert_false(ens_join_is_pending(b, key, strlen(key)));
+        }
+    }
+    assert_int_equal(calls, (due_q + due_t) / MAX);
+    assert_int_equal(ens_join_pending(b), ens_join_pending(a));
+    assert_int_equal(tombs_of(b), tombs_of(a));
+    assert_int_equal(ens_join_stats(b)->expired, ens_join_stats(a)->expired);
+    for (int i = 0; i < NQ; i++) {
+        int n = snprintf(key, sizeof(key), "p%d", i);
+        assert_int_equal(ens_join_is_pending(b, key, (size_t)n),
+                         ens_join_is_pending(a, key, (size_t)n));
+    }
+    assert_int_equal(ens_join_expire_some(b, now, MAX), 0);
+    ens_join_destroy(&a);
+    ens_join_destroy(&b);
+}
+
 /* A full pending set evicts its oldest; shrinking max_pending evicts the
  * oldest down to the new limit, and the survivors still join. */
 static void test_join_max_pending_and_shrink(void **state)
@@ -573,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_join_either_order_emits_once),
         cmocka_unit_test(test_join_redelivery_counts_once),
         cmocka_unit_test(test_join_ttl_boundaries),
+        cmocka_unit_test(test_join_expire_some_matches_expire),
         cmocka_unit_test(test_join_max_pending_and_shrink),
         cmocka_unit_test(test_join_random_vs_reference),
         cmocka_unit_test(test_join_index_many_keys),
