@@ -324,6 +324,11 @@ static void snapshot_work(uv_work_t *req)
 {
     snap_job_t *j = req->data;
     j->err = ens__snapshot_write(j->dir, &j->snap, j->covers);
+    /* The image is freed here, not on the loop: tens of thousands of
+     * pieces of a 0.9 GB snapshot took 13 ms of the loop's CPU to free. */
+    size_t size = j->snap.size;
+    ens__snapshot_free(&j->snap);
+    j->snap.size = size;
 }
 
 static void snapshot_done(uv_work_t *req, int status)
