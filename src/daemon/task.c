@@ -6,6 +6,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "clock.h"
 #include "ensembled/err.h"
 #include "ensembled/router.h"
 #include "ensembled/xalloc.h"
@@ -281,20 +282,27 @@ static void free_label(ens_task_t *t, size_t l, double mono, int now_free)
             t->open_label[c] = -1;
 }
 
-/* Join entries the tick expires per task, and an event after it, at most:
- * restored tombstones all expire join.ttl after the restore, and a task
- * that gets no events leaves its 100 ms of them to the tick; dropping
- * hundreds of thousands at once (64 tasks of join.max_pending) would
- * stall the loop. An event adds at most one entry, so EVENT_EXPIRE keeps
- * ahead of any flood; what is left expires at later ticks. */
-#define TICK_EXPIRE 256
+/* Join entries expired: EVENT_EXPIRE after each event, and on the tick
+ * steps of EXPIRE_STEP for each task, as many as fit in TICK_EXPIRE_TIME
+ * of the loop's time over all tasks (one at least each, so that no task
+ * waits for another). Restored tombstones all fall due join.ttl after the
+ * restore, and a flood's pending queries ttl after it: dropping hundreds
+ * of thousands at once (64 tasks of join.max_pending) would stall the
+ * loop, while a bound by count alone would let them outlive the ttl by
+ * seconds (about 8 s for 20,000 entries at 256 per tick). An event adds
+ * at most one entry, so the events keep ahead of any flood. */
+#define EXPIRE_STEP 256
 #define EVENT_EXPIRE 16
+#define TICK_EXPIRE_TIME 0.001
 
 void ens_tasks_tick(ens_tasks_t *ts, double now, double mono)
 {
+    double until = ens_mono() + TICK_EXPIRE_TIME;
     for (size_t i = 0; i < ts->count; i++) {
         ens_task_t *t = &ts->by_id[i]->t;
-        int behind = ens_join_expire_some(t->join, mono, TICK_EXPIRE);
+        int behind = ens_join_expire_some(t->join, mono, EXPIRE_STEP);
+        while (behind && ens_mono() < until)
+            behind = ens_join_expire_some(t->join, mono, EXPIRE_STEP);
         if (t->conf.window_max_age > 0)
             ens_window_expire_before(t->window, now - t->conf.window_max_age);
         /* A query that is due but not yet expired may still hold a model
