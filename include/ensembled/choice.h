@@ -28,8 +28,10 @@
  * candidate outside the published ensemble looks bad and the daemon keeps
  * what it published (docs/estimators.md, "The final choice").
  *
- * The rule (docs/estimators.md, "The final choice"): B is the alternative
- * with the best cross-validated accuracy (ties to the larger K). The
+ * The rule (docs/estimators.md, "The final choice"): B is the better by
+ * cross-validated accuracy of the two alternatives the promise names, the
+ * top-K vote at the budget and the best single model (ties to top-K); the
+ * votes in between are scored, for the body, but never B. The
  * selection is published when it is not worse than B by a one-sided test:
  * mean paired difference d = acc(selection) - acc(B), its standard error s
  * over rows, and selection wins iff d - ENS_CHOICE_Z * s >= -ENS_CHOICE_MARGIN.

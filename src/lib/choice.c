@@ -127,11 +127,17 @@ static void decide(ens_choice_t *out, const uint8_t *hits, const uint8_t *judged
         paired(alt, none, n, &out->cand[c].acc, &se);
         paired(alt, sel, n, &m, &out->cand[c].se);
     }
-    /* The alternative with the best accuracy, ties to the larger vote. */
-    size_t best = 0;
-    for (size_t c = out->n - 1; c >= 1; c--)
-        if (!isnan(out->cand[c].acc) && (best == 0 || out->cand[c].acc > out->cand[best].acc))
-            best = c;
+    /* B: the better of the two alternatives the promise names, the top-K
+     * vote at the budget and the best single model (ties to the vote). The
+     * votes in between are scored and published in the body, but not
+     * picked: the more candidates compete on the same folds, the more the
+     * winner's score owes to noise (docs/estimators.md). */
+    size_t best = 0, last = out->n - 1;
+    if (last >= 1 && !isnan(out->cand[last].acc))
+        best = last;
+    if (last > 1 && !isnan(out->cand[1].acc) &&
+        (best == 0 || out->cand[1].acc > out->cand[best].acc))
+        best = 1;
     out->winner = 0;
     if (best == 0)
         return;

@@ -130,16 +130,13 @@ static double mean_of(const uint8_t *h, size_t n)
 }
 
 /* The choice's rule (choice.h) on the brute-force hits: the index of the
- * winner among selection (0) and top-k (k). */
+ * winner among selection (0) and top-k (k); only top-1 and top-kmax can be
+ * the alternative, ties to top-kmax. */
 static size_t brute_winner(const uint8_t *hits, size_t n, size_t kmax)
 {
-    size_t best = 0;
-    double best_acc = -1;
-    for (size_t k = kmax; k >= 1; k--) {
-        double a = mean_of(hits + (1 + k) * n, n);
-        if (a > best_acc)
-            best = k, best_acc = a;
-    }
+    size_t best = kmax;
+    if (mean_of(hits + 2 * n, n) > mean_of(hits + (1 + kmax) * n, n))
+        best = 1;
     double s = 0, ss = 0;
     for (size_t r = 0; r < n; r++) {
         double v = (double)hits[r] - (double)hits[(1 + best) * n + r];
@@ -206,6 +203,32 @@ static void test_pipeline_honest_folds_vote_wins(void **state)
     const double miss[6] = {0, 0, 0.1, 0, 0, 0};
     ens_data_t *d = fleet(300, 5, 6, 6, acc, miss, 12);
     check_folds(d, 3, 1);
+    ens_data_destroy(&d);
+}
+
+/* Three fair models and three weak ones, independent, on 400 rows of five
+ * labels: the top-4 vote scores best on the folds, above top-5 and top-1,
+ * but only the best single model and the vote at the budget may be the
+ * alternative, so top-5 is published. */
+static void test_pipeline_honest_votes_between_not_picked(void **state)
+{
+    (void)state;
+    const double acc[6] = {0.62, 0.58, 0.56, 0.40, 0.38, 0.36};
+    const double miss[6] = {0};
+    ens_data_t *d = fleet(400, 5, 6, 6, acc, miss, 6);
+    check_folds(d, 5, 1);
+    ens_pipeline_opts_t o;
+    ens_pipeline_opts_default(&o);
+    o.select.budget = 5;
+    ens_pipeline_t *p = run(d, &o);
+    const ens_body_t *b = ens_pipeline_body(p);
+    for (size_t k = 1; k <= 5; k++)
+        if (k != 4)
+            assert_true(b->candidates[4].accuracy > b->candidates[k].accuracy);
+    assert_true(b->candidates[4].accuracy > b->candidates[0].accuracy);
+    assert_int_equal(b->choice_winner.len, 5);
+    assert_memory_equal(b->choice_winner.ptr, "top-5", 5);
+    ens_pipeline_destroy(&p);
     ens_data_destroy(&d);
 }
 
@@ -282,6 +305,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_honest_folds_match_bruteforce),
         cmocka_unit_test(test_pipeline_honest_folds_vote_wins),
+        cmocka_unit_test(test_pipeline_honest_votes_between_not_picked),
         cmocka_unit_test(test_pipeline_honest_halves_without_choice),
     };
     return cmocka_run_group_tests_name("pipeline_honest", tests, NULL, NULL);
