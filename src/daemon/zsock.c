@@ -1,6 +1,7 @@
 /* zsock.c - see zsock.h. */
 #include "zsock.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "clock.h"
@@ -12,15 +13,20 @@
 #define FRAME_SLOTS (MAX_FRAMES + 1)
 
 struct ens_zsock_s {
-    uv_poll_t poll; /* on ZMQ_FD, readable */
-    uv_idle_t idle; /* re-arms a capped or kicked drain */
-    void *sock;     /* the libzmq socket */
+    uv_poll_t poll;       /* on ZMQ_FD, readable */
+    uv_idle_t idle;       /* re-arms a capped or kicked drain */
+    uv_prepare_t prepare; /* marks the end of a loop turn: resets the turn's share */
+    void *sock;           /* the libzmq socket */
     ens_zsock_msg_fn on_msg;
+    ens_zsock_resume_fn resume; /* NULL: a message is always handled whole */
     void *ud;
-    size_t fair_cap;    /* messages per drain */
-    double budget;      /* seconds per drain */
-    double mono;        /* ens_mono() read before the message being handed on */
-    double wall_offset; /* ens_now() - ens_mono() at the drain's start */
+    size_t fair_cap;     /* messages per loop turn */
+    double budget;       /* seconds of draining per loop turn */
+    double mono;         /* ens_mono() read before the message being handed on */
+    double wall_offset;  /* ens_now() - ens_mono() at the drain's start */
+    double deadline;     /* ens_mono() the turn's draining ends (INFINITY: flushing) */
+    size_t turn_handled; /* messages drained since the last prepare */
+    double turn_used;    /* seconds drained since then */
     int closing;
     int handles; /* handles not yet closed */
 };
@@ -67,6 +73,12 @@ static int readable(ens_zsock_t *z)
 
 static void on_idle(uv_idle_t *h);
 
+/* Whether the owner still holds part of a message. */
+static int held(ens_zsock_t *z)
+{
+    return z->resume && z->resume(z->ud, z, 0);
+}
+
 /* Receives and hands on messages until ZMQ_EVENTS says none is waiting or
  * a limit is reached. A receive that finds nothing has made libzmq process
  * its pending commands, as asking ZMQ_EVENTS does; ZMQ_EVENTS is still
@@ -74,25 +86,36 @@ static void on_idle(uv_idle_t *h);
  * re-arms the edge of ZMQ_FD. */
 static void drain(ens_zsock_t *z)
 {
-    size_t handled = 0;
+    size_t handled = z->turn_handled;
     double start = z->mono = ens_mono();
     z->wall_offset = ens_now() - start;
+    /* The limits are a loop turn's, not a drain's: a turn drains twice
+     * when the poll's drain (after the loop waited) runs out of budget and
+     * the idle handle's drain goes on before the loop waits again; each
+     * took the whole budget, 4 ms of a turn and more. */
+    double budget = z->budget - z->turn_used;
+    z->deadline = start + budget;
     int asked = 0; /* ZMQ_EVENTS said POLLIN since the last receive */
-    while (!z->closing) {
+    for (int first = 1; !z->closing; first = 0) {
         /* The clock read for the budget is the message's time too
          * (ens_zsock_time): one read per message. */
-        if (handled > 0)
+        if (!first)
             z->mono = ens_mono();
         /* A few huge batches take as long as many small messages: the drain
          * yields on whichever limit comes first, so the control socket and
          * the timers are served within a few milliseconds under any load. */
-        if (handled == z->fair_cap || z->mono - start > z->budget) {
-            if (!readable(z))
+        if (handled >= z->fair_cap || z->mono - start > budget) {
+            z->turn_handled = handled;
+            z->turn_used += z->mono - start;
+            if (!held(z) && !readable(z))
                 break;
             /* Queued messages raise no new edge: come back next turn. */
             uv_idle_start(&z->idle, on_idle);
             return;
         }
+        /* What is left of a message comes before any other. */
+        if (z->resume && z->resume(z->ud, z, 1))
+            continue; /* the budget is spent */
         zmq_msg_t frames[FRAME_SLOTS];
         size_t n = recv_message(z, frames);
         if (n == 0) {
@@ -108,8 +131,21 @@ static void drain(ens_zsock_t *z)
             zmq_msg_close(&frames[i]);
         handled++;
     }
+    if (handled > z->turn_handled) {
+        z->turn_used += ens_mono() - start;
+        z->turn_handled = handled;
+    }
     if (!z->closing)
         uv_idle_stop(&z->idle);
+}
+
+/* Once a turn, just before the loop waits: the next turn's drains have
+ * the whole budget and fair cap again. */
+static void on_prepare(uv_prepare_t *h)
+{
+    ens_zsock_t *z = h->data;
+    z->turn_handled = 0;
+    z->turn_used = 0;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -146,10 +182,14 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
         return NULL;
     }
     uv_idle_init(loop, &z->idle);
+    uv_prepare_init(loop, &z->prepare);
     z->poll.data = z;
     z->idle.data = z;
-    z->handles = 2;
+    z->prepare.data = z;
+    z->handles = 3;
     uv_poll_start(&z->poll, UV_READABLE, on_poll);
+    uv_prepare_start(&z->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&z->prepare); /* the poll handle keeps the loop alive */
     /* Messages may have arrived before the poll was armed: their edge is
      * gone, so look once now (on the next turn, outside the caller). */
     ens_zsock_kick(z);
@@ -169,8 +209,12 @@ void ens_zsock_time(const ens_zsock_t *z, double *now, double *mono)
 
 void ens_zsock_flush(ens_zsock_t *z, size_t max)
 {
-    if (z)
+    if (z) {
         z->wall_offset = ens_now() - ens_mono();
+        z->deadline = INFINITY;
+        if (z->resume)
+            z->resume(z->ud, z, 1);
+    }
     for (size_t i = 0; z && !z->closing && i < max; i++) {
         z->mono = ens_mono();
         zmq_msg_t frames[FRAME_SLOTS];
@@ -181,6 +225,16 @@ void ens_zsock_flush(ens_zsock_t *z, size_t max)
         for (size_t k = 0; k < n; k++)
             zmq_msg_close(&frames[k]);
     }
+}
+
+void ens_zsock_set_resume(ens_zsock_t *z, ens_zsock_resume_fn resume)
+{
+    z->resume = resume;
+}
+
+double ens_zsock_deadline(const ens_zsock_t *z)
+{
+    return z->deadline;
 }
 
 void ens_zsock_kick(ens_zsock_t *z)
@@ -209,4 +263,5 @@ void ens_zsock_close(ens_zsock_t *z)
     zmq_close(z->sock);
     uv_close((uv_handle_t *)&z->poll, on_closed);
     uv_close((uv_handle_t *)&z->idle, on_closed);
+    uv_close((uv_handle_t *)&z->prepare, on_closed);
 }
