@@ -257,24 +257,8 @@ static void on_ingest(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
     double now, mono;
     ens_zsock_time(z, &now, &mono);
     /* SUB publishers may send a topic frame first: the body is the last. */
-    ens_ingest_message_until(d->ingest, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]),
-                             now, mono, ens_zsock_deadline(z));
-}
-
-/* A message's events left for the next turns (ens_ingest_message_until). */
-static int ingest_resume(void *ud, ens_zsock_t *z, int apply)
-{
-    daemon_t *d = ud;
-    return apply ? ens_ingest_resume(d->ingest, ens_zsock_deadline(z))
-                 : ens_ingest_holding(d->ingest);
-}
-
-static ens_zsock_t *ingest_socket(daemon_t *d, void *sock)
-{
-    ens_zsock_t *z = ens_zsock_new(&d->loop, sock, on_ingest, d, 1024);
-    if (z)
-        ens_zsock_set_resume(z, ingest_resume);
-    return z;
+    ens_ingest_message(d->ingest, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]), now,
+                       mono);
 }
 
 /* A socket of type, CURVE applied (but for SUB, a client), bound to
@@ -331,12 +315,12 @@ static int open_sockets(daemon_t *d, char *err, size_t errlen)
         return -1;
     /* Fairness: at most 1024 messages per wake-up, then the loop serves the
      * control and publish sockets and timers before coming back. */
-    d->pull = ingest_socket(d, pull);
+    d->pull = ens_zsock_new(&d->loop, pull, on_ingest, d, 1024);
     for (size_t i = 0; i < c->ingest_nconnect; i++) {
         void *sub = open_socket(d, ZMQ_SUB, "ingest.connect", c->ingest_connect[i], err, errlen);
         if (!sub)
             return -1;
-        d->subs[i] = ingest_socket(d, sub);
+        d->subs[i] = ens_zsock_new(&d->loop, sub, on_ingest, d, 1024);
     }
     void *pub = open_socket(d, ZMQ_XPUB, "publish.bind", c->publish_bind, err, errlen);
     if (!pub)
@@ -425,7 +409,7 @@ static void reopen_bound(daemon_t *d)
     void *pull = bind_again(d, ZMQ_PULL, "ingest.bind", c->ingest_bind);
     void *pub = pull ? bind_again(d, ZMQ_XPUB, "publish.bind", c->publish_bind) : NULL;
     void *ctl = pub ? bind_again(d, ZMQ_ROUTER, "control.bind", c->control_bind) : NULL;
-    d->pull = pull ? ingest_socket(d, pull) : NULL;
+    d->pull = pull ? ens_zsock_new(&d->loop, pull, on_ingest, d, 1024) : NULL;
     if (pub)
         ens_publish_attach(d->publish, &d->loop, pub);
     if (ctl)
@@ -447,9 +431,6 @@ static void reload(daemon_t *d)
     if (!next)
         return;
     sd_notify(0, "RELOADING=1");
-    /* A message accepted under the running configuration is applied
-     * under it, whole. */
-    ens_ingest_finish(d->ingest);
     if (ens_config_load(d->conf_path, next, err, sizeof(err)) < 0) {
         for (char *nl = strchr(err, '\n'); nl; nl = strchr(nl, '\n'))
             *nl = ';';
@@ -478,8 +459,6 @@ static void stop(daemon_t *d)
         return;
     d->stopping = 1;
     sd_notify(0, "STOPPING=1");
-    /* The rest of a message being applied goes into the final state. */
-    ens_ingest_finish(d->ingest);
     ens_state_stop(d->state);
     ens_recompute_stop(d->recompute);
     ENS_LOG(NOTICE, "stopping (%d selections in flight)",

@@ -4,7 +4,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "clock.h"
 #include "ensembled/err.h"
 #include "ensembled/router.h"
 #include "ensembled/xalloc.h"
@@ -164,14 +163,6 @@ struct ens_ingest_s {
     ens_task_t **task_of;  /* per event of msg: its task when checked, or NULL */
     ids_t *ids;            /* per answer (a label event: its label) of msg */
     size_t events_cap, ids_cap;
-    /* A message being applied across loop turns (see ens_ingest_message_until):
-     * msg decoded from a copy of its bytes, its events from `next` on left. */
-    size_t next, count;         /* next event to apply; events of msg (0: none held) */
-    ids_t *next_ids;            /* the ids of event next */
-    double held_now, held_mono; /* the message's arrival times */
-    int stale;                  /* a turn went by: ids may name released slots */
-    char *held;                 /* the copy */
-    size_t held_cap;
 };
 
 /* Whether task t (NULL: the task `name` ingest would create) takes open
@@ -375,9 +366,7 @@ static void apply_event(ens_ingest_t *in, const ens_event_t *e, ens_task_t *t, c
     ens_task_predictions(t, key, len, preds, n, mono);
 }
 
-/* Decodes and checks a message, which becomes the held one, none of its
- * events applied yet. Returns -1 if it was refused (counted, logged). */
-static int begin(ens_ingest_t *in, const char *buf, size_t len, double now, double mono)
+int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now, double mono)
 {
     ens_decoded_t *m = in->msg;
     ens_reject_t why;
@@ -399,119 +388,14 @@ static int begin(ens_ingest_t *in, const char *buf, size_t len, double now, doub
                          ens_drop_name(drop));
         return -1;
     }
-    in->next = 0;
-    in->count = ens_decoded_count(m);
-    in->next_ids = in->ids;
-    in->held_now = now;
-    in->held_mono = mono;
-    in->stale = 0;
+    const ids_t *ids = in->ids;
+    for (size_t i = 0; i < ens_decoded_count(m); i++) {
+        const ens_event_t *e = ens_decoded_event(m, i);
+        apply_event(in, e, in->task_of[i], ids, now, mono);
+        ids += e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
+    }
+    in->st.events += ens_decoded_count(m);
     return 0;
-}
-
-/* Ids noted by the check that a slot released since no longer holds (the
- * tick frees retired models and labels between turns) are looked up
- * again, or added: the slot released made the room. */
-static void refresh_ids(ens_ingest_t *in)
-{
-    ids_t *id = in->next_ids;
-    for (size_t i = in->next; i < in->count; i++) {
-        const ens_event_t *e = ens_decoded_event(in->msg, i);
-        const ens_task_t *t = in->task_of[i];
-        size_t n = e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
-        for (size_t p = 0; t && p < n; p++) {
-            ens_str_t label = e->kind == ENS_EVENT_LABEL ? e->label : e->preds[p].label;
-            if (id[p].label >= 0 && !str_eq(ens_window_label_str(t->window, id[p].label), label))
-                id[p].label = -1;
-            if (e->kind != ENS_EVENT_LABEL && id[p].model >= 0 &&
-                !str_eq(ens_window_model_str(t->window, id[p].model), e->preds[p].model))
-                id[p].model = -1;
-        }
-        id += n;
-    }
-    in->stale = 0;
-}
-
-/* Applies the held message's events in order, at least one, until the
- * monotonic clock reaches deadline (0: all of them). Returns 1 while some
- * are left. */
-static int apply_some(ens_ingest_t *in, double deadline)
-{
-    if (in->stale)
-        refresh_ids(in);
-    size_t from = in->next;
-    while (in->next < in->count) {
-        if (in->next > from && deadline > 0 && ens_mono() >= deadline)
-            break;
-        const ens_event_t *e = ens_decoded_event(in->msg, in->next);
-        apply_event(in, e, in->task_of[in->next], in->next_ids, in->held_now, in->held_mono);
-        in->next_ids += e->kind == ENS_EVENT_LABEL ? 1 : e->npreds;
-        in->next++;
-    }
-    in->st.events += in->next - from;
-    if (in->next < in->count)
-        return 1;
-    in->count = 0;
-    return 0;
-}
-
-/* Keeps the rest of the message for later turns: its bytes copied (the
- * caller's buffer is borrowed for the call only) and decoded again from
- * the copy, which gives the same events in the same order. */
-static void hold(ens_ingest_t *in, const char *buf, size_t len)
-{
-    if (len > in->held_cap) {
-        free(in->held);
-        in->held = ens_xmalloc(len);
-        in->held_cap = len;
-    }
-    memcpy(in->held, buf, len);
-    ens_reject_t why;
-    if (ens_proto_decode_into(in->msg, in->held, len, &in->limits, &why) < 0 ||
-        ens_decoded_count(in->msg) != in->count) {
-        /* The same bytes under the same limits decoded a moment ago. */
-        ENS_LOG(ERR, "ingest: a held message decodes differently; %zu events lost",
-                in->count - in->next);
-        in->count = 0;
-        return;
-    }
-    in->stale = 1;
-}
-
-int ens_ingest_resume(ens_ingest_t *in, double deadline)
-{
-    if (in->count == 0)
-        return 0;
-    int left = apply_some(in, deadline);
-    in->stale = left;
-    return left;
-}
-
-int ens_ingest_holding(const ens_ingest_t *in)
-{
-    return in->count > 0;
-}
-
-void ens_ingest_finish(ens_ingest_t *in)
-{
-    if (in)
-        ens_ingest_resume(in, 0);
-}
-
-int ens_ingest_message_until(ens_ingest_t *in, const char *buf, size_t len, double now, double mono,
-                             double deadline)
-{
-    ens_ingest_finish(in);
-    if (begin(in, buf, len, now, mono) < 0)
-        return -1;
-    if (!apply_some(in, deadline))
-        return 0;
-    hold(in, buf, len);
-    return 1;
-}
-
-int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now, double mono)
-{
-    return ens_ingest_message_until(in, buf, len, now, mono, 0) < 0 ? -1 : 0;
 }
 
 int ens_ingest_pending(const ens_ingest_t *in, const char *buf, size_t len)
@@ -557,7 +441,6 @@ void ens_ingest_destroy(ens_ingest_t **ip)
     free((*ip)->names.slots);
     free((*ip)->task_of);
     free((*ip)->ids);
-    free((*ip)->held);
     free(*ip);
     *ip = NULL;
 }

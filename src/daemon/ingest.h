@@ -1,7 +1,6 @@
 /* ingest.h - from a message to joins: decode, check capacity, sample, apply.
  *
- * A message is applied all or nothing (an accepted one possibly over
- * several loop turns, ens_ingest_message_until). Decoding (protocol.h) rejects
+ * A message is applied all or nothing. Decoding (protocol.h) rejects
  * malformed or ill-typed input; then capacity is checked for the whole
  * message (tasks, models and labels it would add) before any state changes,
  * so a message that would overflow a dictionary changes nothing either.
@@ -52,31 +51,8 @@ void ens_ingest_set_config(ens_ingest_t *in, const ens_config_t *conf);
 
 /* Decodes and applies one message (buf is borrowed for the call). Returns
  * 0, or -1 when the message was refused (counted). now: wall time of
- * arrival; mono: the monotonic clock. A message held by
- * ens_ingest_message_until is finished first. */
+ * arrival; mono: the monotonic clock. */
 int ens_ingest_message(ens_ingest_t *in, const char *buf, size_t len, double now, double mono);
-
-/* The same, but applying its events only until the monotonic clock
- * reaches deadline (at least one; 0: all): a message of many events costs
- * milliseconds, and the event loop's turn should not. Returns 0 when it
- * was applied, -1 when refused, 1 when the rest of its events are held (a
- * copy of buf is kept): ens_ingest_resume applies them, in order, before
- * any other message. Its capacity was checked whole at its arrival, so an
- * accepted message is still applied whole; its events keep its arrival
- * times; events_in counts the events applied so far. */
-int ens_ingest_message_until(ens_ingest_t *in, const char *buf, size_t len, double now, double mono,
-                             double deadline);
-
-/* Applies the held message's events until deadline (at least one; 0: all
- * of them). Returns 1 while some are left, 0 when none is (or none was
- * held). */
-int ens_ingest_resume(ens_ingest_t *in, double deadline);
-
-/* 1 while a message's events are held. */
-int ens_ingest_holding(const ens_ingest_t *in);
-
-/* Applies whatever is held, all of it: before a stop or a reload. */
-void ens_ingest_finish(ens_ingest_t *in);
 
 /* 1 if a query that message buf[0..len) names is still pending in its
  * task's join (waiting for its label or its predictions), 0 if none is (a

@@ -1,7 +1,6 @@
 /* zsock.c - see zsock.h. */
 #include "zsock.h"
 
-#include <math.h>
 #include <stdlib.h>
 
 #include "clock.h"
@@ -18,13 +17,11 @@ struct ens_zsock_s {
     uv_prepare_t prepare; /* marks the end of a loop turn: resets the turn's share */
     void *sock;           /* the libzmq socket */
     ens_zsock_msg_fn on_msg;
-    ens_zsock_resume_fn resume; /* NULL: a message is always handled whole */
     void *ud;
     size_t fair_cap;     /* messages per loop turn */
     double budget;       /* seconds of draining per loop turn */
     double mono;         /* ens_mono() read before the message being handed on */
     double wall_offset;  /* ens_now() - ens_mono() at the drain's start */
-    double deadline;     /* ens_mono() the turn's draining ends (INFINITY: flushing) */
     size_t turn_handled; /* messages drained since the last prepare */
     double turn_used;    /* seconds drained since then */
     int closing;
@@ -73,12 +70,6 @@ static int readable(ens_zsock_t *z)
 
 static void on_idle(uv_idle_t *h);
 
-/* Whether the owner still holds part of a message. */
-static int held(ens_zsock_t *z)
-{
-    return z->resume && z->resume(z->ud, z, 0);
-}
-
 /* Receives and hands on messages until ZMQ_EVENTS says none is waiting or
  * a limit is reached. A receive that finds nothing has made libzmq process
  * its pending commands, as asking ZMQ_EVENTS does; ZMQ_EVENTS is still
@@ -94,12 +85,11 @@ static void drain(ens_zsock_t *z)
      * the idle handle's drain goes on before the loop waits again; each
      * took the whole budget, 4 ms of a turn and more. */
     double budget = z->budget - z->turn_used;
-    z->deadline = start + budget;
     int asked = 0; /* ZMQ_EVENTS said POLLIN since the last receive */
-    for (int first = 1; !z->closing; first = 0) {
+    while (!z->closing) {
         /* The clock read for the budget is the message's time too
          * (ens_zsock_time): one read per message. */
-        if (!first)
+        if (handled > z->turn_handled)
             z->mono = ens_mono();
         /* A few huge batches take as long as many small messages: the drain
          * yields on whichever limit comes first, so the control socket and
@@ -107,15 +97,12 @@ static void drain(ens_zsock_t *z)
         if (handled >= z->fair_cap || z->mono - start > budget) {
             z->turn_handled = handled;
             z->turn_used += z->mono - start;
-            if (!held(z) && !readable(z))
+            if (!readable(z))
                 break;
             /* Queued messages raise no new edge: come back next turn. */
             uv_idle_start(&z->idle, on_idle);
             return;
         }
-        /* What is left of a message comes before any other. */
-        if (z->resume && z->resume(z->ud, z, 1))
-            continue; /* the budget is spent */
         zmq_msg_t frames[FRAME_SLOTS];
         size_t n = recv_message(z, frames);
         if (n == 0) {
@@ -209,12 +196,8 @@ void ens_zsock_time(const ens_zsock_t *z, double *now, double *mono)
 
 void ens_zsock_flush(ens_zsock_t *z, size_t max)
 {
-    if (z) {
+    if (z)
         z->wall_offset = ens_now() - ens_mono();
-        z->deadline = INFINITY;
-        if (z->resume)
-            z->resume(z->ud, z, 1);
-    }
     for (size_t i = 0; z && !z->closing && i < max; i++) {
         z->mono = ens_mono();
         zmq_msg_t frames[FRAME_SLOTS];
@@ -225,16 +208,6 @@ void ens_zsock_flush(ens_zsock_t *z, size_t max)
         for (size_t k = 0; k < n; k++)
             zmq_msg_close(&frames[k]);
     }
-}
-
-void ens_zsock_set_resume(ens_zsock_t *z, ens_zsock_resume_fn resume)
-{
-    z->resume = resume;
-}
-
-double ens_zsock_deadline(const ens_zsock_t *z)
-{
-    return z->deadline;
 }
 
 void ens_zsock_kick(ens_zsock_t *z)

@@ -24,14 +24,6 @@ typedef struct ens_zsock_s ens_zsock_t;
  * last. */
 typedef void (*ens_zsock_msg_fn)(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t nframes);
 
-/* For an owner that applies a message over several turns (the callback
- * stops at ens_zsock_deadline and keeps what is left): with apply, goes on
- * with what is left until ens_zsock_deadline; without, changes nothing.
- * Returns 1 while part of a message is left, 0 when none is. A drain calls
- * it before receiving anything, so what is left of a message comes first,
- * and ends its turn while it returns 1. */
-typedef int (*ens_zsock_resume_fn)(void *ud, ens_zsock_t *z, int apply);
-
 /* Wraps zsock (taken: closed by ens_zsock_close). Returns NULL if its ZMQ_FD
  * cannot be polled. Checks ZMQ_EVENTS once right away. */
 ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg, void *ud,
@@ -41,8 +33,8 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
 void *ens_zsock_socket(const ens_zsock_t *z);
 
 /* Hands every message queued now (at most max) to the callback at once,
- * whatever the fair cap and budget, after what is left of a held one:
- * before the socket is closed, so that nothing it took in is lost. */
+ * whatever the fair cap: before the socket is closed, so that nothing it
+ * took in is lost. */
 void ens_zsock_flush(ens_zsock_t *z, size_t max);
 
 /* For the callback: the time of the message it is handed, read by the
@@ -51,13 +43,6 @@ void ens_zsock_flush(ens_zsock_t *z, size_t max);
  * a drain's 2 ms shows from the next drain on). One clock read per message
  * instead of three. */
 void ens_zsock_time(const ens_zsock_t *z, double *now, double *mono);
-
-/* Sets the resume hook (NULL: none). */
-void ens_zsock_set_resume(ens_zsock_t *z, ens_zsock_resume_fn resume);
-
-/* For the callbacks: the monotonic time (ens_mono()) at which this turn's
- * draining should end; INFINITY while flushing. */
-double ens_zsock_deadline(const ens_zsock_t *z);
 
 /* Schedules a drain on the next loop iteration. */
 void ens_zsock_kick(ens_zsock_t *z);

@@ -7,10 +7,8 @@
  * time, at most the 2 ms budget's worth however many drains the turn
  * runs), and messages sent after a drain emptied the socket still arrive
  * without a kick (the drain must end in the state that re-arms ZMQ_FD's
- * edge). Each message's time comes from the drain's clock read, checked
- * against clocks read here. A message whose callback leaves parts for
- * later turns (the resume hook) has them applied before any other
- * message, and by a flush.
+ * edge). Each message's time comes from
+ * the drain's clock read, checked against clocks read here.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -41,8 +39,6 @@ typedef struct {
     double mono_in[MAX_SEEN];             /* ens_mono() in the callback */
     char last[MAX_KEPT][MAX_KEPT][8];     /* the frames of the first MAX_KEPT messages */
     double spin;                          /* seconds each callback takes (busy) */
-    int hold;                             /* messages seq % 4 == 0 leave 3 parts */
-    uint32_t holder, parts;               /* the held message; its parts left */
 } fx_t;
 
 static void on_msg(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
@@ -64,27 +60,6 @@ static void on_msg(void *ud, ens_zsock_t *z, zmq_msg_t *frames, size_t n)
     fx->got++;
     for (double until = ens_mono() + fx->spin; ens_mono() < until;)
         ;
-    if (fx->hold && fx->seq[fx->got - 1] % 4 == 0) {
-        fx->holder = fx->seq[fx->got - 1];
-        fx->parts = 3;
-    }
-}
-
-/* The held message's parts, 0.4 ms each, recorded as 100000 + its seq,
- * until the drain's deadline (at least one). */
-static int on_resume(void *ud, ens_zsock_t *z, int apply)
-{
-    fx_t *fx = ud;
-    for (int n = 0; apply && fx->parts > 0; n++) {
-        if (n > 0 && ens_mono() >= ens_zsock_deadline(z))
-            break;
-        assert_true(fx->got < MAX_SEEN);
-        fx->seq[fx->got++] = 100000 + fx->holder;
-        fx->parts--;
-        for (double until = ens_mono() + 0.0004; ens_mono() < until;)
-            ;
-    }
-    return fx->parts > 0;
 }
 
 static int setup(void **state)
@@ -263,45 +238,6 @@ static void test_zsock_budget_is_per_turn(void **state)
         assert_int_equal(fx->seq[i], i);
 }
 
-/* A message whose callback leaves parts for later turns: its parts come
- * right after it, before any other message, over as many turns as the
- * budget asks (at most 6 units of 0.4 ms a turn); a flush finishes a held
- * message before it receives more. */
-static void test_zsock_held_message_goes_first(void **state)
-{
-    fx_t *fx = *state;
-    fx->hold = 1;
-    fx->spin = 0.0004;
-    ens_zsock_set_resume(fx->z, on_resume);
-    turns_t t = {.fx = fx};
-    uv_prepare_init(&fx->loop, &t.h);
-    t.h.data = &t;
-    uv_prepare_start(&t.h, on_turn);
-    for (uint32_t i = 0; i < 40; i++)
-        send_seq(fx, i, 1);
-    run_until(fx, 40 + 3 * 10);
-    uv_close((uv_handle_t *)&t.h, NULL);
-    uv_run(&fx->loop, UV_RUN_NOWAIT);
-    assert_true(t.most <= 6);
-    size_t k = 0;
-    for (uint32_t i = 0; i < 40; i++) {
-        assert_int_equal(fx->seq[k++], i);
-        for (int p = 0; i % 4 == 0 && p < 3; p++)
-            assert_int_equal(fx->seq[k++], 100000 + i);
-    }
-    /* Held when flushed: its parts first, then the queued messages. */
-    fx->holder = 999;
-    fx->parts = 2;
-    send_seq(fx, 41, 1);
-    send_seq(fx, 42, 1);
-    usleep(10000); /* inproc: the messages are queued by now */
-    ens_zsock_flush(fx->z, 100);
-    assert_int_equal(fx->got, k + 4);
-    static const uint32_t after[4] = {100999, 100999, 41, 42};
-    for (size_t i = 0; i < 4; i++)
-        assert_int_equal(fx->seq[k + i], after[i]);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,7 +249,6 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_zsock_time_of_each_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zsock_budget_is_per_turn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zsock_held_message_goes_first, setup, teardown),
     };
     return cmocka_run_group_tests_name("zsock", tests, NULL, NULL);
 }
