@@ -12,18 +12,15 @@
 #define FRAME_SLOTS (MAX_FRAMES + 1)
 
 struct ens_zsock_s {
-    uv_poll_t poll;       /* on ZMQ_FD, readable */
-    uv_idle_t idle;       /* re-arms a capped or kicked drain */
-    uv_prepare_t prepare; /* marks the end of a loop turn: resets the turn's share */
-    void *sock;           /* the libzmq socket */
+    uv_poll_t poll; /* on ZMQ_FD, readable */
+    uv_idle_t idle; /* re-arms a capped or kicked drain */
+    void *sock;     /* the libzmq socket */
     ens_zsock_msg_fn on_msg;
     void *ud;
-    size_t fair_cap;     /* messages per loop turn */
-    double budget;       /* seconds of draining per loop turn */
-    double mono;         /* ens_mono() read before the message being handed on */
-    double wall_offset;  /* ens_now() - ens_mono() at the drain's start */
-    size_t turn_handled; /* messages drained since the last prepare */
-    double turn_used;    /* seconds drained since then */
+    size_t fair_cap;    /* messages per drain */
+    double budget;      /* seconds per drain */
+    double mono;        /* ens_mono() read before the message being handed on */
+    double wall_offset; /* ens_now() - ens_mono() at the drain's start */
     int closing;
     int handles; /* handles not yet closed */
 };
@@ -77,26 +74,19 @@ static void on_idle(uv_idle_t *h);
  * re-arms the edge of ZMQ_FD. */
 static void drain(ens_zsock_t *z)
 {
-    size_t handled = z->turn_handled;
+    size_t handled = 0;
     double start = z->mono = ens_mono();
     z->wall_offset = ens_now() - start;
-    /* The limits are a loop turn's, not a drain's: a turn drains twice
-     * when the poll's drain (after the loop waited) runs out of budget and
-     * the idle handle's drain goes on before the loop waits again; each
-     * took the whole budget, 4 ms of a turn and more. */
-    double budget = z->budget - z->turn_used;
     int asked = 0; /* ZMQ_EVENTS said POLLIN since the last receive */
     while (!z->closing) {
         /* The clock read for the budget is the message's time too
          * (ens_zsock_time): one read per message. */
-        if (handled > z->turn_handled)
+        if (handled > 0)
             z->mono = ens_mono();
         /* A few huge batches take as long as many small messages: the drain
          * yields on whichever limit comes first, so the control socket and
          * the timers are served within a few milliseconds under any load. */
-        if (handled >= z->fair_cap || z->mono - start > budget) {
-            z->turn_handled = handled;
-            z->turn_used += z->mono - start;
+        if (handled == z->fair_cap || z->mono - start > z->budget) {
             if (!readable(z))
                 break;
             /* Queued messages raise no new edge: come back next turn. */
@@ -118,21 +108,8 @@ static void drain(ens_zsock_t *z)
             zmq_msg_close(&frames[i]);
         handled++;
     }
-    if (handled > z->turn_handled) {
-        z->turn_used += ens_mono() - start;
-        z->turn_handled = handled;
-    }
     if (!z->closing)
         uv_idle_stop(&z->idle);
-}
-
-/* Once a turn, just before the loop waits: the next turn's drains have
- * the whole budget and fair cap again. */
-static void on_prepare(uv_prepare_t *h)
-{
-    ens_zsock_t *z = h->data;
-    z->turn_handled = 0;
-    z->turn_used = 0;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -169,14 +146,10 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
         return NULL;
     }
     uv_idle_init(loop, &z->idle);
-    uv_prepare_init(loop, &z->prepare);
     z->poll.data = z;
     z->idle.data = z;
-    z->prepare.data = z;
-    z->handles = 3;
+    z->handles = 2;
     uv_poll_start(&z->poll, UV_READABLE, on_poll);
-    uv_prepare_start(&z->prepare, on_prepare);
-    uv_unref((uv_handle_t *)&z->prepare); /* the poll handle keeps the loop alive */
     /* Messages may have arrived before the poll was armed: their edge is
      * gone, so look once now (on the next turn, outside the caller). */
     ens_zsock_kick(z);
@@ -236,5 +209,4 @@ void ens_zsock_close(ens_zsock_t *z)
     zmq_close(z->sock);
     uv_close((uv_handle_t *)&z->poll, on_closed);
     uv_close((uv_handle_t *)&z->idle, on_closed);
-    uv_close((uv_handle_t *)&z->prepare, on_closed);
 }

@@ -3,8 +3,7 @@
  * ZMQ_FD signals edge-triggered: a wake-up means "something changed", not
  * "one message is here". So each wake-up drains the socket until a receive
  * finds nothing and ZMQ_EVENTS then says no ZMQ_POLLIN (asking it costs a
- * system call, so not before each message). A loop turn's drains stop after `fair_cap` messages or
- * 2 ms in all (a turn may drain twice: from the idle handle and from the poll) so one
+ * system call, so not before each message). A drain stops after `fair_cap` messages or 2 ms so one
  * flooded socket cannot starve the loop; it then re-arms through an idle handle, because no new
  * edge will come for the messages already queued. Sends and receives made outside the socket's own
  * callback can consume an edge too: call ens_zsock_kick() after them, which re-checks on the next
