@@ -1,4 +1,5 @@
 /* state.c - the journal, its timers, and the state's life (see state.h). */
+#define _GNU_SOURCE /* mremap */
 #include "state.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,21 +20,52 @@
 
 /* ---- bytes ------------------------------------------------------------ */
 
+/* Grows a mapped buffer to hold at least need bytes, by whole pages. If
+ * the system refuses a mapping (vm.max_map_count reached: a snapshot of
+ * many pieces), the buffer moves to the heap and stays there. */
+static void grow_mapped(ens__bytes_t *b, size_t need)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t cap = need > 2 * b->cap ? need : 2 * b->cap;
+    if (cap < 16 * page)
+        cap = 16 * page;
+    cap = (cap + page - 1) / page * page;
+    void *p = b->data ? mremap(b->data, b->cap, cap, MREMAP_MAYMOVE)
+                      : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        p = ens_xmalloc(cap);
+        if (b->data) {
+            memcpy(p, b->data, b->size);
+            munmap(b->data, b->cap);
+        }
+        b->mapped = 0;
+    }
+    b->data = p;
+    b->cap = cap;
+}
+
 void ens__bytes_record(ens__bytes_t *b, const ens_jrec_t *r)
 {
     size_t n = ens_jrec_size(r);
     if (n == 0)
         return; /* the caller's bug: a record breaking the codec's rules */
     if (b->size + n > b->cap) {
-        b->cap = b->size + n > 2 * b->cap ? b->size + n : 2 * b->cap;
-        b->data = ens_xreallocarray(b->data, b->cap, 1);
+        if (b->mapped) {
+            grow_mapped(b, b->size + n);
+        } else {
+            b->cap = b->size + n > 2 * b->cap ? b->size + n : 2 * b->cap;
+            b->data = ens_xreallocarray(b->data, b->cap, 1);
+        }
     }
     b->size += ens_jrec_encode(r, b->data + b->size, b->cap - b->size);
 }
 
 void ens__bytes_free(ens__bytes_t *b)
 {
-    free(b->data);
+    if (b->mapped && b->data)
+        munmap(b->data, b->cap);
+    else if (!b->mapped)
+        free(b->data);
     memset(b, 0, sizeof(*b));
 }
 

@@ -26,10 +26,16 @@
 #define ENS_STATE_SNAP_SLICE (1u << 13)
 #define ENS_STATE_SNAP_TURN_S 0.0005
 
-/* A growable byte buffer. */
+/* A growable byte buffer. A mapped one lives in its own anonymous mapping
+ * (grown by mremap, freed by munmap) instead of malloc's heap: a
+ * snapshot's pieces, 0.9 GB at 64 x 256 x 50,000 cells, are written on the
+ * loop and freed on the pool, and in the heap they would be given back to
+ * the system only by a later free on the loop, as one shrink of the whole
+ * image in one loop turn (17 to 35 ms measured). */
 typedef struct {
     uint8_t *data;
     size_t size, cap;
+    int mapped;
 } ens__bytes_t;
 
 /* One task's part of a snapshot being serialized. */

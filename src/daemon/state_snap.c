@@ -78,6 +78,7 @@ static ens__bytes_t *new_piece(ens__snap_t *snap)
     }
     ens__bytes_t *b = &snap->file[snap->npieces++];
     memset(b, 0, sizeof(*b));
+    b->mapped = 1; /* freed on the pool: see ens__bytes_t */
     return b;
 }
 
