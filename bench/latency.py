@@ -109,6 +109,11 @@ def loop_line(st, what):
           % (what, lp["turns"], lp["longest_turn_ms"], lp["longest_turn_recent_ms"],
              lp["turns_over_5ms"], lp.get("longest_turn_cpu_ms", float("nan")),
              lp.get("turns_over_5ms_cpu", -1), st["state"]["snapshots"], st["published"]))
+    by = lp.get("turns_over_5ms_cpu_by")
+    if by is not None:
+        print("%s: longest CPU turn in %s; over 5 ms of CPU by section: %s"
+              % (what, lp["longest_turn_cpu_in"],
+                 ", ".join("%s %d" % kv for kv in sorted(by.items()) if kv[1]) or "none"))
 
 
 def main():

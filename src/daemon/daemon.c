@@ -307,6 +307,15 @@ static void *open_socket(daemon_t *d, int type, const char *key, const char *end
     return s;
 }
 
+/* An ingest socket driven by the loop, its drains charged to ingest. */
+static ens_zsock_t *ingest_zsock(daemon_t *d, void *sock)
+{
+    ens_zsock_t *z = ens_zsock_new(&d->loop, sock, on_ingest, d, 1024);
+    if (z)
+        ens_zsock_set_section(z, ENS_LOOP_INGEST);
+    return z;
+}
+
 static int open_sockets(daemon_t *d, char *err, size_t errlen)
 {
     const ens_config_t *c = &d->conf;
@@ -315,12 +324,12 @@ static int open_sockets(daemon_t *d, char *err, size_t errlen)
         return -1;
     /* Fairness: at most 1024 messages per wake-up, then the loop serves the
      * control and publish sockets and timers before coming back. */
-    d->pull = ens_zsock_new(&d->loop, pull, on_ingest, d, 1024);
+    d->pull = ingest_zsock(d, pull);
     for (size_t i = 0; i < c->ingest_nconnect; i++) {
         void *sub = open_socket(d, ZMQ_SUB, "ingest.connect", c->ingest_connect[i], err, errlen);
         if (!sub)
             return -1;
-        d->subs[i] = ens_zsock_new(&d->loop, sub, on_ingest, d, 1024);
+        d->subs[i] = ingest_zsock(d, sub);
     }
     void *pub = open_socket(d, ZMQ_XPUB, "publish.bind", c->publish_bind, err, errlen);
     if (!pub)
@@ -353,18 +362,23 @@ static void on_tick(uv_timer_t *h)
 {
     daemon_t *d = h->data;
     double mono = ens_mono();
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_TASKS);
     ens_tasks_tick(d->tasks, ens_now(), mono);
+    ens_looptime_enter(ENS_LOOP_STATE);
     ens_state_tick(d->state, mono);
     /* Scrapes get figures at most a second old, rendered here. */
     if (d->metrics && mono - d->last_metrics >= 1.0) {
         d->last_metrics = mono;
+        ens_looptime_enter(ENS_LOOP_METRICS);
         update_metrics(d);
     }
     double every = d->conf.publish_interval;
     if (every > 0 && mono - d->last_publish_round >= every) {
         d->last_publish_round = mono;
+        ens_looptime_enter(ENS_LOOP_SELECT);
         ens_recompute_start_all(d->recompute);
     }
+    ens_looptime_enter(was);
 }
 
 static void on_watchdog(uv_timer_t *h)
@@ -409,7 +423,7 @@ static void reopen_bound(daemon_t *d)
     void *pull = bind_again(d, ZMQ_PULL, "ingest.bind", c->ingest_bind);
     void *pub = pull ? bind_again(d, ZMQ_XPUB, "publish.bind", c->publish_bind) : NULL;
     void *ctl = pub ? bind_again(d, ZMQ_ROUTER, "control.bind", c->control_bind) : NULL;
-    d->pull = pull ? ens_zsock_new(&d->loop, pull, on_ingest, d, 1024) : NULL;
+    d->pull = pull ? ingest_zsock(d, pull) : NULL;
     if (pub)
         ens_publish_attach(d->publish, &d->loop, pub);
     if (ctl)

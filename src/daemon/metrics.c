@@ -152,8 +152,8 @@ typedef struct {
     const char *key;   /* the status key */
     const char *name;  /* the metric; rows of one metric are consecutive */
     const char *type;  /* counter or gauge */
-    const char *label; /* "reason": key is a map of counts by reason; else
-                          label=value is added */
+    const char *label; /* with no value: key is a map of counts by this
+                          label; else label=value is added */
     const char *value;
     double scale;
     const char *help;
@@ -175,6 +175,9 @@ static const row_t rows[] = {
      "Event-loop turns over 5 ms, by work time or by CPU time."},
     {"loop", "turns_over_5ms_cpu", "ensembled_loop_slow_turns_total", "counter", "measure", "cpu",
      1, NULL},
+    {"loop", "turns_over_5ms_cpu_by", "ensembled_loop_slow_cpu_turns_by_section_total", "counter",
+     "section", NULL, 1,
+     "Event-loop turns over 5 ms of CPU time, by the section that took most of each."},
     {NULL, "messages_in", "ensembled_messages_received_total", "counter", NULL, NULL, 1,
      "Ingest messages taken in, accepted or not."},
     {NULL, "events_in", "ensembled_events_received_total", "counter", NULL, NULL, 1,
@@ -291,20 +294,20 @@ static void put_header(buf_t *b, const row_t *r)
 static void put_row(buf_t *b, const row_t *r, const msgpack_object *map, const msgpack_object *task)
 {
     const msgpack_object *v = find(map, r->key);
-    const char *reason = r->label && strcmp(r->label, "reason") == 0 ? r->label : NULL;
-    if (reason && v && v->type == MSGPACK_OBJECT_MAP) {
+    const char *by = r->label && !r->value ? r->label : NULL;
+    if (by && v && v->type == MSGPACK_OBJECT_MAP) {
         for (uint32_t i = 0; i < v->via.map.size; i++) {
             const msgpack_object *k = &v->via.map.ptr[i].key;
             if (k->type != MSGPACK_OBJECT_STR || !is_number(&v->via.map.ptr[i].val))
                 continue;
-            put(b, "%s{reason=\"", r->name);
+            put(b, "%s{%s=\"", r->name, by);
             put_label(b, k->via.str.ptr, k->via.str.size);
             put(b, "\"}");
             put_value(b, &v->via.map.ptr[i].val, r->scale);
         }
         return;
     }
-    if (reason || !is_number(v))
+    if (by || !is_number(v))
         return;
     put(b, "%s", r->name);
     if (task || r->label) {

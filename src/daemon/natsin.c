@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "ensembled/xalloc.h"
 #include "log.h"
+#include "looptime.h"
 
 #ifdef ENS_HAVE_NATS
 
@@ -265,8 +266,10 @@ static void take(ens_natsin_t *n)
 static void on_async(uv_async_t *a)
 {
     ens_natsin_t *n = a->data;
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_INGEST);
     take(n);
     settle(n);
+    ens_looptime_enter(was);
 }
 
 static void on_timer(uv_timer_t *t)

@@ -13,6 +13,7 @@
 #include "ensembled/err.h"
 #include "ensembled/xalloc.h"
 #include "log.h"
+#include "looptime.h"
 
 /* Window cells (rows times models) copied into starting selections'
  * snapshots per loop turn at most, ... */
@@ -337,7 +338,7 @@ static void selection_works(slot_t *sl, const ens_task_t *t)
     sl->fail_code = 0;
 }
 
-static void after_work(uv_work_t *req, int status)
+static void job_done(uv_work_t *req, int status)
 {
     job_t *j = req->data;
     ens_recompute_t *rc = j->owner;
@@ -362,6 +363,13 @@ static void after_work(uv_work_t *req, int status)
     }
     if (rc->wait_len > 0 && rc->copier_open)
         uv_idle_start(&rc->copier, on_copier);
+}
+
+static void after_work(uv_work_t *req, int status)
+{
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_SELECT);
+    job_done(req, status);
+    ens_looptime_enter(was);
 }
 
 /* The job's own copies: the settings, the published set, the ages. */
@@ -536,9 +544,8 @@ static job_t *next_job(ens_recompute_t *rc)
  * pool once complete, while fewer than MAX_QUEUED are there. So a round
  * over many large windows is spread over many short turns instead of one
  * long one. */
-static void on_copier(uv_idle_t *h)
+static void copy_some(ens_recompute_t *rc)
 {
-    ens_recompute_t *rc = h->data;
     size_t done = 0;
     double deadline = ens_mono() + COPY_TURN_S;
     while (done < COPY_CELLS) {
@@ -569,6 +576,13 @@ static void on_copier(uv_idle_t *h)
     }
     if (!rc->copying || rc->copying->faulting)
         uv_idle_stop(&rc->copier); /* fault_done or after_work starts it again */
+}
+
+static void on_copier(uv_idle_t *h)
+{
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_SELECT);
+    copy_some(h->data);
+    ens_looptime_enter(was);
 }
 
 void ens_recompute_start(ens_recompute_t *rc, ens_task_t *t)

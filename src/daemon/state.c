@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "ensembled/xalloc.h"
 #include "log.h"
+#include "looptime.h"
 #include "state_int.h"
 
 /* ---- bytes ------------------------------------------------------------ */
@@ -126,7 +127,12 @@ static void flush(ens_state_t *s)
 
 static void on_flush(uv_check_t *h)
 {
-    flush(h->data);
+    ens_state_t *s = h->data;
+    if (s->out.size == 0 || s->fd < 0)
+        return; /* most turns: no clock read for nothing */
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_STATE);
+    flush(s);
+    ens_looptime_enter(was);
 }
 
 /* Buffers one record for the journal. The buffer is written once per loop
@@ -451,7 +457,9 @@ static void on_serial(uv_idle_t *h)
     snap_job_t *j = s->job;
     size_t cells = 0;
     double deadline = s->snap_turn_s > 0 ? ens_mono() + s->snap_turn_s : 0;
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_STATE);
     int done = ens__snapshot_step(s, &j->snap, s->snap_cells, s->snap_slice, deadline, &cells);
+    ens_looptime_enter(was);
     s->snap_turns++;
     if (cells > s->snap_turn_max)
         s->snap_turn_max = cells;

@@ -22,7 +22,8 @@ struct ens_zsock_s {
     double mono;        /* ens_mono() read before the message being handed on */
     double wall_offset; /* ens_now() - ens_mono() at the drain's start */
     int closing;
-    int handles; /* handles not yet closed */
+    int handles;                /* handles not yet closed */
+    ens_loop_section_t section; /* what its drains are, for looptime.h */
 };
 
 /* Receives one whole message into frames[FRAME_SLOTS]. Of a message
@@ -72,7 +73,16 @@ static void on_idle(uv_idle_t *h);
  * its pending commands, as asking ZMQ_EVENTS does; ZMQ_EVENTS is still
  * asked before the drain ends, so that it ends only in the state that
  * re-arms the edge of ZMQ_FD. */
+static void drain_messages(ens_zsock_t *z);
+
 static void drain(ens_zsock_t *z)
+{
+    ens_loop_section_t was = ens_looptime_enter(z->section);
+    drain_messages(z);
+    ens_looptime_enter(was);
+}
+
+static void drain_messages(ens_zsock_t *z)
 {
     size_t handled = 0;
     double start = z->mono = ens_mono();
@@ -138,6 +148,7 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
     z->on_msg = on_msg;
     z->ud = ud;
     z->fair_cap = fair_cap ? fair_cap : 1;
+    z->section = ENS_LOOP_REQUESTS;
     /* 2 ms: with the other work of a turn, under the 5 ms a turn should
      * take at most (docs/overload.md). */
     z->budget = 2e-3;
@@ -154,6 +165,11 @@ ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg
      * gone, so look once now (on the next turn, outside the caller). */
     ens_zsock_kick(z);
     return z;
+}
+
+void ens_zsock_set_section(ens_zsock_t *z, ens_loop_section_t section)
+{
+    z->section = section;
 }
 
 void *ens_zsock_socket(const ens_zsock_t *z)

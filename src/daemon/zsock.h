@@ -16,6 +16,8 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "looptime.h"
+
 typedef struct ens_zsock_s ens_zsock_t;
 
 /* Called once per received message with its frames (borrowed for the call):
@@ -27,6 +29,10 @@ typedef void (*ens_zsock_msg_fn)(void *ud, ens_zsock_t *z, zmq_msg_t *frames, si
  * cannot be polled. Checks ZMQ_EVENTS once right away. */
 ens_zsock_t *ens_zsock_new(uv_loop_t *loop, void *zsock, ens_zsock_msg_fn on_msg, void *ud,
                            size_t fair_cap);
+
+/* What the socket's drains are charged to in the loop's accounts
+ * (looptime.h); ENS_LOOP_REQUESTS unless set. */
+void ens_zsock_set_section(ens_zsock_t *z, ens_loop_section_t section);
 
 /* The libzmq socket (borrowed). */
 void *ens_zsock_socket(const ens_zsock_t *z);

@@ -12,6 +12,7 @@ import harness  # noqa: E402
 
 KEYS = {"turns", "longest_turn_ms", "longest_turn_recent_ms", "turns_over_5ms",
         "longest_turn_cpu_ms", "turns_over_5ms_cpu"}
+SECTIONS = {"other", "ingest", "requests", "tasks", "state", "select", "metrics"}
 TICK = 0.1  # the daemon's housekeeping timer: at least one loop turn each
 
 
@@ -27,9 +28,13 @@ def batch(n, start=0):
 
 class LoopTimeTest(harness.DaemonTestCase):
     def check(self, lp, uptime_s):
-        self.assertEqual(set(lp), KEYS)
+        self.assertEqual(set(lp), KEYS | {"longest_turn_cpu_in", "turns_over_5ms_cpu_by"})
         for k in KEYS:
             self.assertGreaterEqual(lp[k], 0, k)
+        # Each slow turn is put down to one section, every section named.
+        self.assertIn(lp["longest_turn_cpu_in"], SECTIONS)
+        self.assertEqual(set(lp["turns_over_5ms_cpu_by"]), SECTIONS)
+        self.assertEqual(sum(lp["turns_over_5ms_cpu_by"].values()), lp["turns_over_5ms_cpu"])
         self.assertGreater(lp["turns"], 0)
         self.assertGreater(lp["longest_turn_ms"], 0)
         self.assertGreater(lp["longest_turn_cpu_ms"], 0)
