@@ -128,6 +128,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
     ens_zsock_t *z = h->data;
     if (status < 0)
         ENS_LOG(WARNING, "zsock: poll error: %s", uv_strerror(status));
+    /* An active idle handle has drained this turn already (libuv runs idle
+     * handles before polling), or was kicked during it, and drains on the
+     * next turn, which does not wait: a drain here would give the socket
+     * two budgets in one turn. */
+    if (uv_is_active((uv_handle_t *)&z->idle))
+        return;
     drain(z);
 }
 

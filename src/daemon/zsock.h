@@ -5,7 +5,8 @@
  * finds nothing and ZMQ_EVENTS then says no ZMQ_POLLIN (asking it costs a
  * system call, so not before each message). A drain stops after `fair_cap` messages or 2 ms so one
  * flooded socket cannot starve the loop; it then re-arms through an idle handle, because no new
- * edge will come for the messages already queued. Sends and receives made outside the socket's own
+ * edge will come for the messages already queued. A socket drains at most once a turn while its
+ * idle handle is on. Sends and receives made outside the socket's own
  * callback can consume an edge too: call ens_zsock_kick() after them, which re-checks on the next
  * loop turn.
  */
