@@ -364,7 +364,7 @@ static void on_tick(uv_timer_t *h)
     double mono = ens_mono();
     ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_TASKS);
     ens_tasks_tick(d->tasks, ens_now(), mono);
-    ens_looptime_enter(ENS_LOOP_STATE);
+    ens_looptime_enter(ENS_LOOP_JOURNAL);
     ens_state_tick(d->state, mono);
     /* Scrapes get figures at most a second old, rendered here. */
     if (d->metrics && mono - d->last_metrics >= 1.0) {

@@ -34,9 +34,9 @@ struct ens_looptime_s {
 };
 
 static const char *const section_names[ENS_LOOP_NSECTIONS] = {
-    [ENS_LOOP_OTHER] = "other",     [ENS_LOOP_INGEST] = "ingest", [ENS_LOOP_REQUESTS] = "requests",
-    [ENS_LOOP_TASKS] = "tasks",     [ENS_LOOP_STATE] = "state",   [ENS_LOOP_SELECT] = "select",
-    [ENS_LOOP_METRICS] = "metrics",
+    [ENS_LOOP_OTHER] = "other",   [ENS_LOOP_INGEST] = "ingest",   [ENS_LOOP_REQUESTS] = "requests",
+    [ENS_LOOP_TASKS] = "tasks",   [ENS_LOOP_JOURNAL] = "journal", [ENS_LOOP_SNAPSHOT] = "snapshot",
+    [ENS_LOOP_SELECT] = "select", [ENS_LOOP_METRICS] = "metrics",
 };
 
 /* The looptime sections are charged to: the daemon runs one loop. */

@@ -32,7 +32,8 @@ typedef enum {
     ENS_LOOP_INGEST,   /* the ingest sockets' drains: decode, join, window */
     ENS_LOOP_REQUESTS, /* control requests, subscriptions, ZAP */
     ENS_LOOP_TASKS,    /* the tick's expiry and retirement over every task */
-    ENS_LOOP_STATE,    /* the journal's flush, a snapshot's start and pieces */
+    ENS_LOOP_JOURNAL,  /* the journal's writes */
+    ENS_LOOP_SNAPSHOT, /* a snapshot's start (names, journal rotated), its pieces */
     ENS_LOOP_SELECT,   /* selections started, their windows copied, results */
     ENS_LOOP_METRICS,  /* the status map and bodies copied for /metrics */
     ENS_LOOP_NSECTIONS

@@ -130,7 +130,7 @@ static void on_flush(uv_check_t *h)
     ens_state_t *s = h->data;
     if (s->out.size == 0 || s->fd < 0)
         return; /* most turns: no clock read for nothing */
-    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_STATE);
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_JOURNAL);
     flush(s);
     ens_looptime_enter(was);
 }
@@ -457,7 +457,7 @@ static void on_serial(uv_idle_t *h)
     snap_job_t *j = s->job;
     size_t cells = 0;
     double deadline = s->snap_turn_s > 0 ? ens_mono() + s->snap_turn_s : 0;
-    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_STATE);
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_SNAPSHOT);
     int done = ens__snapshot_step(s, &j->snap, s->snap_cells, s->snap_slice, deadline, &cells);
     ens_looptime_enter(was);
     s->snap_turns++;
@@ -597,7 +597,9 @@ void ens_state_tick(ens_state_t *s, double mono)
     if (due && !s->snapshotting && !s->syncing)
         flush(s);
     if (due && !s->snapshotting && !s->syncing && (s->out.size == 0 || s->dropped > 0)) {
+        ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_SNAPSHOT);
         s->job = snapshot_begin(s, mono, 1);
+        ens_looptime_enter(was);
         s->snapshotting = 1;
         s->last_sync = mono;
         uv_idle_start(&s->serial, on_serial);

@@ -12,7 +12,7 @@ import harness  # noqa: E402
 
 KEYS = {"turns", "longest_turn_ms", "longest_turn_recent_ms", "turns_over_5ms",
         "longest_turn_cpu_ms", "turns_over_5ms_cpu"}
-SECTIONS = {"other", "ingest", "requests", "tasks", "state", "select", "metrics"}
+SECTIONS = {"other", "ingest", "requests", "tasks", "journal", "snapshot", "select", "metrics"}
 TICK = 0.1  # the daemon's housekeeping timer: at least one loop turn each
 
 

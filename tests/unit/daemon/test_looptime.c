@@ -141,13 +141,13 @@ static int is(const msgpack_object *o, const char *s)
 
 /* Three slow turns, each put down to the section with most of its CPU time
  * (not the first or the last entered), one fast turn counted nowhere. The
- * longest turn is the one of 14 ms, mostly the state's. */
+ * longest turn is the one of 14 ms, mostly the snapshot's. */
 static void test_slow_turns_by_section(void **state)
 {
     (void)state;
     const turn_t turns[] = {
         {{ENS_LOOP_INGEST}, {7}, 0},
-        {{ENS_LOOP_TASKS, ENS_LOOP_STATE, ENS_LOOP_INGEST}, {2, 9, 3}, 0},
+        {{ENS_LOOP_TASKS, ENS_LOOP_SNAPSHOT, ENS_LOOP_INGEST}, {2, 9, 3}, 0},
         {{ENS_LOOP_SELECT, ENS_LOOP_INGEST}, {1.5, 6}, 0},
         {{ENS_LOOP_METRICS}, {1}, 0},
     };
@@ -156,11 +156,11 @@ static void test_slow_turns_by_section(void **state)
     run(turns, sizeof(turns) / sizeof(turns[0]), &out, &lp);
     assert_int_equal(field(lp, "turns_over_5ms_cpu")->via.u64, 3);
     assert_int_equal(by(lp, "ingest"), 2);
-    assert_int_equal(by(lp, "state"), 1);
+    assert_int_equal(by(lp, "snapshot"), 1);
     assert_int_equal(by(lp, "tasks") + by(lp, "select") + by(lp, "metrics") + by(lp, "other") +
-                         by(lp, "requests"),
+                         by(lp, "requests") + by(lp, "journal"),
                      0);
-    assert_true(is(field(lp, "longest_turn_cpu_in"), "state"));
+    assert_true(is(field(lp, "longest_turn_cpu_in"), "snapshot"));
     double longest = field(lp, "longest_turn_cpu_ms")->via.f64;
     assert_true(longest >= 14 && longest < 14 + 10); /* 10 ms for the loop's own work */
     msgpack_unpacked_destroy(&out);
