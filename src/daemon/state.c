@@ -370,7 +370,7 @@ static void snapshot_work(uv_work_t *req)
     j->snap.size = size;
 }
 
-static void snapshot_done(uv_work_t *req, int status)
+static void snapshot_end(uv_work_t *req, int status)
 {
     snap_job_t *j = req->data;
     ens_state_t *s = j->s;
@@ -396,6 +396,13 @@ static void snapshot_done(uv_work_t *req, int status)
         ENS_LOG(DEBUG, "state: snapshot written (%zu bytes)", j->snap.size);
     }
     job_free(j);
+}
+
+static void snapshot_done(uv_work_t *req, int status)
+{
+    ens_loop_section_t was = ens_looptime_enter(ENS_LOOP_SNAPSHOT);
+    snapshot_end(req, status);
+    ens_looptime_enter(was);
 }
 
 static void on_synced(uv_fs_t *req);
