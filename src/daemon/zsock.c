@@ -73,15 +73,6 @@ static void on_idle(uv_idle_t *h);
  * its pending commands, as asking ZMQ_EVENTS does; ZMQ_EVENTS is still
  * asked before the drain ends, so that it ends only in the state that
  * re-arms the edge of ZMQ_FD. */
-static void drain_messages(ens_zsock_t *z);
-
-static void drain(ens_zsock_t *z)
-{
-    ens_loop_section_t was = ens_looptime_enter(z->section);
-    drain_messages(z);
-    ens_looptime_enter(was);
-}
-
 static void drain_messages(ens_zsock_t *z)
 {
     size_t handled = 0;
@@ -120,6 +111,14 @@ static void drain_messages(ens_zsock_t *z)
     }
     if (!z->closing)
         uv_idle_stop(&z->idle);
+}
+
+/* A drain, its CPU time charged to the socket's section (looptime.h). */
+static void drain(ens_zsock_t *z)
+{
+    ens_loop_section_t was = ens_looptime_enter(z->section);
+    drain_messages(z);
+    ens_looptime_enter(was);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
