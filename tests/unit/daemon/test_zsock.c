@@ -6,7 +6,9 @@
  * last), at most the fair cap per loop turn, and messages sent after a
  * drain emptied the socket still arrive without a kick (the drain must end
  * in the state that re-arms ZMQ_FD's edge). Each message's time comes from
- * the drain's clock read, checked against clocks read here.
+ * the drain's clock read, checked against clocks read here. A socket found
+ * readable again while its capped drain waits for the next turn still
+ * drains once a turn.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -152,6 +154,57 @@ static void test_zsock_messages_after_a_drain_arrive_without_kick(void **state)
         assert_int_equal(fx->seq[i], i);
 }
 
+/* A second sender whose message arrives between a capped drain and the
+ * poll, every turn: the socket's descriptor is then readable in the poll
+ * phase while the idle handle that re-arms the drain is on. The socket
+ * still drains once a turn, at most the fair cap. */
+typedef struct {
+    fx_t *fx;
+    void *push2;
+    uint32_t sent;
+} late_t;
+
+static void on_prepare_send(uv_prepare_t *h)
+{
+    late_t *l = h->data;
+    uint32_t seq = 1000000 + l->sent++;
+    assert_int_equal(zmq_send(l->push2, &seq, sizeof(seq), 0), (int)sizeof(seq));
+}
+
+static void test_zsock_one_drain_a_turn_when_readable_again(void **state)
+{
+    fx_t *fx = *state;
+    late_t l = {fx, zmq_socket(fx->ctx, ZMQ_PUSH), 0};
+    assert_int_equal(zmq_connect(l.push2, "inproc://zsock-test"), 0);
+    for (uint32_t i = 0; i < 2000; i++)
+        send_seq(fx, i, 1);
+    usleep(10000);
+    uv_prepare_t prep;
+    uv_prepare_init(&fx->loop, &prep);
+    prep.data = &l;
+    uv_prepare_start(&prep, on_prepare_send);
+    size_t turns = 0, most = 0;
+    double end = ens_mono() + 5;
+    while (fx->got < 2000 + l.sent && ens_mono() < end && fx->got < MAX_SEEN - 200) {
+        size_t before = fx->got;
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        most = fx->got - before > most ? fx->got - before : most;
+        turns++;
+    }
+    uv_prepare_stop(&prep);
+    uv_close((uv_handle_t *)&prep, NULL);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    zmq_close(l.push2);
+    assert_true(most <= 100);
+    assert_true(fx->got >= 2000);
+    /* The first sender's messages, all of them, in order among the rest. */
+    uint32_t next = 0;
+    for (size_t i = 0; i < fx->got; i++)
+        if (fx->seq[i] < 1000000)
+            assert_int_equal(fx->seq[i], next++);
+    assert_int_equal(next, 2000);
+}
+
 /* Each message's time, from the drain: read before its callback (and after
  * the previous message's), the wall clock as far from it as the clocks
  * read here are. */
@@ -199,6 +252,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_zsock_long_message_keeps_first_seven_and_last, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_zsock_time_of_each_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zsock_one_drain_a_turn_when_readable_again, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("zsock", tests, NULL, NULL);
 }
