@@ -115,6 +115,68 @@ static void test_open_pattern(void **state)
     assert_int_equal(x3[N - 1], ENS_SYM_ABSTAIN);
 }
 
+/* The pattern as the definition says it: each answer's class is the
+ * number of distinct answers before its first appearance, in model order;
+ * past ENS_OPEN_MAX_CLASSES an answer abstains. A scan of every earlier
+ * model, nothing shared with the library's table. */
+static uint8_t pattern_by_definition(const uint64_t *key, uint8_t *x, size_t n, uint64_t truth)
+{
+    uint8_t out[ENS_MAX_MODELS];
+    uint8_t y = ENS_OPEN_NONE;
+    size_t ncls = 0;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = x[i];
+        if (x[i] == ENS_SYM_ABSTAIN || x[i] == ENS_SYM_MISSING)
+            continue;
+        size_t first = i;
+        for (size_t j = 0; j < i; j++)
+            if (x[j] != ENS_SYM_ABSTAIN && x[j] != ENS_SYM_MISSING && key[j] == key[i] &&
+                out[j] != ENS_SYM_ABSTAIN) {
+                first = j;
+                break;
+            }
+        if (first < i) {
+            out[i] = out[first];
+        } else if (ncls == ENS_OPEN_MAX_CLASSES) {
+            out[i] = ENS_SYM_ABSTAIN;
+        } else {
+            out[i] = (uint8_t)ncls++;
+            if (key[i] == truth)
+                y = out[i];
+        }
+    }
+    memcpy(x, out, n);
+    return y;
+}
+
+/* Random rows against the definition: 1 to 1024 models, 1 to 400 distinct
+ * answers (past the classes' limit), abstentions and missing answers, the
+ * truth given or not, and keys alike in their low or their high bits. */
+static void test_open_pattern_against_definition(void **state)
+{
+    (void)state;
+    tu_rng_t rng;
+    tu_seed(&rng, 77);
+    static uint64_t key[ENS_MAX_MODELS];
+    static uint8_t x[ENS_MAX_MODELS], want[ENS_MAX_MODELS];
+    for (int trial = 0; trial < 3000; trial++) {
+        size_t n = 1 + tu_below(&rng, trial % 10 == 0 ? ENS_MAX_MODELS : 64);
+        size_t distinct = 1 + tu_below(&rng, trial % 7 == 0 ? 400 : 12);
+        int shape = trial % 3; /* keys: hashed, small, alike but in their high bits */
+        for (size_t i = 0; i < n; i++) {
+            uint64_t a = tu_below(&rng, distinct);
+            key[i] = shape == 0 ? (a + 1) * 0xD6E8FEB86659FD93ull : shape == 1 ? a : a << 48;
+            size_t r = tu_below(&rng, 10);
+            x[i] = r == 0 ? ENS_SYM_ABSTAIN : r == 1 ? ENS_SYM_MISSING : 0;
+        }
+        uint64_t truth = tu_below(&rng, 2) ? key[tu_below(&rng, n)] : 0xdeadbeefull;
+        memcpy(want, x, n);
+        uint8_t wy = pattern_by_definition(key, want, n, truth);
+        assert_int_equal(ens_open_pattern(key, x, n, truth), wy);
+        assert_memory_equal(x, want, n);
+    }
+}
+
 static void test_open_csv(void **state)
 {
     (void)state;
@@ -321,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_open_normalize_numeric),
         cmocka_unit_test(test_open_names),
         cmocka_unit_test(test_open_pattern),
+        cmocka_unit_test(test_open_pattern_against_definition),
         cmocka_unit_test(test_open_csv),
         cmocka_unit_test(test_open_csv_many_answers),
         cmocka_unit_test(test_open_join),
