@@ -21,13 +21,12 @@
 
 /* ---- bytes ------------------------------------------------------------ */
 
-/* Grows a mapped buffer to hold at least need bytes, by whole pages. If
- * the system refuses a mapping (vm.max_map_count reached: a snapshot of
- * many pieces), the buffer moves to the heap and stays there. */
-static void grow_mapped(ens__bytes_t *b, size_t need)
+/* Grows a mapped buffer to at least cap bytes, by whole pages. If the
+ * system refuses a mapping (vm.max_map_count reached: a snapshot of many
+ * pieces), the buffer moves to the heap and stays there. */
+static void grow_mapped(ens__bytes_t *b, size_t cap)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t cap = need > 2 * b->cap ? need : 2 * b->cap;
     if (cap < 16 * page)
         cap = 16 * page;
     cap = (cap + page - 1) / page * page;
@@ -51,11 +50,12 @@ void ens__bytes_record(ens__bytes_t *b, const ens_jrec_t *r)
     if (n == 0)
         return; /* the caller's bug: a record breaking the codec's rules */
     if (b->size + n > b->cap) {
+        size_t cap = b->size + n > 2 * b->cap ? b->size + n : 2 * b->cap;
         if (b->mapped) {
-            grow_mapped(b, b->size + n);
+            grow_mapped(b, cap);
         } else {
-            b->cap = b->size + n > 2 * b->cap ? b->size + n : 2 * b->cap;
-            b->data = ens_xreallocarray(b->data, b->cap, 1);
+            b->data = ens_xreallocarray(b->data, cap, 1);
+            b->cap = cap;
         }
     }
     b->size += ens_jrec_encode(r, b->data + b->size, b->cap - b->size);

@@ -125,12 +125,16 @@ uint64_t ens_open_key(const char *s, size_t len, ens_norm_t n)
     return XXH3_64bits_withSeed(s, len, SEED_TEXT);
 }
 
-/* A key's first slot in a table of mask + 1 slots: the high bits of a
- * multiplicative mix, so that keys differing only in high bits (small
- * numbers in tests, or crafted texts) still spread. */
-static size_t slot_of(uint64_t key, size_t mask)
+/* The slot of key in a table of mask + 1 slots, or the empty slot where it
+ * would go. Probing starts from the high bits of a multiplicative mix, so
+ * that keys differing only in high bits (small numbers in tests, or
+ * crafted texts) still spread. */
+static size_t slot_of(const uint64_t *slot_key, const uint8_t *slot_cls, size_t mask, uint64_t key)
 {
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+    while (slot_cls[h] && slot_key[h] != key)
+        h = (h + 1) & mask;
+    return h;
 }
 
 uint8_t ens_open_pattern(const uint64_t *key, uint8_t *x, size_t n, uint64_t truth)
@@ -141,10 +145,10 @@ uint8_t ens_open_pattern(const uint64_t *key, uint8_t *x, size_t n, uint64_t tru
      * first appear, so the table changes how they are found, not what
      * they are. (A linear scan of the classes was a quarter of an open
      * CSV's parse at 100 models and 10 classes.) */
-    enum { MOST = 2 * ENS_OPEN_MAX_CLASSES };
-    uint64_t slot_key[512];
-    uint8_t slot_cls[512];
-    _Static_assert(MOST <= 512, "the table holds twice the classes");
+    enum { SLOTS = 512 };
+    _Static_assert(2 * ENS_OPEN_MAX_CLASSES <= SLOTS, "the table holds twice the classes");
+    uint64_t slot_key[SLOTS];
+    uint8_t slot_cls[SLOTS];
     size_t want = 2 * (n < ENS_OPEN_MAX_CLASSES ? n : ENS_OPEN_MAX_CLASSES), cap = 16;
     while (cap < want)
         cap *= 2;
@@ -153,9 +157,7 @@ uint8_t ens_open_pattern(const uint64_t *key, uint8_t *x, size_t n, uint64_t tru
     for (size_t i = 0; i < n; i++) {
         if (x[i] == ENS_SYM_ABSTAIN || x[i] == ENS_SYM_MISSING)
             continue;
-        size_t h = slot_of(key[i], mask);
-        while (slot_cls[h] && slot_key[h] != key[i])
-            h = (h + 1) & mask;
+        size_t h = slot_of(slot_key, slot_cls, mask, key[i]);
         if (!slot_cls[h]) {
             if (ncls == ENS_OPEN_MAX_CLASSES) {
                 x[i] = ENS_SYM_ABSTAIN;
@@ -166,8 +168,6 @@ uint8_t ens_open_pattern(const uint64_t *key, uint8_t *x, size_t n, uint64_t tru
         }
         x[i] = (uint8_t)(slot_cls[h] - 1);
     }
-    size_t h = slot_of(truth, mask);
-    while (slot_cls[h] && slot_key[h] != truth)
-        h = (h + 1) & mask;
+    size_t h = slot_of(slot_key, slot_cls, mask, truth);
     return slot_cls[h] ? (uint8_t)(slot_cls[h] - 1) : ENS_OPEN_NONE;
 }
